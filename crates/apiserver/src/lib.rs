@@ -1,0 +1,3 @@
+//! skiff's Kubernetes-compatible API server.
+
+pub mod resources;
