@@ -9,6 +9,7 @@
 //!   server-side apply and unknown-field validation.
 //! - [`patch`]: JSON merge patch, JSON patch and strategic merge patch.
 //! - [`apply`]: server-side apply with `managedFields` and conflicts.
+//! - [`fields`]: unknown-field detection for strict field validation.
 //! - [`selector`]: label and field selectors.
 //! - [`protobuf`]: decoding the Kubernetes protobuf envelope that newer
 //!   kubectl versions send for a few requests.
@@ -17,6 +18,7 @@
 //! - [`table`]: `meta.k8s.io/v1` Table rows for `kubectl get`.
 
 pub mod apply;
+pub mod fields;
 pub mod patch;
 pub mod protobuf;
 pub mod schema;
