@@ -1,0 +1,180 @@
+//! The cluster's certificate authority, serving certificate and admin token.
+//!
+//! `skiff up` keeps them under `DATA_DIR/pki/` so that a restart reuses the
+//! CA that kubeconfigs and joined nodes already trust. The serving
+//! certificate is issued fresh at every start for the addresses the server
+//! listens on, so changing `--listen` never leaves a name mismatch.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rand::RngCore;
+use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("generating certificates: {0}")]
+    Cert(#[from] rcgen::Error),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+}
+
+/// What the API server needs to serve TLS and check the admin token.
+pub struct Pki {
+    pub ca_pem: String,
+    pub server_cert_pem: String,
+    pub server_key_pem: String,
+    pub admin_token: String,
+}
+
+fn read_or_none(path: &Path) -> Result<Option<String>, PkiError> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(PkiError::Io { path: path.into(), source }),
+    }
+}
+
+/// Write a secret file readable by its owner only.
+fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| PkiError::Io { path: path.into(), source };
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+    f.write_all(contents.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+fn ca_params() -> Result<CertificateParams, PkiError> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, "skiff-ca");
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.not_before = rcgen::date_time_ymd(2024, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2124, 1, 1);
+    Ok(p)
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Pki {
+    /// Load the CA and admin token from `dir` (creating them on first use)
+    /// and issue a serving certificate for `hosts` (names and IPs).
+    pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Pki, PkiError> {
+        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io { path: dir.into(), source })?;
+        let ca_key_path = dir.join("ca.key");
+        let ca_crt_path = dir.join("ca.crt");
+        let (ca_key, ca_pem) = match (read_or_none(&ca_key_path)?, read_or_none(&ca_crt_path)?) {
+            (Some(k), Some(c)) => (KeyPair::from_pem(&k)?, c),
+            _ => {
+                let key = KeyPair::generate()?;
+                let cert = ca_params()?.self_signed(&key)?;
+                write_private(&ca_key_path, &key.serialize_pem())?;
+                write_private(&ca_crt_path, &cert.pem())?;
+                (key, cert.pem())
+            }
+        };
+        let token_path = dir.join("admin.token");
+        let admin_token = match read_or_none(&token_path)? {
+            Some(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                let t = random_token();
+                write_private(&token_path, &t)?;
+                t
+            }
+        };
+        let issuer = Issuer::new(ca_params()?, &ca_key);
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "skiff-apiserver");
+        params.distinguished_name = dn;
+        params.subject_alt_names = sans(hosts)?;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2124, 1, 1);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Pki { ca_pem, server_cert_pem: cert.pem(), server_key_pem: key.serialize_pem(), admin_token })
+    }
+
+    /// A rustls server configuration offering HTTP/2 and HTTP/1.1.
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, PkiError> {
+        let tls = |e: &dyn std::fmt::Display| PkiError::Tls(e.to_string());
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(self.server_cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|e| tls(&e))?;
+        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).map_err(|e| tls(&e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls(&e))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| tls(&e))?;
+        cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(cfg))
+    }
+}
+
+fn sans(hosts: &[String]) -> Result<Vec<SanType>, PkiError> {
+    let mut out = vec![
+        SanType::DnsName("localhost".try_into()?),
+        SanType::IpAddress(IpAddr::from([127, 0, 0, 1])),
+        SanType::IpAddress(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])),
+        SanType::DnsName("kubernetes.default.svc".try_into()?),
+    ];
+    for h in hosts {
+        let san = match h.parse::<IpAddr>() {
+            Ok(ip) if ip.is_unspecified() => continue,
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(h.as_str().try_into()?),
+        };
+        if !out.contains(&san) {
+            out.push(san);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use rustls::client::danger::ServerCertVerifier;
+
+    #[test]
+    fn ca_and_token_are_kept_across_restarts_and_cert_verifies() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = Pki::load_or_create(dir.path(), &["10.1.2.3".into()]).expect("first");
+        let b = Pki::load_or_create(dir.path(), &[]).expect("second");
+        assert_eq!(a.ca_pem, b.ca_pem);
+        assert_eq!(a.admin_token, b.admin_token);
+        assert_eq!(a.admin_token.len(), 48);
+        assert!(a.server_config().is_ok());
+        // The serving certificate chains to the CA.
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(a.ca_pem.as_bytes()) {
+            roots.add(c.expect("ca pem")).expect("add root");
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .expect("verifier");
+        let cert = CertificateDer::from_pem_slice(a.server_cert_pem.as_bytes()).expect("cert");
+        let name = rustls_pki_types::ServerName::try_from("10.1.2.3").expect("name");
+        verifier
+            .verify_server_cert(&cert, &[], &name, &[], rustls_pki_types::UnixTime::now())
+            .expect("server cert verifies for its listen address");
+    }
+}
