@@ -1,1 +1,9 @@
-fn main() {}
+//! The `skiff` command.
+
+mod commands;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    commands::Cli::parse().run()
+}

@@ -21,7 +21,12 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, reason, message: message.into(), details: None }
+        ApiError {
+            code,
+            reason,
+            message: message.into(),
+            details: None,
+        }
     }
 
     fn with_details(mut self, details: Value) -> Self {
@@ -38,18 +43,32 @@ impl ApiError {
 
     pub fn already_exists(resource: &str, name: &str) -> Self {
         let (plural, group) = split_group(resource);
-        Self::new(409, "AlreadyExists", format!("{resource} \"{name}\" already exists"))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{resource} \"{name}\" already exists"),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     pub fn conflict(resource: &str, name: &str, why: &str) -> Self {
         let (plural, group) = split_group(resource);
-        Self::new(409, "Conflict", format!("Operation cannot be fulfilled on {resource} \"{name}\": {why}"))
-            .with_details(json!({"name": name, "group": group, "kind": plural}))
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {resource} \"{name}\": {why}"),
+        )
+        .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
     /// 422 with one cause per field error.
-    pub fn invalid(kind: &str, group: &str, name: &str, message: String, causes: Vec<Value>) -> Self {
+    pub fn invalid(
+        kind: &str,
+        group: &str,
+        name: &str,
+        message: String,
+        causes: Vec<Value>,
+    ) -> Self {
         Self::new(422, "Invalid", message)
             .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
     }
@@ -71,7 +90,11 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, "RequestEntityTooLarge", format!("Request entity too large: limit is {limit}"))
+        Self::new(
+            413,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit}"),
+        )
     }
 
     pub fn gone(message: impl Into<String>) -> Self {
@@ -87,7 +110,11 @@ impl ApiError {
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(500, "InternalError", format!("Internal error occurred: {}", message.into()))
+        Self::new(
+            500,
+            "InternalError",
+            format!("Internal error occurred: {}", message.into()),
+        )
     }
 
     pub fn timeout(message: impl Into<String>) -> Self {
@@ -99,7 +126,9 @@ impl ApiError {
         match e {
             StoreError::NotFound => Self::not_found(resource, name),
             StoreError::AlreadyExists => Self::already_exists(resource, name),
-            StoreError::Conflict => Self::conflict(resource, name, &StoreError::Conflict.to_string()),
+            StoreError::Conflict => {
+                Self::conflict(resource, name, &StoreError::Conflict.to_string())
+            }
             StoreError::Expired { .. } => Self::gone(e.to_string()),
             StoreError::Closed => Self::new(503, "ServiceUnavailable", e.to_string()),
             StoreError::Backend(m) => Self::internal(m),

@@ -1,6 +1,12 @@
 //! skiff's Kubernetes-compatible API server.
 
 pub mod error;
+pub mod handlers;
+pub mod namespaces;
+pub mod openapi;
 pub mod pki;
+pub mod registry;
+pub mod request;
 pub mod resources;
+pub mod server;
 pub mod store;

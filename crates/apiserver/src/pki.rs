@@ -10,13 +10,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::RngCore;
-use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType};
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
 use rustls_pki_types::{pem::PemObject, CertificateDer, PrivateKeyDer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("generating certificates: {0}")]
     Cert(#[from] rcgen::Error),
     #[error("TLS configuration: {0}")]
@@ -35,7 +41,10 @@ fn read_or_none(path: &Path) -> Result<Option<String>, PkiError> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Io { path: path.into(), source }),
+        Err(source) => Err(PkiError::Io {
+            path: path.into(),
+            source,
+        }),
     }
 }
 
@@ -43,8 +52,17 @@ fn read_or_none(path: &Path) -> Result<Option<String>, PkiError> {
 fn write_private(path: &Path, contents: &str) -> Result<(), PkiError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| PkiError::Io { path: path.into(), source };
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io)?;
+    let io = |source| PkiError::Io {
+        path: path.into(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
     f.write_all(contents.as_bytes()).map_err(io)?;
     f.sync_all().map_err(io)
 }
@@ -55,7 +73,11 @@ fn ca_params() -> Result<CertificateParams, PkiError> {
     dn.push(DnType::CommonName, "skiff-ca");
     p.distinguished_name = dn;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     p.not_before = rcgen::date_time_ymd(2024, 1, 1);
     p.not_after = rcgen::date_time_ymd(2124, 1, 1);
     Ok(p)
@@ -71,7 +93,10 @@ impl Pki {
     /// Load the CA and admin token from `dir` (creating them on first use)
     /// and issue a serving certificate for `hosts` (names and IPs).
     pub fn load_or_create(dir: &Path, hosts: &[String]) -> Result<Pki, PkiError> {
-        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let ca_key_path = dir.join("ca.key");
         let ca_crt_path = dir.join("ca.crt");
         let (ca_key, ca_pem) = match (read_or_none(&ca_key_path)?, read_or_none(&ca_crt_path)?) {
@@ -100,21 +125,31 @@ impl Pki {
         params.distinguished_name = dn;
         params.subject_alt_names = sans(hosts)?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.not_before = rcgen::date_time_ymd(2024, 1, 1);
         params.not_after = rcgen::date_time_ymd(2124, 1, 1);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
-        Ok(Pki { ca_pem, server_cert_pem: cert.pem(), server_key_pem: key.serialize_pem(), admin_token })
+        Ok(Pki {
+            ca_pem,
+            server_cert_pem: cert.pem(),
+            server_key_pem: key.serialize_pem(),
+            admin_token,
+        })
     }
 
     /// A rustls server configuration offering HTTP/2 and HTTP/1.1.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, PkiError> {
         let tls = |e: &dyn std::fmt::Display| PkiError::Tls(e.to_string());
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(self.server_cert_pem.as_bytes())
-            .collect::<Result<_, _>>()
-            .map_err(|e| tls(&e))?;
-        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).map_err(|e| tls(&e))?;
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.server_cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| tls(&e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).map_err(|e| tls(&e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -168,9 +203,10 @@ mod tests {
             roots.add(c.expect("ca pem")).expect("add root");
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-            .expect("verifier");
+        let verifier =
+            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .expect("verifier");
         let cert = CertificateDer::from_pem_slice(a.server_cert_pem.as_bytes()).expect("cert");
         let name = rustls_pki_types::ServerName::try_from("10.1.2.3").expect("name");
         verifier

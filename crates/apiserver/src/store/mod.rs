@@ -39,7 +39,11 @@ pub enum WriteOp {
     /// Fails with [`StoreError::NotFound`] when the key is absent and with
     /// [`StoreError::Conflict`] when `expected` is set and is not the
     /// object's current revision.
-    Update { key: String, value: Value, expected: Option<u64> },
+    Update {
+        key: String,
+        value: Value,
+        expected: Option<u64>,
+    },
     /// Removes the key; the returned object is its last state, stamped with
     /// the deletion's revision (as Kubernetes' DELETED events are).
     Delete { key: String, expected: Option<u64> },
@@ -48,7 +52,9 @@ pub enum WriteOp {
 impl WriteOp {
     pub fn key(&self) -> &str {
         match self {
-            WriteOp::Create { key, .. } | WriteOp::Update { key, .. } | WriteOp::Delete { key, .. } => key,
+            WriteOp::Create { key, .. }
+            | WriteOp::Update { key, .. }
+            | WriteOp::Delete { key, .. } => key,
         }
     }
 }
@@ -86,7 +92,12 @@ pub trait Store: Send + Sync + 'static {
     fn get(&self, key: &str) -> Result<Option<Stored>, StoreError>;
     /// Objects whose key starts with `prefix`, in key order, starting after
     /// `after` when given, at most `limit` when given.
-    fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>) -> Result<Listing, StoreError>;
+    fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Listing, StoreError>;
     /// Apply one write durably. Returns only once the write is on disk.
     fn write(&self, op: WriteOp) -> BoxFuture<'static, Result<Stored, StoreError>>;
     /// Events for keys under `prefix` with a revision greater than `from`.
@@ -98,7 +109,9 @@ pub trait Store: Send + Sync + 'static {
 /// Set `metadata.resourceVersion` in an object.
 pub(crate) fn stamp_revision(value: &mut Value, rev: u64) {
     if let Some(obj) = value.as_object_mut() {
-        let meta = obj.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+        let meta = obj
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
         if let Some(meta) = meta.as_object_mut() {
             meta.insert("resourceVersion".into(), Value::String(rev.to_string()));
         }

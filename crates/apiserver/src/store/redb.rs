@@ -21,7 +21,10 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use serde_json::Value;
 use tokio::sync::oneshot;
 
-use super::{stamp_revision, Event, EventType, Listing, Store, StoreError, Stored, WatchHub, Watcher, WriteOp};
+use super::{
+    stamp_revision, Event, EventType, Listing, Store, StoreError, Stored, WatchHub, Watcher,
+    WriteOp,
+};
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -67,16 +70,25 @@ fn encode(rev: u64, value: &Value) -> Result<Vec<u8>, StoreError> {
 
 fn decode(bytes: &[u8]) -> Result<Stored, StoreError> {
     if bytes.len() < 8 {
-        return Err(StoreError::Backend("corrupt record: shorter than its revision".into()));
+        return Err(StoreError::Backend(
+            "corrupt record: shorter than its revision".into(),
+        ));
     }
     let (rev, json) = bytes.split_at(8);
     let rev = u64::from_be_bytes(rev.try_into().map_err(backend)?);
     let value = serde_json::from_slice(json).map_err(backend)?;
-    Ok(Stored { rev, value: Arc::new(value) })
+    Ok(Stored {
+        rev,
+        value: Arc::new(value),
+    })
 }
 
 fn stored_rev(bytes: &[u8]) -> u64 {
-    bytes.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).unwrap_or(0)
+    bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
 }
 
 impl RedbStore {
@@ -88,7 +100,11 @@ impl RedbStore {
             let rev = {
                 txn.open_table(OBJECTS).map_err(backend)?;
                 let meta = txn.open_table(META).map_err(backend)?;
-                let rev = meta.get(REVISION).map_err(backend)?.map(|g| g.value()).unwrap_or(0);
+                let rev = meta
+                    .get(REVISION)
+                    .map_err(backend)?
+                    .map(|g| g.value())
+                    .unwrap_or(0);
                 rev
             };
             txn.commit().map_err(backend)?;
@@ -98,12 +114,22 @@ impl RedbStore {
         let hub = Arc::new(WatchHub::new(rev, history, 4096));
         let revision = Arc::new(AtomicU64::new(rev));
         let (tx, rx) = mpsc::channel();
-        let writer = Writer { db: db.clone(), hub: hub.clone(), revision: revision.clone() };
+        let writer = Writer {
+            db: db.clone(),
+            hub: hub.clone(),
+            revision: revision.clone(),
+        };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer.run(rx))
             .map_err(backend)?;
-        Ok(RedbStore { db, tx: Some(tx), writer: Some(writer), hub, revision })
+        Ok(RedbStore {
+            db,
+            tx: Some(tx),
+            writer: Some(writer),
+            hub,
+            revision,
+        })
     }
 }
 
@@ -121,7 +147,12 @@ impl Store for RedbStore {
         }
     }
 
-    fn list(&self, prefix: &str, after: Option<&str>, limit: Option<usize>) -> Result<Listing, StoreError> {
+    fn list(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Listing, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;
         let rev = txn
             .open_table(META)
@@ -149,7 +180,11 @@ impl Store for RedbStore {
             }
             items.push((key.to_string(), decode(v.value())?));
         }
-        Ok(Listing { items: items.into_iter().map(|(_, s)| s).collect(), rev, continue_after })
+        Ok(Listing {
+            items: items.into_iter().map(|(_, s)| s).collect(),
+            rev,
+            continue_after,
+        })
     }
 
     fn write(&self, op: WriteOp) -> BoxFuture<'static, Result<Stored, StoreError>> {
@@ -249,7 +284,10 @@ impl Writer {
                 pending.push(Pending { reply, result });
             }
             drop(table);
-            txn.open_table(META).map_err(backend)?.insert(REVISION, rev).map_err(backend)?;
+            txn.open_table(META)
+                .map_err(backend)?
+                .insert(REVISION, rev)
+                .map_err(backend)?;
             Ok(rev)
         })();
         let committed = outcome.and_then(|rev| txn.commit().map_err(backend).map(|_| rev));
@@ -265,23 +303,34 @@ fn apply_one(
     op: WriteOp,
     rev: u64,
 ) -> Result<(Stored, Arc<Event>), StoreError> {
-    let current = table.get(op.key()).map_err(backend)?.map(|g| g.value().to_vec());
+    let current = table
+        .get(op.key())
+        .map_err(backend)?
+        .map(|g| g.value().to_vec());
     let (key, kind, value, prev) = match op {
         WriteOp::Create { key, mut value } => {
             if current.is_some() {
                 return Err(StoreError::AlreadyExists);
             }
             stamp_revision(&mut value, rev);
-            table.insert(key.as_str(), encode(rev, &value)?.as_slice()).map_err(backend)?;
+            table
+                .insert(key.as_str(), encode(rev, &value)?.as_slice())
+                .map_err(backend)?;
             (key, EventType::Added, value, None)
         }
-        WriteOp::Update { key, mut value, expected } => {
+        WriteOp::Update {
+            key,
+            mut value,
+            expected,
+        } => {
             let cur = current.ok_or(StoreError::NotFound)?;
             if expected.is_some_and(|e| e != stored_rev(&cur)) {
                 return Err(StoreError::Conflict);
             }
             stamp_revision(&mut value, rev);
-            table.insert(key.as_str(), encode(rev, &value)?.as_slice()).map_err(backend)?;
+            table
+                .insert(key.as_str(), encode(rev, &value)?.as_slice())
+                .map_err(backend)?;
             (key, EventType::Modified, value, Some(decode(&cur)?.value))
         }
         WriteOp::Delete { key, expected } => {
@@ -298,7 +347,14 @@ fn apply_one(
     };
     let raw = Bytes::from(serde_json::to_vec(&value).map_err(backend)?);
     let object = Arc::new(value);
-    let event = Arc::new(Event { rev, kind, key, object: object.clone(), raw, prev });
+    let event = Arc::new(Event {
+        rev,
+        kind,
+        key,
+        object: object.clone(),
+        raw,
+        prev,
+    });
     Ok((Stored { rev, value: object }, event))
 }
 
@@ -316,8 +372,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         {
             let s = open(dir.path());
-            let a = s.write(WriteOp::Create { key: "/core/cm/a/x".into(), value: json!({"metadata":{"name":"x"}}) }).await.expect("create");
-            let b = s.write(WriteOp::Create { key: "/core/cm/a/y".into(), value: json!({"metadata":{"name":"y"}}) }).await.expect("create");
+            let a = s
+                .write(WriteOp::Create {
+                    key: "/core/cm/a/x".into(),
+                    value: json!({"metadata":{"name":"x"}}),
+                })
+                .await
+                .expect("create");
+            let b = s
+                .write(WriteOp::Create {
+                    key: "/core/cm/a/y".into(),
+                    value: json!({"metadata":{"name":"y"}}),
+                })
+                .await
+                .expect("create");
             assert_eq!((a.rev, b.rev), (1, 2));
             assert_eq!(b.value["metadata"]["resourceVersion"], "2");
         }
@@ -325,7 +393,13 @@ mod tests {
         assert_eq!(s.revision(), 2);
         let got = s.get("/core/cm/a/x").expect("get").expect("present");
         assert_eq!(got.rev, 1);
-        let c = s.write(WriteOp::Create { key: "/core/cm/a/z".into(), value: json!({}) }).await.expect("create");
+        let c = s
+            .write(WriteOp::Create {
+                key: "/core/cm/a/z".into(),
+                value: json!({}),
+            })
+            .await
+            .expect("create");
         assert_eq!(c.rev, 3);
     }
 
@@ -333,13 +407,35 @@ mod tests {
     async fn stale_precondition_conflicts_and_writes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = open(dir.path());
-        let a = s.write(WriteOp::Create { key: "/k".into(), value: json!({"v":1}) }).await.expect("create");
-        s.write(WriteOp::Update { key: "/k".into(), value: json!({"v":2}), expected: Some(a.rev) }).await.expect("update");
-        let stale = s.write(WriteOp::Update { key: "/k".into(), value: json!({"v":3}), expected: Some(a.rev) }).await;
+        let a = s
+            .write(WriteOp::Create {
+                key: "/k".into(),
+                value: json!({"v":1}),
+            })
+            .await
+            .expect("create");
+        s.write(WriteOp::Update {
+            key: "/k".into(),
+            value: json!({"v":2}),
+            expected: Some(a.rev),
+        })
+        .await
+        .expect("update");
+        let stale = s
+            .write(WriteOp::Update {
+                key: "/k".into(),
+                value: json!({"v":3}),
+                expected: Some(a.rev),
+            })
+            .await;
         assert!(matches!(stale, Err(StoreError::Conflict)));
         assert_eq!(s.get("/k").expect("get").expect("present").value["v"], 2);
         assert!(matches!(
-            s.write(WriteOp::Create { key: "/k".into(), value: json!({}) }).await,
+            s.write(WriteOp::Create {
+                key: "/k".into(),
+                value: json!({})
+            })
+            .await,
             Err(StoreError::AlreadyExists)
         ));
         assert_eq!(s.revision(), 2, "failed writes take no revision");
@@ -350,9 +446,18 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = Arc::new(open(dir.path()));
         let futs: Vec<_> = (0..200)
-            .map(|i| s.write(WriteOp::Create { key: format!("/core/cm/n/{i:03}"), value: json!({"i": i}) }))
+            .map(|i| {
+                s.write(WriteOp::Create {
+                    key: format!("/core/cm/n/{i:03}"),
+                    value: json!({"i": i}),
+                })
+            })
             .collect();
-        let revs: Vec<u64> = futures::future::join_all(futs).await.into_iter().map(|r| r.expect("write").rev).collect();
+        let revs: Vec<u64> = futures::future::join_all(futs)
+            .await
+            .into_iter()
+            .map(|r| r.expect("write").rev)
+            .collect();
         let mut sorted = revs.clone();
         sorted.sort_unstable();
         sorted.dedup();
@@ -360,7 +465,9 @@ mod tests {
         let listing = s.list("/core/cm/n/", None, Some(150)).expect("list");
         assert_eq!(listing.items.len(), 150);
         assert_eq!(listing.rev, 200);
-        let rest = s.list("/core/cm/n/", listing.continue_after.as_deref(), None).expect("list rest");
+        let rest = s
+            .list("/core/cm/n/", listing.continue_after.as_deref(), None)
+            .expect("list rest");
         assert_eq!(rest.items.len(), 50);
         assert_eq!(rest.items[0].value["i"], 150);
     }
@@ -369,12 +476,25 @@ mod tests {
     async fn watch_sees_delete_with_new_revision_and_prev() {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = open(dir.path());
-        s.write(WriteOp::Create { key: "/p/a".into(), value: json!({"metadata":{"name":"a"}}) }).await.expect("create");
+        s.write(WriteOp::Create {
+            key: "/p/a".into(),
+            value: json!({"metadata":{"name":"a"}}),
+        })
+        .await
+        .expect("create");
         let mut w = s.watch("/p/", 1).expect("watch");
-        s.write(WriteOp::Delete { key: "/p/a".into(), expected: None }).await.expect("delete");
+        s.write(WriteOp::Delete {
+            key: "/p/a".into(),
+            expected: None,
+        })
+        .await
+        .expect("delete");
         let ev = w.events.recv().await.expect("event");
         assert_eq!(ev.kind, EventType::Deleted);
         assert_eq!(ev.object["metadata"]["resourceVersion"], "2");
-        assert_eq!(ev.prev.as_ref().expect("prev")["metadata"]["resourceVersion"], "1");
+        assert_eq!(
+            ev.prev.as_ref().expect("prev")["metadata"]["resourceVersion"],
+            "1"
+        );
     }
 }

@@ -80,7 +80,11 @@ impl WatchHub {
     /// may have `queue` undelivered events before it is dropped.
     pub fn new(start: u64, capacity: usize, queue: usize) -> Self {
         WatchHub {
-            inner: Mutex::new(Inner { history: VecDeque::new(), complete_after: start, subscribers: Vec::new() }),
+            inner: Mutex::new(Inner {
+                history: VecDeque::new(),
+                complete_after: start,
+                subscribers: Vec::new(),
+            }),
             capacity,
             queue,
             published: AtomicU64::new(start),
@@ -93,7 +97,9 @@ impl WatchHub {
 
     /// Hand committed events (in revision order) to history and watchers.
     pub fn publish(&self, events: Vec<Arc<Event>>) {
-        let Some(last) = events.last().map(|e| e.rev) else { return };
+        let Some(last) = events.last().map(|e| e.rev) else {
+            return;
+        };
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for ev in events {
             inner.subscribers.retain(|s| {
@@ -119,7 +125,10 @@ impl WatchHub {
     pub fn subscribe(&self, prefix: &str, from: u64) -> Result<Watcher, StoreError> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if from < inner.complete_after {
-            return Err(StoreError::Expired { requested: from, oldest: inner.complete_after + 1 });
+            return Err(StoreError::Expired {
+                requested: from,
+                oldest: inner.complete_after + 1,
+            });
         }
         let backlog: Vec<Arc<Event>> = inner
             .history
@@ -132,14 +141,21 @@ impl WatchHub {
             // Cannot fail: the channel was sized to hold the backlog.
             let _ = tx.try_send(ev);
         }
-        inner.subscribers.push(Subscriber { prefix: prefix.to_string(), tx });
+        inner.subscribers.push(Subscriber {
+            prefix: prefix.to_string(),
+            tx,
+        });
         Ok(Watcher { events: rx })
     }
 
     /// Number of live watchers (for metrics and tests).
     pub fn watchers(&self) -> usize {
         let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        inner.subscribers.iter().filter(|s| !s.tx.is_closed()).count()
+        inner
+            .subscribers
+            .iter()
+            .filter(|s| !s.tx.is_closed())
+            .count()
     }
 
     /// Close every watcher (shutdown).
@@ -167,7 +183,11 @@ mod tests {
     #[tokio::test]
     async fn resumes_from_history_then_live_in_order() {
         let hub = WatchHub::new(10, 100, 100);
-        hub.publish(vec![ev(11, "/core/pods/a/x"), ev(12, "/core/cm/a/y"), ev(13, "/core/pods/a/z")]);
+        hub.publish(vec![
+            ev(11, "/core/pods/a/x"),
+            ev(12, "/core/cm/a/y"),
+            ev(13, "/core/pods/a/z"),
+        ]);
         let mut w = hub.subscribe("/core/pods/", 11).expect("in history");
         hub.publish(vec![ev(14, "/core/pods/b/q")]);
         let revs: Vec<u64> = [w.events.recv().await, w.events.recv().await]
@@ -183,7 +203,10 @@ mod tests {
         hub.publish(vec![ev(11, "/a"), ev(12, "/a"), ev(13, "/a")]);
         assert!(hub.subscribe("/", 11).is_ok());
         match hub.subscribe("/", 10) {
-            Err(StoreError::Expired { requested: 10, oldest: 12 }) => {}
+            Err(StoreError::Expired {
+                requested: 10,
+                oldest: 12,
+            }) => {}
             other => panic!("expected Expired, got {:?}", other.map(|_| ())),
         }
     }

@@ -1,0 +1,994 @@
+//! create, update, patch (four flavours), delete and deletecollection,
+//! plus the subresources that write (`status`, `scale`, `binding`,
+//! `finalize`) and the review kinds answered without storage.
+//!
+//! Every write is checked completely before the store sees it, and reaches
+//! the store as one conditional write, so a failed request changes nothing.
+
+use std::sync::Arc;
+
+use apimachinery::apply::{self, ApplyError, ApplyParams};
+use apimachinery::patch;
+use apimachinery::schema::TypeRef;
+use http::{HeaderValue, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::body::{self, Body, BodyType};
+use super::read::{render_object, versioned, Selectors};
+use super::{ApiServer, Ctx};
+use crate::error::{ApiError, ApiResult};
+use crate::registry::{self, meta_mut, name_of};
+use crate::request::qualified;
+use crate::resources::{self, Resource};
+use crate::store::{StoreError, Stored, WriteOp};
+
+/// How often a patch is retried when someone else wrote in between.
+const PATCH_RETRIES: usize = 8;
+
+fn root_type(r: &Resource) -> TypeRef {
+    TypeRef::Named(r.openapi.to_string())
+}
+
+/// Unknown-field handling: `Strict` refuses, `Warn` (the default) answers
+/// with warnings, `Ignore` says nothing.
+fn field_validation(ctx: &Ctx, r: &Resource, obj: &Value) -> ApiResult<Vec<String>> {
+    let schema = crate::openapi::schema_set();
+    let ty = root_type(r);
+    let type_errors = apimachinery::fields::type_errors(schema, &ty, obj);
+    if !type_errors.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            r.kind,
+            r.version,
+            r.kind,
+            type_errors.join(", ")
+        )));
+    }
+    let mode = ctx.query.get("fieldValidation").unwrap_or("Warn");
+    if mode == "Ignore" {
+        return Ok(Vec::new());
+    }
+    let unknown: Vec<String> = apimachinery::fields::unknown_fields(schema, &ty, obj)
+        .into_iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    match mode {
+        "Strict" if !unknown.is_empty() => Err(ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
+            r.kind,
+            r.version,
+            r.kind,
+            unknown.join(", ")
+        ))),
+        "Strict" | "Warn" => Ok(unknown),
+        other => Err(ApiError::bad_request(format!(
+            "fieldValidation must be one of Ignore, Warn or Strict, not {other:?}"
+        ))),
+    }
+}
+
+fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let v = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(h) = HeaderValue::from_str(&v) {
+            resp.headers_mut().append("Warning", h);
+        }
+    }
+    resp
+}
+
+/// Check (or, for clients that omit them, fill in) apiVersion and kind.
+fn check_type(r: &Resource, obj: &mut Value) -> ApiResult<()> {
+    let want = r.api_version();
+    match obj.get("apiVersion").and_then(Value::as_str) {
+        None | Some("") => obj["apiVersion"] = json!(want),
+        Some(v) if v == want => {}
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({want})"
+            )))
+        }
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        None | Some("") => obj["kind"] = json!(r.kind),
+        Some(k) if k == r.kind => {}
+        Some(k) => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({}) for {}",
+                r.kind,
+                qualified(r)
+            )))
+        }
+    }
+    if !obj.get("metadata").is_none_or(Value::is_object) {
+        return Err(ApiError::bad_request("metadata must be an object"));
+    }
+    Ok(())
+}
+
+/// The namespace in the body must agree with the URL; it defaults to it.
+fn check_namespace(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
+    let r = ctx.info.resource;
+    let body_ns = obj["metadata"]
+        .get("namespace")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if !r.namespaced() {
+        meta_mut(obj).remove("namespace");
+        return Ok(());
+    }
+    let url_ns = ctx.info.namespace.clone().unwrap_or_default();
+    match body_ns {
+        Some(ns) if !ns.is_empty() && ns != url_ns => Err(ApiError::bad_request(format!(
+            "the namespace of the provided object ({ns}) does not match the namespace sent on the request ({url_ns})"
+        ))),
+        _ => {
+            meta_mut(obj).insert("namespace".into(), json!(url_ns));
+            Ok(())
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+fn created(ctx: &Ctx, v: &Value, warnings: &[String]) -> Response<Body> {
+    with_warnings(
+        body::respond(StatusCode::CREATED, &render_object(ctx, v), ctx.accept),
+        warnings,
+    )
+}
+
+fn ok(ctx: &Ctx, v: &Value, warnings: &[String]) -> Response<Body> {
+    with_warnings(
+        body::respond(StatusCode::OK, &render_object(ctx, v), ctx.accept),
+        warnings,
+    )
+}
+
+fn success_status(r: &Resource, v: &Value) -> Value {
+    json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+        "details": {"name": name_of(v), "group": r.group, "kind": r.plural, "uid": v["metadata"]["uid"]},
+    })
+}
+
+/// Objects equal but for what a no-op write would touch.
+fn same_object(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("managedFields");
+            m.remove("resourceVersion");
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+impl ApiServer {
+    fn now(&self) -> String {
+        registry::now_rfc3339()
+    }
+
+    /// Namespaced writes need a namespace that exists and is not going away.
+    fn check_namespace_open(&self, r: &Resource, ns: Option<&str>) -> ApiResult<()> {
+        let Some(ns) = ns.filter(|_| r.namespaced()) else {
+            return Ok(());
+        };
+        let nsr = resources::by_kind("", "v1", "Namespace")
+            .ok_or_else(|| ApiError::internal("namespaces not served"))?;
+        let stored = self.load(nsr, None, ns)?;
+        if stored.value["metadata"]
+            .get("deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+        {
+            return Err(ApiError::forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                qualified(r),
+                name_of(&stored.value)
+            )));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn create(
+        self: Arc<Self>,
+        ctx: &Ctx,
+        bytes: &[u8],
+    ) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        match ctx.info.subresource.as_deref() {
+            Some("binding") => return self.bind(ctx, bytes).await,
+            Some("eviction") => return self.evict(ctx).await,
+            Some(s) => {
+                return Err(ApiError::method_not_allowed(format!(
+                    "POST is not supported on the {s} subresource"
+                )))
+            }
+            None => {}
+        }
+        let bt = body::body_type(&ctx.headers)?;
+        if !matches!(bt, BodyType::Json | BodyType::Yaml | BodyType::Protobuf) {
+            return Err(ApiError::unsupported_media_type(
+                "patch types are for PATCH",
+            ));
+        }
+        let mut obj = body::decode(bt, bytes, false)?;
+        check_type(r, &mut obj)?;
+        if r.create_only {
+            return Ok(body::respond(
+                StatusCode::CREATED,
+                &review(r, obj),
+                ctx.accept,
+            ));
+        }
+        let warnings = field_validation(ctx, r, &obj)?;
+        check_namespace(ctx, &mut obj)?;
+        let generate = obj["metadata"]
+            .get("generateName")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let name = name_of(&obj).to_string();
+        if name.is_empty() && generate.is_none() {
+            return Err(registry::invalid(
+                r,
+                "",
+                &[apimachinery::validation::FieldError {
+                    kind: apimachinery::validation::ErrorType::Required,
+                    field: "metadata.name".into(),
+                    value: None,
+                    detail: "name or generateName is required".into(),
+                }],
+            ));
+        }
+        if obj["metadata"]
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty())
+        {
+            return Err(ApiError::bad_request(
+                "resourceVersion should not be set on objects to be created",
+            ));
+        }
+        self.check_namespace_open(r, ctx.info.namespace.as_deref())?;
+        registry::prepare_create(r, &mut obj);
+        let manager = ctx.field_manager();
+        for attempt in 0..8 {
+            let mut obj = obj.clone();
+            if name.is_empty() {
+                let g = generate.clone().unwrap_or_default();
+                meta_mut(&mut obj).insert("name".into(), json!(format!("{g}{}", random_suffix())));
+            }
+            registry::default_and_validate_create(r, &mut obj)?;
+            let now = self.now();
+            apply::record_update(
+                None,
+                &mut obj,
+                &manager,
+                None,
+                &r.api_version(),
+                &now,
+                crate::openapi::schema_set(),
+                &root_type(r),
+            );
+            if ctx.query.dry_run()? {
+                return Ok(created(ctx, &obj, &warnings));
+            }
+            let key = registry::key(r, ctx.info.namespace.as_deref(), name_of(&obj));
+            let this_name = name_of(&obj).to_string();
+            match self.store.write(WriteOp::Create { key, value: obj }).await {
+                Ok(s) => return Ok(created(ctx, &s.value, &warnings)),
+                // A generated name that is taken: draw another.
+                Err(StoreError::AlreadyExists) if name.is_empty() && attempt < 7 => continue,
+                Err(e) => return Err(ApiError::from_store(e, &qualified(r), &this_name)),
+            }
+        }
+        Err(ApiError::internal("could not generate a unique name"))
+    }
+
+    pub(super) async fn update(
+        self: Arc<Self>,
+        ctx: &Ctx,
+        bytes: &[u8],
+    ) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let name = ctx.info.name.clone().unwrap_or_default();
+        let bt = body::body_type(&ctx.headers)?;
+        if !matches!(bt, BodyType::Json | BodyType::Yaml | BodyType::Protobuf) {
+            return Err(ApiError::unsupported_media_type(
+                "patch types are for PATCH",
+            ));
+        }
+        let mut new = body::decode(bt, bytes, false)?;
+        if ctx.info.subresource.as_deref() == Some("scale") {
+            let replicas = new["spec"]["replicas"].as_i64();
+            let rv = new["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|s| s.parse().ok());
+            return self.set_scale(ctx, replicas, rv).await;
+        }
+        check_type(r, &mut new)?;
+        let warnings = field_validation(ctx, r, &new)?;
+        check_namespace(ctx, &mut new)?;
+        if name_of(&new) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                name_of(&new)
+            )));
+        }
+        let old = self.load(r, ctx.info.namespace.as_deref(), &name)?;
+        let expected = match new["metadata"]
+            .get("resourceVersion")
+            .and_then(Value::as_str)
+        {
+            None | Some("") => None,
+            Some(v) => Some(
+                v.parse::<u64>()
+                    .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {v:?}")))?,
+            ),
+        };
+        if expected.is_some_and(|e| e != old.rev) {
+            return Err(ApiError::from_store(
+                StoreError::Conflict,
+                &qualified(r),
+                &name,
+            ));
+        }
+        let s = self
+            .finish_update(ctx, &old, new, Some(old.rev), true)
+            .await?;
+        Ok(ok(ctx, &s.value, &warnings))
+    }
+
+    /// The common tail of update, patch and apply: server-owned fields,
+    /// validation, managed fields, then one conditional write (or a
+    /// delete, when the last finalizer of a deleted object went away).
+    async fn finish_update(
+        &self,
+        ctx: &Ctx,
+        old: &Stored,
+        mut new: Value,
+        expected: Option<u64>,
+        track: bool,
+    ) -> ApiResult<Stored> {
+        let r = ctx.info.resource;
+        let sub = ctx.info.subresource.as_deref().filter(|s| *s != "scale");
+        let name = name_of(&old.value).to_string();
+        registry::prepare_update(r, &old.value, &mut new, sub);
+        if sub.is_none() {
+            registry::default_and_validate_update(r, &old.value, &mut new)?;
+        }
+        if same_object(&old.value, &new) {
+            return Ok(old.clone());
+        }
+        if track {
+            let now = self.now();
+            apply::record_update(
+                Some(&old.value),
+                &mut new,
+                &ctx.field_manager(),
+                sub,
+                &r.api_version(),
+                &now,
+                crate::openapi::schema_set(),
+                &root_type(r),
+            );
+        }
+        if ctx.query.dry_run()? {
+            return Ok(Stored {
+                rev: old.rev,
+                value: Arc::new(new),
+            });
+        }
+        let key = registry::key(r, ctx.info.namespace.as_deref(), &name);
+        let finalized = new["metadata"]
+            .get("deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+            && new["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|f| f.is_empty())
+            && !(r.kind == "Namespace"
+                && new["spec"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty()))
+            && !(r.kind == "Pod" && pod_awaits_node(&new));
+        let op = if finalized {
+            WriteOp::Delete { key, expected }
+        } else {
+            WriteOp::Update {
+                key,
+                value: new,
+                expected,
+            }
+        };
+        self.store
+            .write(op)
+            .await
+            .map_err(|e| ApiError::from_store(e, &qualified(r), &name))
+    }
+
+    pub(super) async fn patch(
+        self: Arc<Self>,
+        ctx: &Ctx,
+        bytes: &[u8],
+    ) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let bt = body::body_type(&ctx.headers)?;
+        if bt == BodyType::ApplyPatch {
+            return self.apply(ctx, bytes).await;
+        }
+        if !matches!(
+            bt,
+            BodyType::MergePatch | BodyType::JsonPatch | BodyType::StrategicMergePatch
+        ) {
+            return Err(ApiError::unsupported_media_type(
+                "PATCH needs application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json or application/apply-patch+yaml",
+            ));
+        }
+        let patch_doc = body::decode(bt, bytes, bt == BodyType::JsonPatch)?;
+        let name = ctx.info.name.clone().unwrap_or_default();
+        let scale = ctx.info.subresource.as_deref() == Some("scale");
+        for _ in 0..PATCH_RETRIES {
+            let old = self.load(r, ctx.info.namespace.as_deref(), &name)?;
+            let base = if scale {
+                scale_of(r, &old.value)
+            } else {
+                (*old.value).clone()
+            };
+            let ty = if scale {
+                TypeRef::Named("io.k8s.api.autoscaling.v1.Scale".into())
+            } else {
+                root_type(r)
+            };
+            let patched = match bt {
+                BodyType::MergePatch => Ok(patch::merge_patch(&base, &patch_doc)),
+                BodyType::JsonPatch => patch::json_patch(&base, &patch_doc),
+                _ => patch::strategic_merge_patch(
+                    &base,
+                    &patch_doc,
+                    crate::openapi::schema_set(),
+                    &ty,
+                ),
+            }
+            .map_err(|e| patch_error(r, &name, e))?;
+            if scale {
+                let replicas = patched["spec"]["replicas"].as_i64();
+                return self.set_scale(ctx, replicas, None).await;
+            }
+            let mut new = patched;
+            check_type(r, &mut new)?;
+            let warnings = field_validation(ctx, r, &new)?;
+            if name_of(&new) != name {
+                return Err(ApiError::bad_request(
+                    "metadata.name cannot be changed by a patch",
+                ));
+            }
+            // A resourceVersion in the patch is a precondition.
+            let rv = new["metadata"]
+                .get("resourceVersion")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<u64>().ok());
+            if rv.is_some_and(|v| v != old.rev) {
+                return Err(ApiError::from_store(
+                    StoreError::Conflict,
+                    &qualified(r),
+                    &name,
+                ));
+            }
+            match self
+                .finish_update(ctx, &old, new, Some(old.rev), true)
+                .await
+            {
+                Ok(s) => return Ok(ok(ctx, &s.value, &warnings)),
+                Err(e) if e.reason == "Conflict" && rv.is_none() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::conflict(
+            &qualified(r),
+            &name,
+            "too many concurrent writes; try again",
+        ))
+    }
+
+    /// Server-side apply (`application/apply-patch+yaml`): creates when the
+    /// object is missing, merges by field ownership otherwise.
+    async fn apply(self: Arc<Self>, ctx: &Ctx, bytes: &[u8]) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let name = ctx.info.name.clone().unwrap_or_default();
+        let Some(manager) = ctx.query.get("fieldManager").map(str::to_string) else {
+            return Err(ApiError::bad_request(
+                "fieldManager is required for apply requests",
+            ));
+        };
+        let mut config = body::decode(BodyType::ApplyPatch, bytes, false)?;
+        check_type(r, &mut config)?;
+        let warnings = field_validation(ctx, r, &config)?;
+        check_namespace(ctx, &mut config)?;
+        if name_of(&config) != name {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({}) does not match the name on the URL ({name})",
+                name_of(&config)
+            )));
+        }
+        let force = ctx.query.flag("force");
+        let ty = root_type(r);
+        for _ in 0..PATCH_RETRIES {
+            let now = self.now();
+            let av = r.api_version();
+            let params = ApplyParams {
+                manager: &manager,
+                force,
+                api_version: &av,
+                now: &now,
+                schema: crate::openapi::schema_set(),
+                ty: &ty,
+            };
+            let key = registry::key(r, ctx.info.namespace.as_deref(), &name);
+            let old = self
+                .store
+                .get(&key)
+                .map_err(|e| ApiError::from_store(e, &qualified(r), &name))?;
+            let merged = apply::apply(old.as_ref().map(|s| &*s.value), &config, &params)
+                .map_err(|e| apply_error(r, &name, e))?;
+            let Some(old) = old else {
+                self.check_namespace_open(r, ctx.info.namespace.as_deref())?;
+                let mut obj = merged;
+                let managed = obj["metadata"].get("managedFields").cloned();
+                registry::prepare_create(r, &mut obj);
+                if let Some(m) = managed {
+                    meta_mut(&mut obj).insert("managedFields".into(), m);
+                }
+                registry::default_and_validate_create(r, &mut obj)?;
+                if ctx.query.dry_run()? {
+                    return Ok(created(ctx, &obj, &warnings));
+                }
+                match self.store.write(WriteOp::Create { key, value: obj }).await {
+                    Ok(s) => return Ok(created(ctx, &s.value, &warnings)),
+                    Err(StoreError::AlreadyExists) => continue,
+                    Err(e) => return Err(ApiError::from_store(e, &qualified(r), &name)),
+                }
+            };
+            match self
+                .finish_update(ctx, &old, merged, Some(old.rev), false)
+                .await
+            {
+                Ok(s) => return Ok(ok(ctx, &s.value, &warnings)),
+                Err(e)
+                    if e.reason == "Conflict"
+                        && e.details.as_ref().is_none_or(|d| d.get("causes").is_none()) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::conflict(
+            &qualified(r),
+            &name,
+            "too many concurrent writes; try again",
+        ))
+    }
+
+    pub(super) async fn delete(
+        self: Arc<Self>,
+        ctx: &Ctx,
+        bytes: &[u8],
+    ) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let name = ctx.info.name.clone().unwrap_or_default();
+        let opts = delete_options(ctx, bytes)?;
+        let old = self.load(r, ctx.info.namespace.as_deref(), &name)?;
+        self.delete_one(ctx, r, old, &opts).await
+    }
+
+    async fn delete_one(
+        &self,
+        ctx: &Ctx,
+        r: &Resource,
+        old: Stored,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Response<Body>> {
+        let name = name_of(&old.value).to_string();
+        let q = qualified(r);
+        if let Some(uid) = &opts.uid {
+            if old.value["metadata"]["uid"].as_str() != Some(uid) {
+                return Err(ApiError::conflict(
+                    &q,
+                    &name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        old.value["metadata"]["uid"].as_str().unwrap_or("")
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = opts.resource_version {
+            if rv != old.rev {
+                return Err(ApiError::conflict(&q, &name, &format!(
+                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                    old.rev
+                )));
+            }
+        }
+        let mut new = (*old.value).clone();
+        let already = new["metadata"]
+            .get("deletionTimestamp")
+            .is_some_and(|t| !t.is_null());
+        let grace = self.grace_period(r, &new, opts);
+        let mut finalizers: Vec<Value> = new["metadata"]["finalizers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        match opts.propagation.as_deref() {
+            Some("Orphan") if !already && has_dependents_finalizer_support(r) => {
+                finalizers.push(json!("orphan"))
+            }
+            Some("Foreground") if !already && has_dependents_finalizer_support(r) => {
+                finalizers.push(json!("foregroundDeletion"))
+            }
+            _ => {}
+        }
+        finalizers.dedup();
+        let pending = !finalizers.is_empty()
+            || (r.kind == "Namespace")
+            || (r.kind == "Pod" && grace > 0 && pod_awaits_node(&new));
+        let key = registry::key(r, ctx.info.namespace.as_deref(), &name);
+        if !pending || (r.kind == "Pod" && grace == 0 && finalizers.is_empty()) {
+            if ctx.query.dry_run()? {
+                return Ok(body::json(StatusCode::OK, &success_status(r, &old.value)));
+            }
+            let s = self
+                .store
+                .write(WriteOp::Delete {
+                    key,
+                    expected: Some(old.rev),
+                })
+                .await
+                .map_err(|e| ApiError::from_store(e, &q, &name))?;
+            return Ok(body::json(StatusCode::OK, &success_status(r, &s.value)));
+        }
+        if already {
+            return Ok(body::respond(
+                StatusCode::OK,
+                &render_object(ctx, &old.value),
+                ctx.accept,
+            ));
+        }
+        {
+            let m = meta_mut(&mut new);
+            let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+            m.insert(
+                "deletionTimestamp".into(),
+                json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
+            m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+            if !finalizers.is_empty() {
+                m.insert("finalizers".into(), Value::Array(finalizers));
+            }
+        }
+        if r.kind == "Namespace" {
+            new["status"]["phase"] = json!("Terminating");
+        }
+        if ctx.query.dry_run()? {
+            return Ok(body::respond(
+                StatusCode::OK,
+                &render_object(ctx, &new),
+                ctx.accept,
+            ));
+        }
+        let s = self
+            .store
+            .write(WriteOp::Update {
+                key,
+                value: new,
+                expected: Some(old.rev),
+            })
+            .await
+            .map_err(|e| ApiError::from_store(e, &q, &name))?;
+        Ok(body::respond(
+            StatusCode::OK,
+            &render_object(ctx, &s.value),
+            ctx.accept,
+        ))
+    }
+
+    fn grace_period(&self, r: &Resource, obj: &Value, opts: &DeleteOptions) -> i64 {
+        if r.kind != "Pod" {
+            return 0;
+        }
+        opts.grace
+            .or_else(|| obj["spec"]["terminationGracePeriodSeconds"].as_i64())
+            .unwrap_or(30)
+            .max(0)
+    }
+
+    pub(super) async fn delete_collection(
+        self: Arc<Self>,
+        ctx: &Ctx,
+        bytes: &[u8],
+    ) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let opts = delete_options(ctx, bytes)?;
+        let sel = Selectors::from_query(ctx)?;
+        let listing = self
+            .store
+            .list(
+                &registry::prefix(r, ctx.info.namespace.as_deref()),
+                None,
+                None,
+            )
+            .map_err(|e| ApiError::from_store(e, &qualified(r), ""))?;
+        let mut deleted = Vec::new();
+        for s in listing.items.into_iter().filter(|s| sel.matches(&s.value)) {
+            let v = s.value.clone();
+            match self.delete_one(ctx, r, s, &opts).await {
+                Ok(_) => deleted.push(versioned(r, &v)),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(body::json(
+            StatusCode::OK,
+            &json!({
+                "kind": format!("{}List", r.kind), "apiVersion": r.api_version(),
+                "metadata": {"resourceVersion": self.store.revision().to_string()}, "items": deleted,
+            }),
+        ))
+    }
+
+    /// `pods/NAME/binding`: assign a pod to a node, once.
+    async fn bind(&self, ctx: &Ctx, bytes: &[u8]) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let name = ctx.info.name.clone().unwrap_or_default();
+        let binding = body::decode(body::body_type(&ctx.headers)?, bytes, false)?;
+        let node = binding["target"]["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| {
+                registry::invalid(
+                    r,
+                    &name,
+                    &[apimachinery::validation::FieldError {
+                        kind: apimachinery::validation::ErrorType::Required,
+                        field: "target.name".into(),
+                        value: None,
+                        detail: "a binding needs the node's name".into(),
+                    }],
+                )
+            })?;
+        let old = self.load(r, ctx.info.namespace.as_deref(), &name)?;
+        if let Some(cur) = old.value["spec"]["nodeName"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+        {
+            return Err(ApiError::conflict(
+                &qualified(r),
+                &name,
+                &format!("pod {name} is already assigned to node \"{cur}\""),
+            ));
+        }
+        if old.value["metadata"]
+            .get("deletionTimestamp")
+            .is_some_and(|t| !t.is_null())
+        {
+            return Err(ApiError::conflict(
+                &qualified(r),
+                &name,
+                "pod is being deleted, cannot be assigned to a host",
+            ));
+        }
+        let mut new = (*old.value).clone();
+        new["spec"]["nodeName"] = json!(node);
+        let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null, "lastTransitionTime": self.now()});
+        let conds = new["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut conds: Vec<Value> = conds
+            .into_iter()
+            .filter(|c| c["type"] != "PodScheduled")
+            .collect();
+        conds.push(cond);
+        new["status"]["conditions"] = Value::Array(conds);
+        let key = registry::key(r, ctx.info.namespace.as_deref(), &name);
+        self.store
+            .write(WriteOp::Update {
+                key,
+                value: new,
+                expected: Some(old.rev),
+            })
+            .await
+            .map_err(|e| ApiError::from_store(e, &qualified(r), &name))?;
+        Ok(body::json(
+            StatusCode::CREATED,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
+    }
+
+    /// `pods/NAME/eviction`: a delete that respects the grace period.
+    async fn evict(&self, ctx: &Ctx) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let name = ctx.info.name.clone().unwrap_or_default();
+        let old = self.load(r, ctx.info.namespace.as_deref(), &name)?;
+        self.delete_one(ctx, r, old, &DeleteOptions::default())
+            .await?;
+        Ok(body::json(
+            StatusCode::CREATED,
+            &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        ))
+    }
+
+    pub(super) async fn get_scale(&self, ctx: &Ctx) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let name = ctx.info.name.clone().unwrap_or_default();
+        let old = self.load(r, ctx.info.namespace.as_deref(), &name)?;
+        Ok(body::json(StatusCode::OK, &scale_of(r, &old.value)))
+    }
+
+    /// Write `spec.replicas` through the scale subresource.
+    async fn set_scale(
+        &self,
+        ctx: &Ctx,
+        replicas: Option<i64>,
+        expected_rv: Option<u64>,
+    ) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let name = ctx.info.name.clone().unwrap_or_default();
+        let Some(replicas) = replicas.filter(|n| *n >= 0) else {
+            return Err(ApiError::invalid("Scale", "autoscaling", &name,
+                format!("Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be a non-negative integer"),
+                vec![json!({"reason": "FieldValueInvalid", "message": "must be a non-negative integer", "field": "spec.replicas"})]));
+        };
+        for _ in 0..PATCH_RETRIES {
+            let old = self.load(r, ctx.info.namespace.as_deref(), &name)?;
+            if expected_rv.is_some_and(|rv| rv != old.rev) {
+                return Err(ApiError::from_store(
+                    StoreError::Conflict,
+                    &qualified(r),
+                    &name,
+                ));
+            }
+            let mut new = (*old.value).clone();
+            new["spec"]["replicas"] = json!(replicas);
+            match self
+                .finish_update(ctx, &old, new, Some(old.rev), true)
+                .await
+            {
+                Ok(s) => return Ok(body::json(StatusCode::OK, &scale_of(r, &s.value))),
+                Err(e) if e.reason == "Conflict" && expected_rv.is_none() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::conflict(
+            &qualified(r),
+            &name,
+            "too many concurrent writes; try again",
+        ))
+    }
+}
+
+/// A pod bound to a node waits for the node agent to confirm its
+/// containers stopped before it disappears.
+fn pod_awaits_node(pod: &Value) -> bool {
+    let bound = pod["spec"]["nodeName"]
+        .as_str()
+        .is_some_and(|n| !n.is_empty());
+    let finished = matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    );
+    bound && !finished
+}
+
+/// Owner-aware finalizers only make sense for kinds that own others.
+fn has_dependents_finalizer_support(r: &Resource) -> bool {
+    matches!(
+        r.kind,
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job"
+    )
+}
+
+/// `autoscaling/v1` Scale view of a workload.
+fn scale_of(r: &Resource, v: &Value) -> Value {
+    let selector = apimachinery::selector::LabelSelector::from_json(&v["spec"]["selector"])
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let m = &v["metadata"];
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": m["name"], "namespace": m["namespace"], "uid": m["uid"], "resourceVersion": m["resourceVersion"], "creationTimestamp": m["creationTimestamp"]},
+        "spec": {"replicas": v["spec"]["replicas"].as_i64().unwrap_or(if r.kind == "Job" { 0 } else { 1 })},
+        "status": {"replicas": v["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector},
+    })
+}
+
+#[derive(Debug, Default)]
+struct DeleteOptions {
+    grace: Option<i64>,
+    propagation: Option<String>,
+    uid: Option<String>,
+    resource_version: Option<u64>,
+}
+
+fn delete_options(ctx: &Ctx, bytes: &[u8]) -> ApiResult<DeleteOptions> {
+    let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+        json!({})
+    } else {
+        body::decode(body::body_type(&ctx.headers)?, bytes, false)?
+    };
+    let propagation = body["propagationPolicy"]
+        .as_str()
+        .map(str::to_string)
+        .or(ctx.query.get("propagationPolicy").map(str::to_string));
+    if let Some(p) = &propagation {
+        if !matches!(p.as_str(), "Orphan" | "Background" | "Foreground") {
+            return Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {p:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            )));
+        }
+    }
+    let orphan = body["orphanDependents"].as_bool();
+    Ok(DeleteOptions {
+        grace: body["gracePeriodSeconds"]
+            .as_i64()
+            .or(ctx.query.i64("gracePeriodSeconds")?),
+        propagation: propagation.or(orphan.filter(|o| *o).map(|_| "Orphan".to_string())),
+        uid: body["preconditions"]["uid"].as_str().map(str::to_string),
+        resource_version: body["preconditions"]["resourceVersion"]
+            .as_str()
+            .and_then(|s| s.parse().ok()),
+    })
+}
+
+fn patch_error(r: &Resource, name: &str, e: patch::PatchError) -> ApiError {
+    ApiError::invalid(
+        r.kind,
+        r.group,
+        name,
+        format!("{} \"{name}\" could not be patched: {e}", qualified(r)),
+        vec![],
+    )
+}
+
+fn apply_error(r: &Resource, name: &str, e: ApplyError) -> ApiError {
+    match &e {
+        ApplyError::Conflicts(cs) => {
+            let causes: Vec<Value> = cs
+                .iter()
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field}))
+                .collect();
+            let mut err = ApiError::new(409, "Conflict", e.message());
+            err.details =
+                Some(json!({"name": name, "group": r.group, "kind": r.plural, "causes": causes}));
+            err
+        }
+        ApplyError::Invalid(m) => ApiError::invalid(r.kind, r.group, name, m.clone(), vec![]),
+    }
+}
+
+/// SelfSubjectAccessReview / SelfSubjectRulesReview. The admin is the only
+/// identity so far and may do everything; RBAC answers these once it lands.
+fn review(r: &Resource, mut obj: Value) -> Value {
+    match r.kind {
+        "SelfSubjectAccessReview" => {
+            obj["status"] = json!({"allowed": true, "reason": "skiff admin may do everything"})
+        }
+        _ => {
+            obj["status"] = json!({
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": false,
+            })
+        }
+    }
+    meta_mut(&mut obj).insert("creationTimestamp".into(), Value::Null);
+    obj
+}

@@ -1,0 +1,166 @@
+//! Namespace lifecycle: the namespaces that always exist, and emptying a
+//! namespace that is being deleted.
+//!
+//! Deleting a namespace marks it Terminating (it carries the `kubernetes`
+//! finalizer in `spec.finalizers`). This loop then deletes everything in
+//! it, the way each object would be deleted through the API (pods on a
+//! node wait for their node, objects with finalizers wait for them), and
+//! once nothing is left it drops the finalizer and the namespace goes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::registry::{self, name_of};
+use crate::resources::{self, Resource};
+use crate::store::{Store, StoreError, WriteOp};
+
+/// Namespaces every cluster has.
+pub const SYSTEM_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+fn namespaces() -> &'static Resource {
+    resources::by_kind("", "v1", "Namespace").expect("the resource table serves namespaces")
+}
+
+/// Create the system namespaces that are missing.
+pub async fn ensure_system_namespaces(store: &dyn Store) -> Result<(), StoreError> {
+    let r = namespaces();
+    for ns in SYSTEM_NAMESPACES {
+        let key = registry::key(r, None, ns);
+        if store.get(&key)?.is_some() {
+            continue;
+        }
+        let mut obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}});
+        registry::prepare_create(r, &mut obj);
+        apimachinery::validation::default_object("", "Namespace", &mut obj);
+        match store.write(WriteOp::Create { key, value: obj }).await {
+            Ok(_) | Err(StoreError::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Run the namespace finalizer until the store closes.
+pub async fn run(store: Arc<dyn Store>) {
+    let r = namespaces();
+    loop {
+        let from = store.revision();
+        if let Err(e) = finalize_terminating(&*store).await {
+            tracing::warn!(error = %e, "namespace cleanup");
+        }
+        // Wake on any namespace change, or every second to notice the
+        // contents of terminating namespaces going away.
+        let Ok(mut w) = store.watch(&r.store_prefix(), from) else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), w.events.recv()).await;
+    }
+}
+
+async fn finalize_terminating(store: &dyn Store) -> Result<(), StoreError> {
+    let r = namespaces();
+    for ns in store.list(&r.store_prefix(), None, None)?.items {
+        if ns.value["metadata"]
+            .get("deletionTimestamp")
+            .is_none_or(Value::is_null)
+        {
+            continue;
+        }
+        let name = name_of(&ns.value).to_string();
+        let remaining = empty_namespace(store, &name).await?;
+        if remaining > 0 {
+            continue;
+        }
+        let mut v = (*ns.value).clone();
+        if let Some(f) = v["spec"]["finalizers"].as_array_mut() {
+            f.retain(|x| x != "kubernetes");
+        }
+        let key = registry::key(r, None, &name);
+        let done = v["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(|f| f.is_empty());
+        let op = if done {
+            WriteOp::Delete {
+                key,
+                expected: Some(ns.rev),
+            }
+        } else {
+            WriteOp::Update {
+                key,
+                value: v,
+                expected: Some(ns.rev),
+            }
+        };
+        match store.write(op).await {
+            Ok(_) | Err(StoreError::Conflict) | Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Delete what is in namespace `ns`; returns how many objects remain.
+async fn empty_namespace(store: &dyn Store, ns: &str) -> Result<usize, StoreError> {
+    let mut remaining = 0;
+    for r in resources::all()
+        .iter()
+        .filter(|r| r.namespaced() && !r.create_only)
+    {
+        for obj in store
+            .list(&registry::prefix(r, Some(ns)), None, None)?
+            .items
+        {
+            remaining += 1;
+            let key = registry::key(r, Some(ns), name_of(&obj.value));
+            let deleting = obj.value["metadata"]
+                .get("deletionTimestamp")
+                .is_some_and(|t| !t.is_null());
+            let finalizers = obj.value["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| !f.is_empty());
+            let on_node = r.kind == "Pod"
+                && obj.value["spec"]["nodeName"]
+                    .as_str()
+                    .is_some_and(|n| !n.is_empty())
+                && !matches!(
+                    obj.value["status"]["phase"].as_str(),
+                    Some("Succeeded" | "Failed")
+                );
+            let op = if !finalizers && !on_node {
+                WriteOp::Delete {
+                    key,
+                    expected: Some(obj.rev),
+                }
+            } else if deleting {
+                continue;
+            } else {
+                let mut v = (*obj.value).clone();
+                let grace = if r.kind == "Pod" {
+                    v["spec"]["terminationGracePeriodSeconds"]
+                        .as_i64()
+                        .unwrap_or(30)
+                } else {
+                    0
+                };
+                let at = chrono::Utc::now() + chrono::Duration::seconds(grace);
+                v["metadata"]["deletionTimestamp"] =
+                    json!(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+                v["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+                WriteOp::Update {
+                    key,
+                    value: v,
+                    expected: Some(obj.rev),
+                }
+            };
+            match store.write(op).await {
+                Ok(_) | Err(StoreError::Conflict) | Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(remaining)
+}

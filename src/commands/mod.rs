@@ -1,0 +1,55 @@
+//! skiff's command-line verbs, one file each.
+
+mod kubectl;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// skiff: a WebAssembly-first, lightweight orchestrator that speaks the
+/// Kubernetes API.
+#[derive(Debug, Parser)]
+#[command(name = "skiff", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane on the embedded store and write a kubeconfig.
+    Up(up::UpArgs),
+    /// Run kubectl against the cluster in a data directory
+    /// (`skiff kubectl get pods`).
+    Kubectl(kubectl::KubectlArgs),
+}
+
+impl Cli {
+    pub fn run(self) -> ExitCode {
+        let result = match self.command {
+            Command::Up(a) => up::run(a),
+            Command::Kubectl(a) => kubectl::run(a),
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("skiff: {e:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Where skiff keeps its state unless told otherwise: `/var/lib/skiff` for
+/// root, `~/.local/share/skiff` for everyone else.
+pub fn default_data_dir() -> PathBuf {
+    let is_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    match std::env::var_os("HOME") {
+        Some(home) if !is_root => PathBuf::from(home).join(".local/share/skiff"),
+        _ => PathBuf::from("/var/lib/skiff"),
+    }
+}
