@@ -30,9 +30,9 @@ const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REVISION: &str = "revision";
 
-/// Most writes one commit takes, so that one slow batch cannot delay the
-/// first caller in it without bound.
-const MAX_BATCH: usize = 1024;
+/// Most writes one commit takes by default, so that one slow batch cannot
+/// delay the first caller in it without bound.
+pub const MAX_BATCH: usize = 1024;
 
 type Reply = oneshot::Sender<Result<Stored, StoreError>>;
 
@@ -94,6 +94,12 @@ fn stored_rev(bytes: &[u8]) -> u64 {
 impl RedbStore {
     /// Open (or create) the store file at `path` and start its writer.
     pub fn open(path: &Path, history: usize) -> Result<Self, StoreError> {
+        Self::open_with_batch(path, history, MAX_BATCH)
+    }
+
+    /// As [`RedbStore::open`], committing at most `max_batch` writes at
+    /// once (1 turns group commit off; benchmarks compare the two).
+    pub fn open_with_batch(path: &Path, history: usize, max_batch: usize) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(backend)?;
         let rev = {
             let txn = db.begin_write().map_err(backend)?;
@@ -118,6 +124,7 @@ impl RedbStore {
             db: db.clone(),
             hub: hub.clone(),
             revision: revision.clone(),
+            max_batch: max_batch.max(1),
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -210,6 +217,7 @@ impl Store for RedbStore {
 }
 
 struct Writer {
+    max_batch: usize,
     db: Arc<Database>,
     hub: Arc<WatchHub>,
     revision: Arc<AtomicU64>,
@@ -225,7 +233,7 @@ impl Writer {
     fn run(self, rx: mpsc::Receiver<(WriteOp, Reply)>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < self.max_batch {
                 match rx.try_recv() {
                     Ok(next) => batch.push(next),
                     Err(_) => break,
