@@ -1,3 +1,4 @@
 //! skiff's Kubernetes-compatible API server.
 
+pub mod openapi;
 pub mod resources;

@@ -53,7 +53,16 @@ impl Resource {
         if self.create_only {
             &["create"]
         } else {
-            &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+            &[
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch",
+            ]
         }
     }
 
@@ -61,7 +70,15 @@ impl Resource {
     /// Independent of version so that a kind served in several versions
     /// shares one collection.
     pub fn store_prefix(&self) -> String {
-        format!("/{}/{}/", if self.group.is_empty() { "core" } else { self.group }, self.plural)
+        format!(
+            "/{}/{}/",
+            if self.group.is_empty() {
+                "core"
+            } else {
+                self.group
+            },
+            self.plural
+        )
     }
 }
 
@@ -126,12 +143,16 @@ pub fn all() -> &'static [Resource] {
 
 /// Find a resource by group, version and plural (as in a URL).
 pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static Resource> {
-    all().iter().find(|r| r.group == group && r.version == version && r.plural == plural)
+    all()
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
 /// Find a resource by group, version and kind (as in a manifest).
 pub fn by_kind(group: &str, version: &str, kind: &str) -> Option<&'static Resource> {
-    all().iter().find(|r| r.group == group && r.version == version && r.kind == kind)
+    all()
+        .iter()
+        .find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
 /// The groups served, in discovery order, each with its versions.
