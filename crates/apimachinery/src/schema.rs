@@ -58,7 +58,12 @@ pub struct Field {
 
 impl Field {
     pub fn new(ty: TypeRef) -> Self {
-        Field { ty, list: ListKind::Atomic, retain_keys: false, atomic: false }
+        Field {
+            ty,
+            list: ListKind::Atomic,
+            retain_keys: false,
+            atomic: false,
+        }
     }
 }
 

@@ -27,6 +27,16 @@ use sha2::{Digest, Sha256};
 
 use crate::resources::{self, Resource};
 
+/// The content type kubectl 1.27 and 1.28 require from `/openapi/v2`.
+///
+/// Those versions fetch the protobuf OpenAPI v2 document before anything
+/// else and give up on a 404, but an empty body (`200` with this content
+/// type) decodes as a valid empty document, after which they use the v3
+/// documents here for field validation and `explain`. skiff serves exactly
+/// that rather than a second copy of every schema.
+pub const OPENAPI_V2_CONTENT_TYPE: &str =
+    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf";
+
 const SCHEMA_REF_PREFIX: &str = "#/components/schemas/";
 const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
 const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
@@ -283,9 +293,25 @@ fn annotate_definitions(defs: &mut Map<String, Value>) {
     }
     for r in resources::all() {
         set_gvk(defs, r.openapi, r.group, r.version, r.kind);
+        drop_required_metadata(defs, r.openapi);
     }
     set_gvk(defs, SCALE, "autoscaling", "v1", "Scale");
     set_gvk(defs, STATUS, "", "v1", "Status");
+}
+
+/// k8s-openapi marks `metadata` of every kind required because its Rust
+/// field is not optional; Kubernetes' schemas do not (`kubectl explain`
+/// would print `-required-`), and `generateName` objects arrive without a name.
+fn drop_required_metadata(defs: &mut Map<String, Value>, name: &str) {
+    let Some(Value::Object(obj)) = defs.get_mut(name) else {
+        return;
+    };
+    if let Some(Value::Array(required)) = obj.get_mut("required") {
+        required.retain(|f| f != "metadata");
+        if required.is_empty() {
+            obj.remove("required");
+        }
+    }
 }
 
 fn set_gvk(defs: &mut Map<String, Value>, name: &str, group: &str, version: &str, kind: &str) {
@@ -1112,6 +1138,25 @@ mod tests {
         assert!(apps.get(core!("Pod")).is_none());
         assert!(apps.get(core!("PodTemplateSpec")).is_some());
         assert!(apps.get(SCALE).is_some());
+    }
+
+    #[test]
+    fn kinds_do_not_require_metadata_but_keep_their_other_required_fields() {
+        // Kubernetes' Deployment schema has no `required`; DeploymentSpec
+        // requires selector and template.
+        let apps = &doc("apis/apps/v1")["components"]["schemas"];
+        assert!(apps["io.k8s.api.apps.v1.Deployment"]
+            .get("required")
+            .is_none());
+        assert_eq!(
+            apps["io.k8s.api.apps.v1.DeploymentSpec"]["required"],
+            json!(["selector", "template"])
+        );
+        let rbac = &doc("apis/rbac.authorization.k8s.io/v1")["components"]["schemas"];
+        assert_eq!(
+            rbac["io.k8s.api.rbac.v1.RoleBinding"]["required"],
+            json!(["roleRef"])
+        );
     }
 
     #[test]
