@@ -29,7 +29,7 @@ const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 /// descended into; [`type_errors`] reports them.
 pub fn unknown_fields(schema: &SchemaSet, ty: &TypeRef, obj: &Value) -> Vec<String> {
     let mut walk = Walk::new(schema);
-    walk.root(ty, obj);
+    walk.value(ty, obj, "");
     walk.unknown
 }
 
@@ -41,7 +41,7 @@ pub fn unknown_fields(schema: &SchemaSet, ty: &TypeRef, obj: &Value) -> Vec<Stri
 /// [`TypeRef::IntOrString`] accepts a string or any number.
 pub fn type_errors(schema: &SchemaSet, ty: &TypeRef, obj: &Value) -> Vec<String> {
     let mut walk = Walk::new(schema);
-    walk.root(ty, obj);
+    walk.value(ty, obj, "");
     walk.type_errors
 }
 
@@ -58,29 +58,6 @@ impl<'a> Walk<'a> {
             schema,
             unknown: Vec::new(),
             type_errors: Vec::new(),
-        }
-    }
-
-    /// The top level of a kind: `apiVersion`, `kind` and `metadata` are
-    /// part of every kind whether or not its type spells them out.
-    fn root(&mut self, ty: &TypeRef, obj: &Value) {
-        let (TypeRef::Named(name), Value::Object(fields)) = (ty, obj) else {
-            self.value(ty, obj, "");
-            return;
-        };
-        let Some(object_type) = self.schema.get(name) else {
-            return;
-        };
-        for (key, value) in fields {
-            if let Some(field) = object_type.fields.get(key) {
-                self.value(&field.ty, value, key);
-                continue;
-            }
-            match key.as_str() {
-                "apiVersion" | "kind" => self.value(&TypeRef::String, value, key),
-                "metadata" => self.value(&TypeRef::Named(OBJECT_META.to_string()), value, key),
-                _ => self.unknown.push(key.clone()),
-            }
         }
     }
 
@@ -118,8 +95,19 @@ impl<'a> Walk<'a> {
             let child = join(path, key);
             match object_type.fields.get(key) {
                 Some(field) => self.value(&field.ty, value, &child),
+                None if path.is_empty() => self.root_field(key, value),
                 None => self.unknown.push(child),
             }
+        }
+    }
+
+    /// `apiVersion`, `kind` and `metadata` belong to every kind at the top
+    /// level, whether or not its type spells them out.
+    fn root_field(&mut self, key: &str, value: &Value) {
+        match key {
+            "apiVersion" | "kind" => self.value(&TypeRef::String, value, key),
+            "metadata" => self.value(&TypeRef::Named(OBJECT_META.to_string()), value, key),
+            _ => self.unknown.push(key.to_string()),
         }
     }
 }

@@ -511,6 +511,11 @@ fn named_type_ref(name: &str, defs: &Map<String, Value>) -> TypeRef {
 /// with a URL whose `hash` changes whenever the document does, so clients
 /// may cache it.
 pub fn root_document() -> Value {
+    static ROOT: OnceLock<Value> = OnceLock::new();
+    ROOT.get_or_init(build_root_document).clone()
+}
+
+fn build_root_document() -> Value {
     let mut paths = Map::new();
     for (group, versions) in resources::groups() {
         for version in versions {
