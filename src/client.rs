@@ -28,7 +28,9 @@ impl Client {
     pub fn new(addr: SocketAddr, ca_pem: &str, token: &str) -> Result<Client> {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-            roots.add(c.context("reading the cluster CA")?).context("adding the cluster CA")?;
+            roots
+                .add(c.context("reading the cluster CA")?)
+                .context("adding the cluster CA")?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
@@ -36,11 +38,17 @@ impl Client {
             .with_root_certificates(roots)
             .with_no_client_auth();
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Client { addr, token: token.to_string(), tls: TlsConnector::from(Arc::new(cfg)) })
+        Ok(Client {
+            addr,
+            token: token.to_string(),
+            tls: TlsConnector::from(Arc::new(cfg)),
+        })
     }
 
     pub async fn connect(&self) -> Result<Conn> {
-        let tcp = TcpStream::connect(self.addr).await.with_context(|| format!("connecting to {}", self.addr))?;
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .with_context(|| format!("connecting to {}", self.addr))?;
         tcp.set_nodelay(true)?;
         let name = ServerName::IpAddress(self.addr.ip().into());
         let tls = self.tls.connect(name, tcp).await.context("TLS handshake")?;
@@ -48,7 +56,10 @@ impl Client {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        Ok(Conn { sender, token: self.token.clone() })
+        Ok(Conn {
+            sender,
+            token: self.token.clone(),
+        })
     }
 }
 
@@ -59,7 +70,12 @@ pub struct Conn {
 
 impl Conn {
     /// Send a request and return the response with its body unread.
-    pub async fn send(&mut self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<http::Response<Incoming>> {
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<http::Response<Incoming>> {
         self.sender.ready().await?;
         let req = Request::builder()
             .method(method)
@@ -73,7 +89,12 @@ impl Conn {
     }
 
     /// Send a request and read the whole response.
-    pub async fn call(&mut self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<(StatusCode, Bytes)> {
+    pub async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(StatusCode, Bytes)> {
         let resp = self.send(method, path, body).await?;
         let status = resp.status();
         let bytes = resp.into_body().collect().await?.to_bytes();

@@ -49,7 +49,9 @@ struct ApiArgs {
 }
 
 pub fn run(a: BenchArgs) -> Result<ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match a.what {
         What::Api(args) => rt.block_on(api(args))?,
     }
@@ -67,7 +69,10 @@ async fn start(dir: PathBuf, max_batch: usize) -> Result<Server> {
     cfg.max_batch = max_batch;
     let running = apiserver::server::start(cfg).await?;
     let client = Client::new(running.addr, &running.ca_pem, &running.admin_token)?;
-    Ok(Server { client, _running: running })
+    Ok(Server {
+        client,
+        _running: running,
+    })
 }
 
 fn configmap(name: &str) -> Vec<u8> {
@@ -94,12 +99,20 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
-    sorted[((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1).min(sorted.len() - 1)]
+    sorted[((sorted.len() as f64 * p).ceil() as usize)
+        .saturating_sub(1)
+        .min(sorted.len() - 1)]
 }
 
 /// `clients` connections creating ConfigMaps as fast as they are answered
 /// until `duration` passes (or `limit` objects exist).
-async fn create_load(client: &Client, ns: &str, clients: usize, duration: Duration, limit: Option<usize>) -> Result<CreateStats> {
+async fn create_load(
+    client: &Client,
+    ns: &str,
+    clients: usize,
+    duration: Duration,
+    limit: Option<usize>,
+) -> Result<CreateStats> {
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -117,9 +130,14 @@ async fn create_load(client: &Client, ns: &str, clients: usize, duration: Durati
                     break;
                 }
                 let t = Instant::now();
-                let (status, body) = conn.call(Method::POST, &path, Some(configmap(&format!("c{c}-{i}")))).await?;
+                let (status, body) = conn
+                    .call(Method::POST, &path, Some(configmap(&format!("c{c}-{i}"))))
+                    .await?;
                 if status != http::StatusCode::CREATED {
-                    bail!("create answered {status}: {}", String::from_utf8_lossy(&body));
+                    bail!(
+                        "create answered {status}: {}",
+                        String::from_utf8_lossy(&body)
+                    );
                 }
                 lat.push(t.elapsed());
                 i += 1;
@@ -133,26 +151,57 @@ async fn create_load(client: &Client, ns: &str, clients: usize, duration: Durati
     }
     let elapsed = start.elapsed();
     all.sort_unstable();
-    Ok(CreateStats { ops: all.len(), elapsed, p50: percentile(&all, 0.50), p99: percentile(&all, 0.99) })
+    Ok(CreateStats {
+        ops: all.len(),
+        elapsed,
+        p50: percentile(&all, 0.50),
+        p99: percentile(&all, 0.99),
+    })
 }
 
 async fn api(a: ApiArgs) -> Result<()> {
     let dur = Duration::from_secs(a.seconds);
-    println!("skiff bench api: {} clients, {} s per phase, data under {}", a.clients, a.seconds, a.dir.display());
+    println!(
+        "skiff bench api: {} clients, {} s per phase, data under {}",
+        a.clients,
+        a.seconds,
+        a.dir.display()
+    );
     let mut rows = Vec::new();
-    for (label, batch) in [("group commit (skiff default)", apiserver::store::redb::MAX_BATCH), ("one fsync per write (peer)", 1)] {
+    for (label, batch) in [
+        (
+            "group commit (skiff default)",
+            apiserver::store::redb::MAX_BATCH,
+        ),
+        ("one fsync per write (peer)", 1),
+    ] {
         let server = start(a.dir.join(format!("create-{batch}")), batch).await?;
         let s = create_load(&server.client, "default", a.clients, dur, None).await?;
-        println!("  {label}: {} creates in {:.1} s", s.ops, s.elapsed.as_secs_f64());
+        println!(
+            "  {label}: {} creates in {:.1} s",
+            s.ops,
+            s.elapsed.as_secs_f64()
+        );
         rows.push((label, s));
     }
     println!();
-    println!("| durable creates, {} clients | creates/s | p50 ms | p99 ms |", a.clients);
+    println!(
+        "| durable creates, {} clients | creates/s | p50 ms | p99 ms |",
+        a.clients
+    );
     println!("|---|---:|---:|---:|");
     for (label, s) in &rows {
-        println!("| {label} | {:.0} | {:.2} | {:.2} |", s.rate(), s.p50.as_secs_f64() * 1e3, s.p99.as_secs_f64() * 1e3);
+        println!(
+            "| {label} | {:.0} | {:.2} | {:.2} |",
+            s.rate(),
+            s.p50.as_secs_f64() * 1e3,
+            s.p99.as_secs_f64() * 1e3
+        );
     }
-    println!("ratio group commit / one fsync per write: {:.1}x creates/s", rows[0].1.rate() / rows[1].1.rate().max(1e-9));
+    println!(
+        "ratio group commit / one fsync per write: {:.1}x creates/s",
+        rows[0].1.rate() / rows[1].1.rate().max(1e-9)
+    );
 
     let server = start(a.dir.join("fanout"), apiserver::store::redb::MAX_BATCH).await?;
     fanout(&server.client, a.watchers, a.events, a.clients).await?;
@@ -162,11 +211,22 @@ async fn api(a: ApiArgs) -> Result<()> {
 /// `watchers` watches on one collection, then `events` creates: how fast
 /// do all watchers receive all events?
 async fn fanout(client: &Client, watchers: usize, events: usize, clients: usize) -> Result<()> {
-    let (rv_status, rv_body) = client.connect().await?.call(Method::GET, "/api/v1/namespaces/default/configmaps?limit=1", None).await?;
+    let (rv_status, rv_body) = client
+        .connect()
+        .await?
+        .call(
+            Method::GET,
+            "/api/v1/namespaces/default/configmaps?limit=1",
+            None,
+        )
+        .await?;
     if !rv_status.is_success() {
         bail!("list answered {rv_status}");
     }
-    let rv = serde_json::from_slice::<serde_json::Value>(&rv_body)?["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
+    let rv = serde_json::from_slice::<serde_json::Value>(&rv_body)?["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or("0")
+        .to_string();
     let mut tasks = Vec::new();
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(watchers);
     for _ in 0..watchers {
@@ -192,7 +252,14 @@ async fn fanout(client: &Client, watchers: usize, events: usize, clients: usize)
         ready_rx.recv().await.context("a watcher failed to start")?;
     }
     let start = Instant::now();
-    let writes = create_load(client, "default", clients, Duration::from_secs(600), Some(events)).await?;
+    let writes = create_load(
+        client,
+        "default",
+        clients,
+        Duration::from_secs(600),
+        Some(events),
+    )
+    .await?;
     let mut last = start;
     for t in tasks {
         last = last.max(t.await??);

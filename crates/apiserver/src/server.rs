@@ -28,7 +28,12 @@ pub struct Config {
 
 impl Config {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
-        Config { data_dir, listen, history: 100_000, max_batch: crate::store::redb::MAX_BATCH }
+        Config {
+            data_dir,
+            listen,
+            history: 100_000,
+            max_batch: crate::store::redb::MAX_BATCH,
+        }
     }
 }
 

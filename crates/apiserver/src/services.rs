@@ -26,12 +26,20 @@ pub const NODE_PORTS: std::ops::RangeInclusive<u16> = 30000..=32767;
 pub static ALLOCATION: Mutex<()> = Mutex::const_new(());
 
 fn used(store: &dyn Store) -> ApiResult<(HashSet<Ipv4Addr>, HashSet<u16>)> {
-    let r = resources::by_kind("", "v1", "Service").ok_or_else(|| ApiError::internal("services not served"))?;
-    let listing = store.list(&registry::prefix(r, None), None, None).map_err(|e| ApiError::from_store(e, "services", ""))?;
+    let r = resources::by_kind("", "v1", "Service")
+        .ok_or_else(|| ApiError::internal("services not served"))?;
+    let listing = store
+        .list(&registry::prefix(r, None), None, None)
+        .map_err(|e| ApiError::from_store(e, "services", ""))?;
     let mut ips = HashSet::new();
     let mut ports = HashSet::new();
     for s in listing.items {
-        for ip in s.value["spec"]["clusterIPs"].as_array().into_iter().flatten().chain(std::iter::once(&s.value["spec"]["clusterIP"])) {
+        for ip in s.value["spec"]["clusterIPs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(std::iter::once(&s.value["spec"]["clusterIP"]))
+        {
             if let Some(ip) = ip.as_str().and_then(|i| i.parse().ok()) {
                 ips.insert(ip);
             }
@@ -54,7 +62,10 @@ fn in_range(ip: Ipv4Addr) -> bool {
 /// Give a new Service its cluster IP and node ports. The caller holds
 /// [`ALLOCATION`] until the Service is stored.
 pub fn allocate(store: &dyn Store, svc: &mut Value) -> ApiResult<()> {
-    let ty = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
+    let ty = svc["spec"]["type"]
+        .as_str()
+        .unwrap_or("ClusterIP")
+        .to_string();
     if ty == "ExternalName" {
         return Ok(());
     }
@@ -76,12 +87,22 @@ pub fn allocate(store: &dyn Store, svc: &mut Value) -> ApiResult<()> {
             svc["spec"]["clusterIPs"] = json!([ip.to_string()]);
         }
         requested => {
-            let ip: Ipv4Addr = requested.parse().map_err(|_| invalid_ip(&name, requested, "must be a valid IPv4 address or \"None\""))?;
+            let ip: Ipv4Addr = requested.parse().map_err(|_| {
+                invalid_ip(&name, requested, "must be a valid IPv4 address or \"None\"")
+            })?;
             if !in_range(ip) {
-                return Err(invalid_ip(&name, requested, "provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/16"));
+                return Err(invalid_ip(
+                    &name,
+                    requested,
+                    "provided IP is not in the valid range. The range of valid IPs is 10.96.0.0/16",
+                ));
             }
             if used_ips.contains(&ip) {
-                return Err(invalid_ip(&name, requested, "provided IP is already allocated"));
+                return Err(invalid_ip(
+                    &name,
+                    requested,
+                    "provided IP is already allocated",
+                ));
             }
             svc["spec"]["clusterIPs"] = json!([requested]);
         }
@@ -97,7 +118,10 @@ pub fn allocate(store: &dyn Store, svc: &mut Value) -> ApiResult<()> {
                 if p["nodePort"].as_u64().is_some() {
                     continue;
                 }
-                let port = NODE_PORTS.clone().find(|n| !taken.contains(n)).ok_or_else(|| ApiError::internal("the node port range is full"))?;
+                let port = NODE_PORTS
+                    .clone()
+                    .find(|n| !taken.contains(n))
+                    .ok_or_else(|| ApiError::internal("the node port range is full"))?;
                 taken.insert(port);
                 p["nodePort"] = json!(port);
             }
@@ -108,7 +132,13 @@ pub fn allocate(store: &dyn Store, svc: &mut Value) -> ApiResult<()> {
 
 fn invalid_ip(name: &str, ip: &str, why: &str) -> ApiError {
     let msg = format!("spec.clusterIPs: Invalid value: [\"{ip}\"]: {why}");
-    ApiError::invalid("Service", "", name, format!("Service \"{name}\" is invalid: {msg}"), vec![json!({"reason": "FieldValueInvalid", "message": msg, "field": "spec.clusterIPs"})])
+    ApiError::invalid(
+        "Service",
+        "",
+        name,
+        format!("Service \"{name}\" is invalid: {msg}"),
+        vec![json!({"reason": "FieldValueInvalid", "message": msg, "field": "spec.clusterIPs"})],
+    )
 }
 
 #[cfg(test)]
@@ -125,7 +155,13 @@ mod tests {
         allocate(&store, &mut a).expect("allocate a");
         assert_eq!(a["spec"]["clusterIP"], "10.96.0.2");
         assert_eq!(a["spec"]["ports"][0]["nodePort"], 30000);
-        store.write(WriteOp::Create { key: "/core/services/default/a".into(), value: a }).await.expect("store a");
+        store
+            .write(WriteOp::Create {
+                key: "/core/services/default/a".into(),
+                value: a,
+            })
+            .await
+            .expect("store a");
         let mut b = json!({"metadata": {"name": "b"}, "spec": {"ports": [{"port": 80}]}});
         allocate(&store, &mut b).expect("allocate b");
         assert_eq!(b["spec"]["clusterIP"], "10.96.0.3");
@@ -133,7 +169,10 @@ mod tests {
         let mut dup = json!({"metadata": {"name": "c"}, "spec": {"clusterIP": "10.96.0.2"}});
         assert_eq!(allocate(&store, &mut dup).expect_err("taken").code, 422);
         let mut out = json!({"metadata": {"name": "d"}, "spec": {"clusterIP": "192.168.1.1"}});
-        assert_eq!(allocate(&store, &mut out).expect_err("out of range").code, 422);
+        assert_eq!(
+            allocate(&store, &mut out).expect_err("out of range").code,
+            422
+        );
         let mut headless = json!({"metadata": {"name": "e"}, "spec": {"clusterIP": "None"}});
         allocate(&store, &mut headless).expect("headless");
         assert_eq!(headless["spec"]["clusterIPs"], json!(["None"]));

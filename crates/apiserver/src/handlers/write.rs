@@ -305,7 +305,11 @@ impl ApiServer {
             return Ok(Ok(obj));
         }
         let key = registry::key(r, ctx.info.namespace.as_deref(), name_of(&obj));
-        Ok(self.store.write(WriteOp::Create { key, value: obj }).await.map(|s| (*s.value).clone()))
+        Ok(self
+            .store
+            .write(WriteOp::Create { key, value: obj })
+            .await
+            .map(|s| (*s.value).clone()))
     }
 
     pub(super) async fn update(

@@ -99,7 +99,11 @@ impl RedbStore {
 
     /// As [`RedbStore::open`], committing at most `max_batch` writes at
     /// once (1 turns group commit off; benchmarks compare the two).
-    pub fn open_with_batch(path: &Path, history: usize, max_batch: usize) -> Result<Self, StoreError> {
+    pub fn open_with_batch(
+        path: &Path,
+        history: usize,
+        max_batch: usize,
+    ) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(backend)?;
         let rev = {
             let txn = db.begin_write().map_err(backend)?;
