@@ -1,0 +1,1 @@
+//! Tests of the public validation API against Kubernetes' behaviour.
