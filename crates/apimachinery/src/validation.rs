@@ -368,199 +368,32 @@ use names::{
     name_is_dns1035_label, name_is_dns_label, name_is_dns_subdomain, name_is_path_segment,
 };
 
+#[rustfmt::skip]
 const KINDS: &[KindRules] = kinds![
-    (
-        "",
-        "Namespace",
-        false,
-        name_is_dns_label,
-        no_checks,
-        no_update_checks
-    ),
-    (
-        "",
-        "Pod",
-        true,
-        name_is_dns_subdomain,
-        pod::validate_pod,
-        pod::validate_pod_update
-    ),
-    (
-        "",
-        "Node",
-        false,
-        name_is_dns_subdomain,
-        cluster::validate_node,
-        no_update_checks
-    ),
-    (
-        "",
-        "Event",
-        true,
-        name_is_path_segment,
-        core_kinds::validate_event,
-        no_update_checks
-    ),
-    (
-        "",
-        "ConfigMap",
-        true,
-        name_is_dns_subdomain,
-        core_kinds::validate_config_map,
-        core_kinds::validate_config_map_update
-    ),
-    (
-        "",
-        "Secret",
-        true,
-        name_is_dns_subdomain,
-        core_kinds::validate_secret,
-        core_kinds::validate_secret_update
-    ),
-    (
-        "",
-        "ServiceAccount",
-        true,
-        name_is_dns_subdomain,
-        no_checks,
-        no_update_checks
-    ),
-    (
-        "",
-        "Service",
-        true,
-        name_is_dns1035_label,
-        service::validate_service,
-        service::validate_service_update
-    ),
-    (
-        "",
-        "Endpoints",
-        true,
-        name_is_dns_subdomain,
-        core_kinds::validate_endpoints,
-        no_update_checks
-    ),
-    (
-        "apps",
-        "Deployment",
-        true,
-        name_is_dns_subdomain,
-        workloads::validate_deployment,
-        workloads::validate_selector_update
-    ),
-    (
-        "apps",
-        "ReplicaSet",
-        true,
-        name_is_dns_subdomain,
-        workloads::validate_replica_set,
-        workloads::validate_selector_update
-    ),
-    (
-        "apps",
-        "DaemonSet",
-        true,
-        name_is_dns_subdomain,
-        workloads::validate_daemon_set,
-        workloads::validate_selector_update
-    ),
-    (
-        "apps",
-        "StatefulSet",
-        true,
-        name_is_dns_subdomain,
-        workloads::validate_stateful_set,
-        workloads::validate_stateful_set_update
-    ),
-    (
-        "apps",
-        "ControllerRevision",
-        true,
-        name_is_dns_subdomain,
-        workloads::validate_controller_revision,
-        workloads::validate_controller_revision_update
-    ),
-    (
-        "batch",
-        "Job",
-        true,
-        name_is_dns_subdomain,
-        workloads::validate_job,
-        workloads::validate_job_update
-    ),
-    (
-        "coordination.k8s.io",
-        "Lease",
-        true,
-        name_is_dns_subdomain,
-        cluster::validate_lease,
-        no_update_checks
-    ),
-    (
-        "discovery.k8s.io",
-        "EndpointSlice",
-        true,
-        name_is_dns_subdomain,
-        networking::validate_endpoint_slice,
-        networking::validate_endpoint_slice_update
-    ),
-    (
-        "networking.k8s.io",
-        "Ingress",
-        true,
-        name_is_dns_subdomain,
-        networking::validate_ingress,
-        no_update_checks
-    ),
-    (
-        "networking.k8s.io",
-        "IngressClass",
-        false,
-        name_is_dns_subdomain,
-        networking::validate_ingress_class,
-        networking::validate_ingress_class_update
-    ),
-    (
-        "node.k8s.io",
-        "RuntimeClass",
-        false,
-        name_is_dns_subdomain,
-        cluster::validate_runtime_class,
-        cluster::validate_runtime_class_update
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "Role",
-        true,
-        name_is_path_segment,
-        rbac::validate_role,
-        no_update_checks
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "ClusterRole",
-        false,
-        name_is_path_segment,
-        rbac::validate_cluster_role,
-        no_update_checks
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "RoleBinding",
-        true,
-        name_is_path_segment,
-        rbac::validate_role_binding,
-        rbac::validate_binding_update
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "ClusterRoleBinding",
-        false,
-        name_is_path_segment,
-        rbac::validate_cluster_role_binding,
-        rbac::validate_binding_update
-    ),
+    ("", "Namespace", false, name_is_dns_label, no_checks, no_update_checks),
+    ("", "Pod", true, name_is_dns_subdomain, pod::validate_pod, pod::validate_pod_update),
+    ("", "Node", false, name_is_dns_subdomain, cluster::validate_node, no_update_checks),
+    ("", "Event", true, name_is_path_segment, core_kinds::validate_event, no_update_checks),
+    ("", "ConfigMap", true, name_is_dns_subdomain, core_kinds::validate_config_map, core_kinds::validate_config_map_update),
+    ("", "Secret", true, name_is_dns_subdomain, core_kinds::validate_secret, core_kinds::validate_secret_update),
+    ("", "ServiceAccount", true, name_is_dns_subdomain, no_checks, no_update_checks),
+    ("", "Service", true, name_is_dns1035_label, service::validate_service, service::validate_service_update),
+    ("", "Endpoints", true, name_is_dns_subdomain, core_kinds::validate_endpoints, no_update_checks),
+    ("apps", "Deployment", true, name_is_dns_subdomain, workloads::validate_deployment, workloads::validate_selector_update),
+    ("apps", "ReplicaSet", true, name_is_dns_subdomain, workloads::validate_replica_set, workloads::validate_selector_update),
+    ("apps", "DaemonSet", true, name_is_dns_subdomain, workloads::validate_daemon_set, workloads::validate_selector_update),
+    ("apps", "StatefulSet", true, name_is_dns_subdomain, workloads::validate_stateful_set, workloads::validate_stateful_set_update),
+    ("apps", "ControllerRevision", true, name_is_dns_subdomain, workloads::validate_controller_revision, workloads::validate_controller_revision_update),
+    ("batch", "Job", true, name_is_dns_subdomain, workloads::validate_job, workloads::validate_job_update),
+    ("coordination.k8s.io", "Lease", true, name_is_dns_subdomain, cluster::validate_lease, no_update_checks),
+    ("discovery.k8s.io", "EndpointSlice", true, name_is_dns_subdomain, networking::validate_endpoint_slice, networking::validate_endpoint_slice_update),
+    ("networking.k8s.io", "Ingress", true, name_is_dns_subdomain, networking::validate_ingress, no_update_checks),
+    ("networking.k8s.io", "IngressClass", false, name_is_dns_subdomain, networking::validate_ingress_class, networking::validate_ingress_class_update),
+    ("node.k8s.io", "RuntimeClass", false, name_is_dns_subdomain, cluster::validate_runtime_class, cluster::validate_runtime_class_update),
+    ("rbac.authorization.k8s.io", "Role", true, name_is_path_segment, rbac::validate_role, no_update_checks),
+    ("rbac.authorization.k8s.io", "ClusterRole", false, name_is_path_segment, rbac::validate_cluster_role, no_update_checks),
+    ("rbac.authorization.k8s.io", "RoleBinding", true, name_is_path_segment, rbac::validate_role_binding, rbac::validate_binding_update),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", false, name_is_path_segment, rbac::validate_cluster_role_binding, rbac::validate_binding_update),
 ];
 
 fn rules(group: &str, kind: &str) -> Option<&'static KindRules> {

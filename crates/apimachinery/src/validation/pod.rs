@@ -429,9 +429,12 @@ fn validate_active_deadline(spec: &Value, path: &str) -> Errs {
     }
 }
 
+/// A syntax check returning Kubernetes' messages.
+type StringCheck = fn(&str) -> Vec<String>;
+
 /// Host and object names a spec refers to.
 fn validate_pod_names(spec: &Value, path: &str) -> Errs {
-    let checks: [(&str, fn(&str) -> Vec<String>); 4] = [
+    let checks: [(&str, StringCheck); 4] = [
         ("serviceAccountName", is_dns1123_subdomain),
         ("nodeName", is_dns1123_subdomain),
         ("hostname", is_dns1123_label),
