@@ -47,6 +47,24 @@ pub fn default_object(group: &str, kind: &str, obj: &mut Value) {
     {
         f(obj);
     }
+    if let (Some(status), Some(o)) = (initial_status(group, kind), obj.as_object_mut()) {
+        set_default(o, "status", status);
+    }
+}
+
+/// The status Kubernetes' create strategies reset an object to; it shows in
+/// `kubectl get -o yaml` before any controller has reported.
+fn initial_status(group: &str, kind: &str) -> Option<Value> {
+    let status = match (group, kind) {
+        ("", "Service") => json!({"loadBalancer": {}}),
+        ("apps", "Deployment") | ("batch", "Job") => json!({}),
+        ("apps", "ReplicaSet") => json!({"replicas": 0}),
+        ("apps", "StatefulSet") => json!({"replicas": 0, "availableReplicas": 0}),
+        ("apps", "DaemonSet") => json!({"currentNumberScheduled": 0, "desiredNumberScheduled": 0,
+                                        "numberMisscheduled": 0, "numberReady": 0}),
+        _ => return None,
+    };
+    Some(status)
 }
 
 // ---- helpers ----

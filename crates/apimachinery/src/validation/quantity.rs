@@ -11,6 +11,9 @@ pub enum QuantityError {
     /// The text does not have the shape `<number><suffix>`.
     #[error("quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")]
     Format,
+    /// The number has more than one decimal point.
+    #[error("unable to parse numeric part of quantity")]
+    Numeric,
     /// The number is followed by an unknown suffix.
     #[error("unable to parse quantity's suffix")]
     Suffix,
@@ -47,8 +50,11 @@ pub fn parse_quantity(s: &str) -> Result<i128, QuantityError> {
 /// digits follow the decimal point.
 fn parse_number(number: &str) -> Result<(i128, i32), QuantityError> {
     let (int_part, frac_part) = number.split_once('.').unwrap_or((number, ""));
-    if int_part.is_empty() && frac_part.is_empty() || frac_part.contains('.') {
+    if int_part.is_empty() && frac_part.is_empty() {
         return Err(QuantityError::Format);
+    }
+    if frac_part.contains('.') {
+        return Err(QuantityError::Numeric);
     }
     let mut mantissa: i128 = 0;
     for c in int_part.bytes().chain(frac_part.bytes()) {
