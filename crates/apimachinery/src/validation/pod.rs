@@ -554,20 +554,29 @@ fn validate_deadline_update(old_spec: &Value, new_spec: &Value) -> Errs {
     }
 }
 
-/// Tolerations may only be added: every old toleration must still be there.
+/// Tolerations may only be added: every old toleration must still be there,
+/// though its `tolerationSeconds` may change. Kubernetes reports the first
+/// missing one as a single error on the list.
 fn validate_tolerations_update(old_spec: &Value, new_spec: &Value) -> Errs {
-    let new = arr_of(new_spec, "tolerations");
-    arr_of(old_spec, "tolerations")
+    let without_seconds = |t: &Value| {
+        let mut t = t.clone();
+        if let Some(obj) = t.as_object_mut() {
+            obj.remove("tolerationSeconds");
+        }
+        t
+    };
+    let new: Vec<Value> = arr_of(new_spec, "tolerations")
         .iter()
-        .enumerate()
-        .filter(|(_, t)| !new.contains(t))
-        .map(|(i, _)| {
-            forbidden(
-                &index("spec.tolerations", i),
-                "existing toleration can not be modified except its tolerationSeconds",
-            )
-        })
-        .collect()
+        .map(without_seconds)
+        .collect();
+    let all_kept = arr_of(old_spec, "tolerations")
+        .iter()
+        .all(|t| new.contains(&without_seconds(t)));
+    if all_kept {
+        return Errs::new();
+    }
+    let msg = "existing toleration can not be modified except its tolerationSeconds";
+    vec![forbidden("spec.tolerations", msg)]
 }
 
 /// The new spec with every field a pod update may change taken from the old

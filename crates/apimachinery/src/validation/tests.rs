@@ -484,7 +484,43 @@ fn pod_update_may_only_add_tolerations() {
     new["spec"]["tolerations"] = json!([]);
     assert_eq!(
         msgs(&validate_update("", "Pod", &old, &new)),
-        vec!["spec.tolerations[0]: Forbidden: existing toleration can not be modified except its tolerationSeconds"]
+        vec!["spec.tolerations: Forbidden: existing toleration can not be modified except its tolerationSeconds"]
+    );
+    let seconds = |s: i64| json!([{"key": "k", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": s}]);
+    old["spec"]["tolerations"] = seconds(300);
+    new["spec"]["tolerations"] = seconds(60);
+    assert!(
+        validate_update("", "Pod", &old, &new).is_empty(),
+        "tolerationSeconds may change"
+    );
+}
+
+#[test]
+fn pod_active_deadline_may_only_shrink() {
+    let mut old = defaulted(
+        "",
+        "Pod",
+        pod("web", json!([{"name": "app", "image": "a"}])),
+    );
+    old["spec"]["activeDeadlineSeconds"] = json!(100);
+    let mut new = old.clone();
+    new["spec"]["activeDeadlineSeconds"] = json!(50);
+    assert!(validate_update("", "Pod", &old, &new).is_empty());
+    new["spec"]["activeDeadlineSeconds"] = json!(200);
+    assert_eq!(
+        msgs(&validate_update("", "Pod", &old, &new)),
+        vec!["spec.activeDeadlineSeconds: Invalid value: 200: must be less than or equal to previous value"]
+    );
+}
+
+#[test]
+fn indexed_jobs_need_completions() {
+    let mut j = job();
+    j["spec"]["completionMode"] = json!("Indexed");
+    j["spec"]["parallelism"] = json!(2);
+    assert_eq!(
+        create("batch", "Job", j),
+        vec!["spec.completions: Required value: when completion mode is Indexed"]
     );
 }
 
