@@ -47,8 +47,15 @@ pub fn default_object(group: &str, kind: &str, obj: &mut Value) {
     {
         f(obj);
     }
-    if let (Some(status), Some(o)) = (initial_status(group, kind), obj.as_object_mut()) {
-        set_default(o, "status", status);
+    let Some(Value::Object(initial)) = initial_status(group, kind) else {
+        return;
+    };
+    // Merged field by field: the API server may already have reset `status`
+    // to `{}`.
+    if let Some(status) = obj.as_object_mut().and_then(|o| object_at(o, "status")) {
+        for (k, v) in initial {
+            set_default(status, &k, v);
+        }
     }
 }
 

@@ -765,6 +765,11 @@ fn service_defaults_match_kubernetes() {
     assert_eq!(spec["ipFamilyPolicy"], "SingleStack");
     assert_eq!(spec["internalTrafficPolicy"], "Cluster");
     assert_eq!(svc["status"], json!({"loadBalancer": {}}));
+    let mut reset = json!({"metadata": {"name": "web"}, "status": {}});
+    default_object("", "Service", &mut reset);
+    assert_eq!(reset["status"], json!({"loadBalancer": {}}));
+    let cm = defaulted("", "ConfigMap", json!({"metadata": {"name": "c"}}));
+    assert!(cm.get("status").is_none(), "kinds without status get none");
     assert!(spec.get("externalTrafficPolicy").is_none());
     assert_eq!(
         msgs(&validate_create("", "Service", &svc)),
