@@ -22,8 +22,8 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::{
-    stamp_revision, Event, EventType, Listing, Store, StoreError, Stored, WatchHub, Watcher,
-    WriteOp,
+    stamp_revision, Event, EventType, Listing, Store, StoreError, StoreStats, Stored, WatchHub,
+    Watcher, WriteOp,
 };
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
@@ -44,6 +44,13 @@ pub struct RedbStore {
     writer: Option<std::thread::JoinHandle<()>>,
     hub: Arc<WatchHub>,
     revision: Arc<AtomicU64>,
+    stats: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    writes: AtomicU64,
+    commits: AtomicU64,
 }
 
 impl Drop for RedbStore {
@@ -123,12 +130,14 @@ impl RedbStore {
         let db = Arc::new(db);
         let hub = Arc::new(WatchHub::new(rev, history, 4096));
         let revision = Arc::new(AtomicU64::new(rev));
+        let stats = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             db: db.clone(),
             hub: hub.clone(),
             revision: revision.clone(),
             max_batch: max_batch.max(1),
+            stats: stats.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -140,6 +149,7 @@ impl RedbStore {
             writer: Some(writer),
             hub,
             revision,
+            stats,
         })
     }
 }
@@ -218,10 +228,18 @@ impl Store for RedbStore {
     fn published_revision(&self) -> u64 {
         self.hub.published()
     }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            writes: self.stats.writes.load(Ordering::Relaxed),
+            commits: self.stats.commits.load(Ordering::Relaxed),
+        }
+    }
 }
 
 struct Writer {
     max_batch: usize,
+    stats: Arc<Counters>,
     db: Arc<Database>,
     hub: Arc<WatchHub>,
     revision: Arc<AtomicU64>,
@@ -253,6 +271,10 @@ impl Writer {
         match self.apply_batch(batch, start_rev) {
             Ok((pending, rev)) => {
                 self.revision.store(rev, Ordering::Release);
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .writes
+                    .fetch_add(pending.len() as u64, Ordering::Relaxed);
                 let events = pending
                     .iter()
                     .filter_map(|p| p.result.as_ref().ok().map(|(_, e)| e.clone()))
