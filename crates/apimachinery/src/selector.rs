@@ -1002,6 +1002,8 @@ fn path_string(obj: &Value, path: &str) -> String {
 }
 
 #[cfg(test)]
+// Tests build their inputs by hand, so a failed unwrap is a failed test.
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
