@@ -50,6 +50,66 @@ pub async fn ensure_system_namespaces(store: &dyn Store) -> Result<(), StoreErro
     Ok(())
 }
 
+/// The `default/kubernetes` Service every cluster has, pointing at the API
+/// server (10.96.0.1, the first address of the service range).
+pub async fn ensure_kubernetes_service(
+    store: &dyn Store,
+    api: std::net::SocketAddr,
+) -> Result<(), StoreError> {
+    let svc = resources::by_kind("", "v1", "Service").expect("the resource table serves services");
+    let key = registry::key(svc, Some("default"), "kubernetes");
+    if store.get(&key)?.is_none() {
+        let mut obj = json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.1", "clusterIPs": ["10.96.0.1"],
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": api.port()}]},
+        });
+        registry::prepare_create(svc, &mut obj);
+        apimachinery::validation::default_object("", "Service", &mut obj);
+        match store.write(WriteOp::Create { key, value: obj }).await {
+            Ok(_) | Err(StoreError::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let ep =
+        resources::by_kind("", "v1", "Endpoints").expect("the resource table serves endpoints");
+    let key = registry::key(ep, Some("default"), "kubernetes");
+    let ip = if api.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else {
+        api.ip().to_string()
+    };
+    let mut obj = json!({
+        "apiVersion": "v1", "kind": "Endpoints",
+        "metadata": {"name": "kubernetes", "namespace": "default"},
+        "subsets": [{"addresses": [{"ip": ip}], "ports": [{"name": "https", "port": api.port(), "protocol": "TCP"}]}],
+    });
+    match store.get(&key)? {
+        Some(cur) if cur.value["subsets"] == obj["subsets"] => Ok(()),
+        Some(cur) => {
+            let mut v = (*cur.value).clone();
+            v["subsets"] = obj["subsets"].take();
+            store
+                .write(WriteOp::Update {
+                    key,
+                    value: v,
+                    expected: Some(cur.rev),
+                })
+                .await
+                .map(|_| ())
+        }
+        None => {
+            registry::prepare_create(ep, &mut obj);
+            store
+                .write(WriteOp::Create { key, value: obj })
+                .await
+                .map(|_| ())
+        }
+    }
+}
+
 /// Run the namespace finalizer until the store closes.
 pub async fn run(store: Arc<dyn Store>) {
     let r = namespaces();

@@ -77,6 +77,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let addr = listener
         .local_addr()
         .map_err(io("reading the bound address".into()))?;
+    crate::namespaces::ensure_kubernetes_service(&*store, addr).await?;
     let mut hosts = vec![addr.ip().to_string()];
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         hosts.push(h.trim().to_string());
