@@ -792,3 +792,435 @@ fn resource_of_key(key: &str) -> Option<&'static Resource> {
         .find(|(p, _)| key.starts_with(p.as_str()))
         .map(|(_, r)| *r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redb::RedbStore;
+
+    struct Cluster {
+        store: Arc<dyn Store>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn open() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> =
+            Arc::new(RedbStore::open(&dir.path().join("gc.redb"), 10_000).expect("open store"));
+        Cluster { store, _dir: dir }
+    }
+
+    fn start() -> Cluster {
+        let c = open();
+        tokio::spawn(run(c.store.clone()));
+        c
+    }
+
+    fn resource(group: &str, kind: &str) -> &'static Resource {
+        resources::all()
+            .iter()
+            .find(|r| r.group == group && r.kind == kind)
+            .expect("served kind")
+    }
+
+    fn key_of(obj: &Value) -> String {
+        let api = obj["apiVersion"].as_str().expect("apiVersion");
+        let group = api.rsplit_once('/').map_or("", |(g, _)| g);
+        let r = resource(group, obj["kind"].as_str().expect("kind"));
+        registry::key(r, namespace_of(obj), name_of(obj))
+    }
+
+    impl Cluster {
+        async fn create(&self, mut obj: Value) -> Value {
+            let api = obj["apiVersion"].as_str().expect("apiVersion").to_string();
+            let group = api.rsplit_once('/').map_or("", |(g, _)| g).to_string();
+            let r = resource(&group, obj["kind"].as_str().expect("kind"));
+            registry::prepare_create(r, &mut obj);
+            let key = key_of(&obj);
+            let s = self
+                .store
+                .write(WriteOp::Create { key, value: obj })
+                .await
+                .expect("create");
+            (*s.value).clone()
+        }
+
+        fn get(&self, obj: &Value) -> Option<Value> {
+            self.store
+                .get(&key_of(obj))
+                .expect("get")
+                .map(|s| (*s.value).clone())
+        }
+
+        async fn delete(&self, obj: &Value) {
+            self.store
+                .write(WriteOp::Delete {
+                    key: key_of(obj),
+                    expected: None,
+                })
+                .await
+                .expect("delete");
+        }
+
+        /// What the API server does for DELETE with propagationPolicy
+        /// Orphan or Foreground: mark the owner and add the finalizer.
+        async fn delete_with(&self, obj: &Value, finalizers: &[&str]) {
+            let s = self.store.get(&key_of(obj)).expect("get").expect("present");
+            let mut v = (*s.value).clone();
+            v["metadata"]["deletionTimestamp"] = json!(registry::now_rfc3339());
+            v["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            v["metadata"]["finalizers"] = json!(finalizers);
+            self.store
+                .write(WriteOp::Update {
+                    key: key_of(obj),
+                    value: v,
+                    expected: Some(s.rev),
+                })
+                .await
+                .expect("mark deleting");
+        }
+
+        /// Poll until `f` holds; fail the test after a bound.
+        async fn eventually(&self, what: &str, f: impl Fn(&Cluster) -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !f(self) {
+                assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    fn owned_by(owner: &Value, block: bool) -> Value {
+        json!({
+            "apiVersion": owner["apiVersion"],
+            "kind": owner["kind"],
+            "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"],
+            "controller": true,
+            "blockOwnerDeletion": block,
+        })
+    }
+
+    fn deployment(name: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "default"}, "spec": {}})
+    }
+
+    fn replicaset(name: &str, owners: Vec<Value>) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": name, "namespace": "default", "ownerReferences": owners}, "spec": {}})
+    }
+
+    fn pod(name: &str, owners: Vec<Value>) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default", "ownerReferences": owners}, "spec": {"containers": [{"name": "c", "image": "x"}]}})
+    }
+
+    fn bound_pod(name: &str, owners: Vec<Value>, phase: &str) -> Value {
+        let mut p = pod(name, owners);
+        p["spec"]["nodeName"] = json!("node-1");
+        p["status"] = json!({"phase": phase});
+        p
+    }
+
+    #[tokio::test]
+    async fn background_deletes_pods_of_a_deleted_replicaset() {
+        // `kubectl delete rs web` (propagationPolicy Background): the
+        // ReplicaSet goes at once and the collector removes its pods.
+        let c = start();
+        let rs = c.create(replicaset("web", vec![])).await;
+        let p1 = c.create(pod("web-1", vec![owned_by(&rs, true)])).await;
+        let p2 = c.create(pod("web-2", vec![owned_by(&rs, true)])).await;
+        let loner = c.create(pod("loner", vec![])).await;
+        c.delete(&rs).await;
+        c.eventually("pods of the deleted ReplicaSet are collected", |c| {
+            c.get(&p1).is_none() && c.get(&p2).is_none()
+        })
+        .await;
+        assert!(
+            c.get(&loner).is_some(),
+            "a pod without owners is never collected"
+        );
+    }
+
+    #[tokio::test]
+    async fn dependent_with_a_live_owner_survives_and_loses_the_dangling_reference() {
+        // Kubernetes keeps a dependent while any owner exists, and drops the
+        // references to owners that are gone.
+        let c = start();
+        let a = c.create(replicaset("a", vec![])).await;
+        let b = c.create(replicaset("b", vec![])).await;
+        let p = c
+            .create(pod(
+                "shared",
+                vec![owned_by(&a, false), owned_by(&b, false)],
+            ))
+            .await;
+        c.delete(&a).await;
+        c.eventually("the reference to the deleted owner is dropped", |c| {
+            c.get(&p).is_some_and(|v| {
+                v["metadata"]["ownerReferences"].as_array().map(Vec::len) == Some(1)
+            })
+        })
+        .await;
+        let v = c.get(&p).expect("the pod survives its first owner");
+        assert_eq!(v["metadata"]["ownerReferences"][0]["name"], "b");
+        c.delete(&b).await;
+        c.eventually("the pod goes with its last owner", |c| c.get(&p).is_none())
+            .await;
+    }
+
+    #[tokio::test]
+    async fn orphan_drops_owner_references_then_the_owner_goes() {
+        // `kubectl delete rs web --cascade=orphan`.
+        let c = start();
+        let rs = c.create(replicaset("web", vec![])).await;
+        let other = c.create(replicaset("other", vec![])).await;
+        let p1 = c.create(pod("web-1", vec![owned_by(&rs, true)])).await;
+        let p2 = c
+            .create(pod(
+                "web-2",
+                vec![owned_by(&rs, true), owned_by(&other, false)],
+            ))
+            .await;
+        c.delete_with(&rs, &[ORPHAN]).await;
+        c.eventually("the orphaned owner disappears", |c| c.get(&rs).is_none())
+            .await;
+        let v1 = c.get(&p1).expect("orphaned pod stays");
+        assert!(v1["metadata"].get("ownerReferences").is_none());
+        assert!(v1["metadata"].get("deletionTimestamp").is_none());
+        let v2 = c.get(&p2).expect("orphaned pod stays");
+        assert_eq!(
+            v2["metadata"]["ownerReferences"],
+            json!([owned_by(&other, false)]),
+            "only the orphaning owner's reference goes"
+        );
+    }
+
+    #[tokio::test]
+    async fn orphan_keeps_other_finalizers_and_the_owner() {
+        // Removing `orphan` is the collector's only part; another finalizer
+        // keeps the owner until its controller is done.
+        let c = start();
+        let rs = c.create(replicaset("web", vec![])).await;
+        let p = c.create(pod("web-1", vec![owned_by(&rs, true)])).await;
+        c.delete_with(&rs, &[ORPHAN, "example.com/hold"]).await;
+        c.eventually("the orphan finalizer goes", |c| {
+            c.get(&rs)
+                .is_some_and(|v| v["metadata"]["finalizers"] == json!(["example.com/hold"]))
+        })
+        .await;
+        let v = c.get(&p).expect("the orphaned pod stays");
+        assert!(v["metadata"].get("ownerReferences").is_none());
+        assert!(is_deleting(
+            &c.get(&rs).expect("held by its other finalizer")
+        ));
+    }
+
+    #[tokio::test]
+    async fn foreground_deletes_dependents_bottom_up_then_the_owner() {
+        // `kubectl delete deploy web --cascade=foreground`: pods go first,
+        // then the ReplicaSet, then the Deployment.
+        let c = start();
+        let d = c.create(deployment("web")).await;
+        let rs = c
+            .create(replicaset("web-1", vec![owned_by(&d, true)]))
+            .await;
+        let pods = [
+            c.create(pod("web-1-a", vec![owned_by(&rs, true)])).await,
+            c.create(pod("web-1-b", vec![owned_by(&rs, true)])).await,
+        ];
+        let mut w = c.store.watch("/", c.store.revision()).expect("watch");
+        c.delete_with(&d, &[FOREGROUND]).await;
+        let mut order = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !order.contains(&key_of(&d)) {
+            let ev = tokio::time::timeout_at(deadline, w.events.recv())
+                .await
+                .expect("the deployment is deleted in time")
+                .expect("watch open");
+            if ev.kind == EventType::Deleted {
+                order.push(ev.key.clone());
+            }
+        }
+        let pos = |o: &Value| order.iter().position(|k| *k == key_of(o));
+        assert_eq!(pos(&d), Some(3), "deployment last: {order:?}");
+        assert_eq!(pos(&rs), Some(2), "replicaset after its pods: {order:?}");
+        assert!(pods.iter().all(|p| pos(p).is_some_and(|i| i < 2)));
+    }
+
+    #[tokio::test]
+    async fn foreground_owner_waits_for_a_blocking_pod_on_a_node() {
+        // A bound pod is deleted gracefully; the owner keeps its finalizer
+        // until the node agent has removed the pod.
+        let c = start();
+        let rs = c.create(replicaset("web", vec![])).await;
+        let p = c
+            .create(bound_pod("web-1", vec![owned_by(&rs, true)], "Running"))
+            .await;
+        c.delete_with(&rs, &[FOREGROUND]).await;
+        c.eventually("the pod is marked for deletion", |c| {
+            c.get(&p).is_some_and(|v| is_deleting(&v))
+        })
+        .await;
+        let owner = c.get(&rs).expect("the owner waits for its blocking pod");
+        assert_eq!(owner["metadata"]["finalizers"], json!([FOREGROUND]));
+        // The node agent stopped the containers and removes the pod.
+        c.delete(&p).await;
+        c.eventually("the owner goes once the pod is gone", |c| {
+            c.get(&rs).is_none()
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn foreground_does_not_wait_for_non_blocking_dependents() {
+        let c = start();
+        let rs = c.create(replicaset("web", vec![])).await;
+        let p = c
+            .create(bound_pod("web-1", vec![owned_by(&rs, false)], "Running"))
+            .await;
+        c.delete_with(&rs, &[FOREGROUND]).await;
+        c.eventually("the owner goes", |c| c.get(&rs).is_none())
+            .await;
+        c.eventually("the pod is marked for deletion", |c| {
+            c.get(&p).is_some_and(|v| is_deleting(&v))
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn bound_pod_is_deleted_gracefully_finished_pod_at_once() {
+        // A running pod on a node gets a deletionTimestamp and its grace
+        // period; one that has finished is simply removed.
+        let c = start();
+        let rs = c.create(replicaset("web", vec![])).await;
+        let mut running = bound_pod("web-1", vec![owned_by(&rs, true)], "Running");
+        running["spec"]["terminationGracePeriodSeconds"] = json!(7);
+        let running = c.create(running).await;
+        let done = c
+            .create(bound_pod("web-2", vec![owned_by(&rs, true)], "Succeeded"))
+            .await;
+        // Creation resets status; the node agent reports the phase later.
+        let mut finished = done.clone();
+        finished["status"]["phase"] = json!("Succeeded");
+        c.store
+            .write(WriteOp::Update {
+                key: key_of(&done),
+                value: finished,
+                expected: None,
+            })
+            .await
+            .expect("report phase");
+        c.delete(&rs).await;
+        c.eventually("the running pod is marked", |c| {
+            c.get(&running).is_some_and(|v| is_deleting(&v))
+        })
+        .await;
+        let v = c.get(&running).expect("the running pod waits for its node");
+        assert_eq!(v["metadata"]["deletionGracePeriodSeconds"], 7);
+        assert!(v["metadata"].get("ownerReferences").is_some());
+        c.eventually("the finished pod is removed", |c| c.get(&done).is_none())
+            .await;
+    }
+
+    #[tokio::test]
+    async fn cluster_scoped_owner_of_a_namespaced_dependent() {
+        // A node's Lease in kube-node-lease is owned by the Node; deleting
+        // the Node collects it.
+        let c = start();
+        let node = c
+            .create(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"}}))
+            .await;
+        let lease = c
+            .create(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "node-1", "namespace": "kube-node-lease", "ownerReferences": [owned_by(&node, false)]}}))
+            .await;
+        c.delete(&node).await;
+        c.eventually("the node's lease is collected", |c| c.get(&lease).is_none())
+            .await;
+    }
+
+    #[tokio::test]
+    async fn startup_collects_what_was_orphaned_while_stopped() {
+        // Objects whose owners went while the collector was not running are
+        // found by the initial listing. A cluster-scoped object naming a
+        // namespaced owner is never collected (Kubernetes treats that
+        // reference as unresolvable).
+        let c = open();
+        let rs = c.create(replicaset("web", vec![])).await;
+        let owned = c.create(pod("web-1", vec![owned_by(&rs, true)])).await;
+        c.delete(&rs).await;
+        let ghost = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ghost", "uid": "0000"}});
+        let unresolvable = c
+            .create(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "a", "ownerReferences": [owned_by(&deployment_with_uid(), true)]}}))
+            .await;
+        let dangling = c
+            .create(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "b", "ownerReferences": [owned_by(&ghost, true)]}}))
+            .await;
+        tokio::spawn(run(c.store.clone()));
+        c.eventually("orphans are collected at startup", |c| {
+            c.get(&owned).is_none() && c.get(&dangling).is_none()
+        })
+        .await;
+        // Keys are worked in order, so "a" was decided before "b" went.
+        assert!(c.get(&unresolvable).is_some());
+    }
+
+    fn deployment_with_uid() -> Value {
+        let mut d = deployment("gone");
+        d["metadata"]["uid"] = json!("1111");
+        d
+    }
+
+    #[tokio::test]
+    async fn graph_built_in_pages_links_owners_and_dependents() {
+        let c = open();
+        let rs = c.create(replicaset("web", vec![])).await;
+        for i in 0..3 {
+            c.create(pod(&format!("web-{i}"), vec![owned_by(&rs, true)]))
+                .await;
+        }
+        c.create(pod("x", vec![owned_by(&rs, false)])).await;
+        let g = Graph::build(&*c.store, 1).expect("build");
+        let uid = rs["metadata"]["uid"].as_str().expect("uid");
+        assert_eq!(g.dependents_of(uid).len(), 4);
+        assert_eq!(g.blocking_dependents(uid).len(), 3);
+        assert_eq!(g.by_uid.get(uid), Some(&key_of(&rs)));
+        assert!(g.attention().is_empty(), "every owner is live");
+    }
+
+    #[test]
+    fn owner_keys_follow_scope() {
+        let r = |api: &str, kind: &str| OwnerRef {
+            api_version: api.into(),
+            kind: kind.into(),
+            name: "o".into(),
+            uid: "u".into(),
+            block: false,
+        };
+        assert_eq!(
+            owner_key(&r("apps/v1", "ReplicaSet"), Some("ns")).as_deref(),
+            Some("/apps/replicasets/ns/o")
+        );
+        assert_eq!(owner_key(&r("apps/v1", "ReplicaSet"), None), None);
+        assert_eq!(
+            owner_key(&r("v1", "Node"), Some("ns")).as_deref(),
+            Some("/core/nodes/o")
+        );
+        assert_eq!(owner_key(&r("example.com/v1", "Widget"), Some("ns")), None);
+    }
+
+    #[test]
+    fn retries_back_off_and_queue_deduplicates() {
+        let mut q = WorkQueue::default();
+        q.push("a".into());
+        q.push("a".into());
+        assert_eq!(q.pop(Instant::now()).as_deref(), Some("a"));
+        assert_eq!(q.pop(Instant::now()), None);
+        q.retry("a".into());
+        q.retry("a".into());
+        let due = q.next_due().expect("retry scheduled");
+        assert!(q.pop(Instant::now()).is_none(), "not due yet");
+        assert_eq!(
+            q.pop(due + Duration::from_millis(100)).as_deref(),
+            Some("a")
+        );
+    }
+}
