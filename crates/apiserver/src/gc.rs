@@ -418,7 +418,7 @@ impl Collector {
             let dropped: Vec<OwnerRef> = old
                 .owners
                 .into_iter()
-                .filter(|o| !new.owners.iter().any(|n| n.uid == o.uid && n.block))
+                .filter(|o| o.block && !new.owners.iter().any(|n| n.uid == o.uid && n.block))
                 .collect();
             for k in self.graph.owner_keys(&dropped) {
                 self.queue.push(k);
@@ -1184,6 +1184,51 @@ mod tests {
         assert_eq!(g.blocking_dependents(uid).len(), 3);
         assert_eq!(g.by_uid.get(uid), Some(&key_of(&rs)));
         assert!(g.attention().is_empty(), "every owner is live");
+    }
+
+    fn event(kind: EventType, rev: u64, key: &str, obj: Value) -> Event {
+        Event {
+            rev,
+            kind,
+            key: key.into(),
+            object: Arc::new(obj),
+            raw: bytes::Bytes::new(),
+            prev: None,
+        }
+    }
+
+    #[test]
+    fn events_older_than_the_graph_are_ignored() {
+        // Pages of the initial listing are read at different revisions, so
+        // the watch can replay changes the graph already holds.
+        let c = open();
+        let mut gc = Collector {
+            store: c.store.clone(),
+            graph: Graph::default(),
+            queue: WorkQueue::default(),
+            since: 10,
+        };
+        let key = "/core/pods/default/p";
+        let obj =
+            |uid: &str| json!({"metadata": {"name": "p", "namespace": "default", "uid": uid}});
+        let entry = |uid: &str, rev| Entry::of(&obj(uid), rev).expect("entry");
+        gc.graph.insert(key.into(), entry("new", 15));
+        gc.observe(&event(EventType::Deleted, 12, key, obj("old")));
+        gc.observe(&event(EventType::Added, 15, key, obj("new")));
+        gc.observe(&event(EventType::Modified, 9, key, obj("older")));
+        assert_eq!(gc.graph.objects[key].uid, "new");
+        gc.observe(&event(EventType::Deleted, 16, key, obj("new")));
+        assert!(gc.graph.objects.is_empty() && gc.graph.by_uid.is_empty());
+        gc.observe(&event(
+            EventType::Added,
+            17,
+            "/example.com/widgets/x",
+            obj("w"),
+        ));
+        assert!(
+            gc.graph.objects.is_empty(),
+            "keys of unserved kinds are skipped"
+        );
     }
 
     #[test]
