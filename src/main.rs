@@ -1,5 +1,6 @@
 //! The `skiff` command.
 
+mod client;
 mod commands;
 
 use clap::Parser;

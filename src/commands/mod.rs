@@ -1,5 +1,6 @@
 //! skiff's command-line verbs, one file each.
 
+mod bench;
 mod kubectl;
 mod up;
 
@@ -21,6 +22,8 @@ pub struct Cli {
 enum Command {
     /// Run the control plane on the embedded store and write a kubeconfig.
     Up(up::UpArgs),
+    /// Run a benchmark against an in-process server.
+    Bench(bench::BenchArgs),
     /// Run kubectl against the cluster in a data directory
     /// (`skiff kubectl get pods`).
     Kubectl(kubectl::KubectlArgs),
@@ -31,6 +34,7 @@ impl Cli {
         let result = match self.command {
             Command::Up(a) => up::run(a),
             Command::Kubectl(a) => kubectl::run(a),
+            Command::Bench(a) => bench::run(a),
         };
         match result {
             Ok(code) => code,

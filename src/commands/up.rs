@@ -27,11 +27,8 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let cfg = apiserver::server::Config {
-            data_dir: a.data_dir.clone(),
-            listen: a.listen,
-            history: a.watch_history,
-        };
+        let mut cfg = apiserver::server::Config::new(a.data_dir.clone(), a.listen);
+        cfg.history = a.watch_history;
         let running = apiserver::server::start(cfg).await.with_context(|| {
             format!(
                 "starting the API server with data in {}",

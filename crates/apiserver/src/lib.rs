@@ -10,4 +10,5 @@ pub mod registry;
 pub mod request;
 pub mod resources;
 pub mod server;
+pub mod services;
 pub mod store;

@@ -7,14 +7,21 @@
 //! node wait for their node, objects with finalizers wait for them), and
 //! once nothing is left it drops the finalizer and the namespace goes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::registry::{self, name_of};
 use crate::resources::{self, Resource};
 use crate::store::{Store, StoreError, WriteOp};
+
+/// How long a namespace stays Terminating before its contents are
+/// deleted. `kubectl delete -f` of a file holding a namespace and its
+/// objects deletes the namespace first and then each object; emptying the
+/// namespace at once would answer those deletes with NotFound.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// Namespaces every cluster has.
 pub const SYSTEM_NAMESPACES: &[&str] =
@@ -46,9 +53,10 @@ pub async fn ensure_system_namespaces(store: &dyn Store) -> Result<(), StoreErro
 /// Run the namespace finalizer until the store closes.
 pub async fn run(store: Arc<dyn Store>) {
     let r = namespaces();
+    let mut seen: HashMap<String, Instant> = HashMap::new();
     loop {
         let from = store.revision();
-        if let Err(e) = finalize_terminating(&*store).await {
+        if let Err(e) = finalize_terminating(&*store, &mut seen).await {
             tracing::warn!(error = %e, "namespace cleanup");
         }
         // Wake on any namespace change, or every second to notice the
@@ -61,9 +69,15 @@ pub async fn run(store: Arc<dyn Store>) {
     }
 }
 
-async fn finalize_terminating(store: &dyn Store) -> Result<(), StoreError> {
+/// `seen` remembers when each namespace was first seen terminating.
+async fn finalize_terminating(
+    store: &dyn Store,
+    seen: &mut HashMap<String, Instant>,
+) -> Result<(), StoreError> {
     let r = namespaces();
-    for ns in store.list(&r.store_prefix(), None, None)?.items {
+    let mut terminating = HashMap::new();
+    let listing = store.list(&r.store_prefix(), None, None)?;
+    for ns in &listing.items {
         if ns.value["metadata"]
             .get("deletionTimestamp")
             .is_none_or(Value::is_null)
@@ -71,6 +85,20 @@ async fn finalize_terminating(store: &dyn Store) -> Result<(), StoreError> {
             continue;
         }
         let name = name_of(&ns.value).to_string();
+        terminating.insert(
+            name.clone(),
+            seen.get(&name).copied().unwrap_or_else(Instant::now),
+        );
+    }
+    *seen = terminating;
+    for ns in &listing.items {
+        let name = name_of(&ns.value).to_string();
+        if !seen
+            .get(&name)
+            .is_some_and(|since| since.elapsed() >= SETTLE)
+        {
+            continue;
+        }
         let remaining = empty_namespace(store, &name).await?;
         if remaining > 0 {
             continue;

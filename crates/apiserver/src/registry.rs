@@ -94,43 +94,14 @@ pub fn prepare_create(r: &Resource, obj: &mut Value) {
     }
     if has_status(r) {
         let status = match r.kind {
-            "Pod" => json!({"phase": "Pending", "qosClass": qos_class(obj)}),
+            // Defaulting adds qosClass once requests are filled from limits.
+            "Pod" => json!({"phase": "Pending"}),
             "Namespace" => json!({"phase": "Active"}),
             // A node agent registers its Node with its status in one go.
             "Node" => obj.get("status").cloned().unwrap_or(json!({})),
             _ => json!({}),
         };
         obj["status"] = status;
-    }
-}
-
-/// Kubernetes' QoS class from a pod's containers' requests and limits.
-fn qos_class(pod: &Value) -> &'static str {
-    let containers: Vec<&Value> = ["containers", "initContainers"]
-        .iter()
-        .filter_map(|f| pod["spec"][f].as_array())
-        .flatten()
-        .collect();
-    let mut any = false;
-    let mut guaranteed = true;
-    for c in &containers {
-        let req = c["resources"]["requests"].as_object();
-        let lim = c["resources"]["limits"].as_object();
-        if req.is_some_and(|m| !m.is_empty()) || lim.is_some_and(|m| !m.is_empty()) {
-            any = true;
-        }
-        for res in ["cpu", "memory"] {
-            let l = lim.and_then(|m| m.get(res));
-            let q = req.and_then(|m| m.get(res)).or(l);
-            if l.is_none() || q != l {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
     }
 }
 
@@ -202,7 +173,7 @@ pub fn invalid(r: &Resource, name: &str, errs: &[FieldError]) -> ApiError {
     };
     let causes = errs
         .iter()
-        .map(|e| json!({"reason": e.reason(), "message": e.to_string(), "field": e.field}))
+        .map(|e| json!({"reason": e.reason(), "message": e.body(), "field": e.field}))
         .collect();
     ApiError::invalid(
         r.kind,
@@ -276,18 +247,5 @@ mod tests {
             ),
             (json!(1), json!(3))
         );
-    }
-
-    #[test]
-    fn qos_classes() {
-        assert_eq!(
-            qos_class(&json!({"spec":{"containers":[{"name":"a"}]}})),
-            "BestEffort"
-        );
-        let g =
-            json!({"spec":{"containers":[{"resources":{"limits":{"cpu":"1","memory":"1Gi"}}}]}});
-        assert_eq!(qos_class(&g), "Guaranteed");
-        let b = json!({"spec":{"containers":[{"resources":{"requests":{"cpu":"1"}}}]}});
-        assert_eq!(qos_class(&b), "Burstable");
     }
 }

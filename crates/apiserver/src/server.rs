@@ -22,6 +22,19 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Watch events kept for resumption.
     pub history: usize,
+    /// Most writes committed with one fsync (1 turns group commit off).
+    pub max_batch: usize,
+}
+
+impl Config {
+    pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
+        Config {
+            data_dir,
+            listen,
+            history: 100_000,
+            max_batch: crate::store::redb::MAX_BATCH,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

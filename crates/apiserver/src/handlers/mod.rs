@@ -171,6 +171,14 @@ fn discovery_route(segs: &[&str], accept: Option<&str>) -> Option<Response<Body>
         ["api", v] => discovery::resource_list("", v),
         ["apis", g] => discovery::api_group(g),
         ["apis", g, v] => discovery::resource_list(g, v),
+        // kubectl 1.27 and 1.28 fetch the v2 document before anything else
+        // and fail on a 404; an empty protobuf document decodes as an empty
+        // spec, after which they use the v3 documents.
+        ["openapi", "v2"] => Some(body::raw(
+            StatusCode::OK,
+            crate::openapi::OPENAPI_V2_CONTENT_TYPE,
+            bytes::Bytes::new(),
+        )),
         ["openapi", "v3"] => Some(body::json(StatusCode::OK, &crate::openapi::root_document())),
         ["openapi", "v3", rest @ ..] => {
             let doc = crate::openapi::group_version_document(&rest.join("/"));

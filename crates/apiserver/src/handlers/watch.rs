@@ -97,6 +97,14 @@ impl Stream {
     }
 }
 
+/// An ERROR event: its object is a Status, never rendered as the kind.
+fn error_line(status: &Value) -> Bytes {
+    let mut out = b"{\"type\":\"ERROR\",\"object\":".to_vec();
+    let _ = serde_json::to_writer(&mut out, status);
+    out.extend_from_slice(b"}\n");
+    Bytes::from(out)
+}
+
 impl ApiServer {
     pub(super) fn watch(self: Arc<Self>, ctx: &Ctx) -> ApiResult<Response<Body>> {
         let sel = Selectors::from_query(ctx)?;
@@ -151,12 +159,12 @@ impl ApiServer {
                 Ok(w) => w,
                 Err(e @ StoreError::Expired { .. }) => {
                     let status = ApiError::gone(e.to_string()).status();
-                    stream.send(stream.line("ERROR", &status, None)).await;
+                    stream.send(error_line(&status)).await;
                     return;
                 }
                 Err(e) => {
                     let status = ApiError::from_store(e, "", "").status();
-                    stream.send(stream.line("ERROR", &status, None)).await;
+                    stream.send(error_line(&status)).await;
                     return;
                 }
             };

@@ -278,19 +278,38 @@ impl ApiServer {
                 crate::openapi::schema_set(),
                 &root_type(r),
             );
-            if ctx.query.dry_run()? {
-                return Ok(created(ctx, &obj, &warnings));
-            }
-            let key = registry::key(r, ctx.info.namespace.as_deref(), name_of(&obj));
             let this_name = name_of(&obj).to_string();
-            match self.store.write(WriteOp::Create { key, value: obj }).await {
-                Ok(s) => return Ok(created(ctx, &s.value, &warnings)),
+            match self.store_new(ctx, obj).await? {
+                Ok(v) => return Ok(created(ctx, &v, &warnings)),
                 // A generated name that is taken: draw another.
                 Err(StoreError::AlreadyExists) if name.is_empty() && attempt < 7 => continue,
                 Err(e) => return Err(ApiError::from_store(e, &qualified(r), &this_name)),
             }
         }
         Err(ApiError::internal("could not generate a unique name"))
+    }
+
+    /// The tail of every create: allocations the kind needs (Service IPs),
+    /// then the write, unless this is a dry run. The inner result is the
+    /// store's, so callers can retry on a taken name.
+    async fn store_new(&self, ctx: &Ctx, mut obj: Value) -> ApiResult<Result<Value, StoreError>> {
+        let r = ctx.info.resource;
+        let _allocation = if r.kind == "Service" && r.group.is_empty() {
+            let guard = crate::services::ALLOCATION.lock().await;
+            crate::services::allocate(&*self.store, &mut obj)?;
+            Some(guard)
+        } else {
+            None
+        };
+        if ctx.query.dry_run()? {
+            return Ok(Ok(obj));
+        }
+        let key = registry::key(r, ctx.info.namespace.as_deref(), name_of(&obj));
+        Ok(self
+            .store
+            .write(WriteOp::Create { key, value: obj })
+            .await
+            .map(|s| (*s.value).clone()))
     }
 
     pub(super) async fn update(
@@ -547,11 +566,8 @@ impl ApiServer {
                     meta_mut(&mut obj).insert("managedFields".into(), m);
                 }
                 registry::default_and_validate_create(r, &mut obj)?;
-                if ctx.query.dry_run()? {
-                    return Ok(created(ctx, &obj, &warnings));
-                }
-                match self.store.write(WriteOp::Create { key, value: obj }).await {
-                    Ok(s) => return Ok(created(ctx, &s.value, &warnings)),
+                match self.store_new(ctx, obj).await? {
+                    Ok(v) => return Ok(created(ctx, &v, &warnings)),
                     Err(StoreError::AlreadyExists) => continue,
                     Err(e) => return Err(ApiError::from_store(e, &qualified(r), &name)),
                 }

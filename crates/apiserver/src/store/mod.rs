@@ -104,6 +104,16 @@ pub trait Store: Send + Sync + 'static {
     fn watch(&self, prefix: &str, from: u64) -> Result<Watcher, StoreError>;
     /// The newest revision whose events have all been handed to watchers.
     fn published_revision(&self) -> u64;
+    /// Counters since the store was opened.
+    fn stats(&self) -> StoreStats;
+}
+
+/// How much work the store has done: with group commit, `commits` is far
+/// below `writes` under concurrent load, and every commit is one fsync.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreStats {
+    pub writes: u64,
+    pub commits: u64,
 }
 
 /// Set `metadata.resourceVersion` in an object.

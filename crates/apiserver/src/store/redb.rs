@@ -22,17 +22,17 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use super::{
-    stamp_revision, Event, EventType, Listing, Store, StoreError, Stored, WatchHub, Watcher,
-    WriteOp,
+    stamp_revision, Event, EventType, Listing, Store, StoreError, StoreStats, Stored, WatchHub,
+    Watcher, WriteOp,
 };
 
 const OBJECTS: TableDefinition<&str, &[u8]> = TableDefinition::new("objects");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const REVISION: &str = "revision";
 
-/// Most writes one commit takes, so that one slow batch cannot delay the
-/// first caller in it without bound.
-const MAX_BATCH: usize = 1024;
+/// Most writes one commit takes by default, so that one slow batch cannot
+/// delay the first caller in it without bound.
+pub const MAX_BATCH: usize = 1024;
 
 type Reply = oneshot::Sender<Result<Stored, StoreError>>;
 
@@ -44,6 +44,13 @@ pub struct RedbStore {
     writer: Option<std::thread::JoinHandle<()>>,
     hub: Arc<WatchHub>,
     revision: Arc<AtomicU64>,
+    stats: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Counters {
+    writes: AtomicU64,
+    commits: AtomicU64,
 }
 
 impl Drop for RedbStore {
@@ -94,6 +101,16 @@ fn stored_rev(bytes: &[u8]) -> u64 {
 impl RedbStore {
     /// Open (or create) the store file at `path` and start its writer.
     pub fn open(path: &Path, history: usize) -> Result<Self, StoreError> {
+        Self::open_with_batch(path, history, MAX_BATCH)
+    }
+
+    /// As [`RedbStore::open`], committing at most `max_batch` writes at
+    /// once (1 turns group commit off; benchmarks compare the two).
+    pub fn open_with_batch(
+        path: &Path,
+        history: usize,
+        max_batch: usize,
+    ) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(backend)?;
         let rev = {
             let txn = db.begin_write().map_err(backend)?;
@@ -113,11 +130,14 @@ impl RedbStore {
         let db = Arc::new(db);
         let hub = Arc::new(WatchHub::new(rev, history, 4096));
         let revision = Arc::new(AtomicU64::new(rev));
+        let stats = Arc::new(Counters::default());
         let (tx, rx) = mpsc::channel();
         let writer = Writer {
             db: db.clone(),
             hub: hub.clone(),
             revision: revision.clone(),
+            max_batch: max_batch.max(1),
+            stats: stats.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -129,6 +149,7 @@ impl RedbStore {
             writer: Some(writer),
             hub,
             revision,
+            stats,
         })
     }
 }
@@ -207,9 +228,18 @@ impl Store for RedbStore {
     fn published_revision(&self) -> u64 {
         self.hub.published()
     }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            writes: self.stats.writes.load(Ordering::Relaxed),
+            commits: self.stats.commits.load(Ordering::Relaxed),
+        }
+    }
 }
 
 struct Writer {
+    max_batch: usize,
+    stats: Arc<Counters>,
     db: Arc<Database>,
     hub: Arc<WatchHub>,
     revision: Arc<AtomicU64>,
@@ -225,7 +255,7 @@ impl Writer {
     fn run(self, rx: mpsc::Receiver<(WriteOp, Reply)>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < self.max_batch {
                 match rx.try_recv() {
                     Ok(next) => batch.push(next),
                     Err(_) => break,
@@ -241,6 +271,10 @@ impl Writer {
         match self.apply_batch(batch, start_rev) {
             Ok((pending, rev)) => {
                 self.revision.store(rev, Ordering::Release);
+                self.stats.commits.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .writes
+                    .fetch_add(pending.len() as u64, Ordering::Relaxed);
                 let events = pending
                     .iter()
                     .filter_map(|p| p.result.as_ref().ok().map(|(_, e)| e.clone()))
