@@ -1,6 +1,7 @@
 //! skiff's Kubernetes-compatible API server.
 
 pub mod error;
+pub mod gc;
 pub mod handlers;
 pub mod namespaces;
 pub mod openapi;

@@ -94,6 +94,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     });
     tokio::spawn(serve(listener, acceptor, api));
     tokio::spawn(crate::namespaces::run(store.clone()));
+    tokio::spawn(crate::gc::run(store.clone()));
     Ok(Running {
         addr,
         kubeconfig,
