@@ -15,7 +15,7 @@ use crate::resources::{self, Resource};
 pub fn aggregated_version(accept: Option<&str>) -> Option<&'static str> {
     for part in accept.unwrap_or("").split(',') {
         let params: Vec<&str> = part.split(';').map(str::trim).collect();
-        let has = |p: &str| params.iter().any(|x| *x == p);
+        let has = |p: &str| params.contains(&p);
         if has("as=APIGroupDiscoveryList") && has("g=apidiscovery.k8s.io") {
             if has("v=v2") {
                 return Some("v2");

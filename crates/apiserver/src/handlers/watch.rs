@@ -177,11 +177,10 @@ impl ApiServer {
                     return;
                 }
             }
-            if send_initial && bookmarks {
-                if !stream.send(stream.bookmark(from, true)).await {
+            if send_initial && bookmarks
+                && !stream.send(stream.bookmark(from, true)).await {
                     return;
                 }
-            }
             run(stream, watcher, store, from, bookmarks, timeout).await;
         });
         let body = StreamBody::new(futures::stream::unfold(rx, |mut rx| async move {
