@@ -153,9 +153,7 @@ async fn finalize_terminating(
     *seen = terminating;
     for ns in &listing.items {
         let name = name_of(&ns.value).to_string();
-        if seen
-            .get(&name).is_none_or(|since| since.elapsed() < SETTLE)
-        {
+        if seen.get(&name).is_none_or(|since| since.elapsed() < SETTLE) {
             continue;
         }
         let remaining = empty_namespace(store, &name).await?;

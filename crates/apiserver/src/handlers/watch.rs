@@ -177,10 +177,9 @@ impl ApiServer {
                     return;
                 }
             }
-            if send_initial && bookmarks
-                && !stream.send(stream.bookmark(from, true)).await {
-                    return;
-                }
+            if send_initial && bookmarks && !stream.send(stream.bookmark(from, true)).await {
+                return;
+            }
             run(stream, watcher, store, from, bookmarks, timeout).await;
         });
         let body = StreamBody::new(futures::stream::unfold(rx, |mut rx| async move {

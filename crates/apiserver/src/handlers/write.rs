@@ -643,16 +643,18 @@ impl ApiServer {
             .as_array()
             .cloned()
             .unwrap_or_default();
-        match opts.propagation.as_deref() {
-            Some("Orphan") if !already && has_dependents_finalizer_support(r) => {
-                finalizers.push(json!("orphan"))
+        // Orphan and Foreground hand the object to the garbage collector,
+        // which removes its finalizer once dependents are dealt with.
+        let propagation = match opts.propagation.as_deref() {
+            Some("Orphan") => Some(crate::gc::ORPHAN),
+            Some("Foreground") => Some(crate::gc::FOREGROUND),
+            _ => None,
+        };
+        if let Some(f) = propagation.filter(|_| !already && r.kind != "Namespace") {
+            if !finalizers.iter().any(|x| x == f) {
+                finalizers.push(json!(f));
             }
-            Some("Foreground") if !already && has_dependents_finalizer_support(r) => {
-                finalizers.push(json!("foregroundDeletion"))
-            }
-            _ => {}
         }
-        finalizers.dedup();
         let pending = !finalizers.is_empty()
             || (r.kind == "Namespace")
             || (r.kind == "Pod" && grace > 0 && pod_awaits_node(&new));
@@ -902,14 +904,6 @@ fn pod_awaits_node(pod: &Value) -> bool {
         Some("Succeeded" | "Failed")
     );
     bound && !finished
-}
-
-/// Owner-aware finalizers only make sense for kinds that own others.
-fn has_dependents_finalizer_support(r: &Resource) -> bool {
-    matches!(
-        r.kind,
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" | "Job"
-    )
 }
 
 /// `autoscaling/v1` Scale view of a workload.
