@@ -66,9 +66,13 @@ impl Query {
         self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
     }
 
+    /// A boolean parameter, read as Go's `strconv.ParseBool` reads it (the
+    /// Python client sends `watch=True`); a bare `?watch` counts as true.
     pub fn flag(&self, k: &str) -> bool {
-        matches!(self.0.get(k).map(String::as_str), Some("true" | "1" | ""))
-            && self.0.contains_key(k)
+        matches!(
+            self.0.get(k).map(String::as_str),
+            Some("1" | "t" | "T" | "true" | "TRUE" | "True" | "")
+        )
     }
 
     pub fn u64(&self, k: &str) -> ApiResult<Option<u64>> {
