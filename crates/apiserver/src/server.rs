@@ -65,9 +65,10 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let io = |what: String| move |source| ServerError::Io { what, source };
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open(
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open_with_batch(
         &cfg.data_dir.join("skiff.redb"),
         cfg.history,
+        cfg.max_batch,
     )?);
     crate::namespaces::ensure_system_namespaces(&*store).await?;
 
