@@ -353,8 +353,7 @@ fn json_equal(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
         }
         _ => a == b,
@@ -936,5 +935,986 @@ fn go_fmt(v: &Value) -> String {
                 .collect();
             format!("map[{}]", items.join(" "))
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::schema::{Field, ObjectType};
+    use serde_json::json;
+
+    // -- a hand-built schema with the patch metadata of the real types ------
+
+    fn named(n: &str) -> TypeRef {
+        TypeRef::Named(n.into())
+    }
+
+    fn list_of(inner: TypeRef, list: ListKind) -> Field {
+        Field {
+            list,
+            ..Field::new(TypeRef::Array(Box::new(inner)))
+        }
+    }
+
+    fn keyed(inner: &str, keys: &[&str]) -> Field {
+        list_of(
+            named(inner),
+            ListKind::Map(keys.iter().map(|k| k.to_string()).collect()),
+        )
+    }
+
+    fn object(fields: Vec<(&str, Field)>) -> ObjectType {
+        ObjectType {
+            fields: fields
+                .into_iter()
+                .map(|(k, f)| (k.to_string(), f))
+                .collect(),
+            required: vec![],
+        }
+    }
+
+    fn schema() -> SchemaSet {
+        let s = || Field::new(TypeRef::String);
+        let string_map = || Field::new(TypeRef::Map(Box::new(TypeRef::String)));
+        let mut set = SchemaSet::default();
+        let mut add = |name: &str, ty: ObjectType| {
+            set.types.insert(name.to_string(), ty);
+        };
+        add(
+            "Deployment",
+            object(vec![
+                ("metadata", Field::new(named("ObjectMeta"))),
+                ("spec", Field::new(named("DeploymentSpec"))),
+            ]),
+        );
+        add(
+            "Pod",
+            object(vec![
+                ("metadata", Field::new(named("ObjectMeta"))),
+                ("spec", Field::new(named("PodSpec"))),
+                ("status", Field::new(named("PodStatus"))),
+            ]),
+        );
+        add(
+            "ObjectMeta",
+            object(vec![
+                ("name", s()),
+                ("labels", string_map()),
+                ("annotations", string_map()),
+                ("finalizers", list_of(TypeRef::String, ListKind::Set)),
+            ]),
+        );
+        add(
+            "DeploymentSpec",
+            object(vec![
+                ("replicas", Field::new(TypeRef::Integer)),
+                ("template", Field::new(named("PodTemplateSpec"))),
+                (
+                    "strategy",
+                    Field {
+                        retain_keys: true,
+                        ..Field::new(named("DeploymentStrategy"))
+                    },
+                ),
+            ]),
+        );
+        add(
+            "DeploymentStrategy",
+            object(vec![
+                ("type", s()),
+                ("rollingUpdate", Field::new(TypeRef::Any)),
+            ]),
+        );
+        add(
+            "PodTemplateSpec",
+            object(vec![
+                ("metadata", Field::new(named("ObjectMeta"))),
+                ("spec", Field::new(named("PodSpec"))),
+            ]),
+        );
+        add(
+            "PodSpec",
+            object(vec![
+                ("containers", keyed("Container", &["name"])),
+                ("nodeSelector", string_map()),
+                ("tolerations", list_of(TypeRef::Any, ListKind::Atomic)),
+            ]),
+        );
+        add(
+            "Container",
+            object(vec![
+                ("name", s()),
+                ("image", s()),
+                ("args", list_of(TypeRef::String, ListKind::Atomic)),
+                ("env", keyed("EnvVar", &["name"])),
+                (
+                    "ports",
+                    keyed("ContainerPort", &["containerPort", "protocol"]),
+                ),
+                ("volumeMounts", keyed("VolumeMount", &["mountPath"])),
+            ]),
+        );
+        add(
+            "EnvVar",
+            object(vec![
+                ("name", s()),
+                ("value", s()),
+                ("valueFrom", Field::new(TypeRef::Any)),
+            ]),
+        );
+        add(
+            "ContainerPort",
+            object(vec![
+                ("containerPort", Field::new(TypeRef::Integer)),
+                ("protocol", s()),
+                ("name", s()),
+            ]),
+        );
+        add(
+            "VolumeMount",
+            object(vec![("mountPath", s()), ("name", s())]),
+        );
+        add(
+            "PodStatus",
+            object(vec![
+                ("phase", s()),
+                ("conditions", keyed("PodCondition", &["type"])),
+            ]),
+        );
+        add("PodCondition", object(vec![("type", s()), ("status", s())]));
+        set
+    }
+
+    fn smp(target: Value, patch: Value, kind: &str) -> Result<Value, PatchError> {
+        strategic_merge_patch(&target, &patch, &schema(), &named(kind))
+    }
+
+    fn pod_smp(target: Value, patch: Value) -> Value {
+        smp(target, patch, "Pod").unwrap()
+    }
+
+    fn names(list: &Value, key: &str) -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| match &i[key] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect()
+    }
+
+    fn deployment() -> Value {
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": "web",
+                "annotations": {"deployment.kubernetes.io/revision": "1"},
+                "finalizers": ["a", "b"]
+            },
+            "spec": {
+                "replicas": 1,
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+                "template": {"spec": {"containers": [
+                    {"name": "web", "image": "nginx:1.24",
+                     "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                     "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                    {"name": "sidecar", "image": "busybox"}
+                ]}}
+            }
+        })
+    }
+
+    // -- JSON merge patch -----------------------------------------------------
+
+    #[test]
+    fn merge_patch_null_deletes_and_objects_merge() {
+        let target =
+            json!({"metadata": {"labels": {"app": "web", "tier": "fe"}}, "spec": {"replicas": 1}});
+        let patch = json!({"metadata": {"labels": {"tier": null, "new": "x"}}, "spec": null});
+        assert_eq!(
+            merge_patch(&target, &patch),
+            json!({"metadata": {"labels": {"app": "web", "new": "x"}}})
+        );
+    }
+
+    #[test]
+    fn merge_patch_rfc7386_examples() {
+        // The test cases of RFC 7386 appendix A that exercise distinct rules.
+        let cases = [
+            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
+            (
+                json!({"a": "b"}),
+                json!({"b": "c"}),
+                json!({"a": "b", "b": "c"}),
+            ),
+            (
+                json!({"a": "b", "b": "c"}),
+                json!({"a": null}),
+                json!({"b": "c"}),
+            ),
+            (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
+            (json!({"a": "c"}), json!({"a": ["b"]}), json!({"a": ["b"]})),
+            (
+                json!({"a": [{"b": "c"}]}),
+                json!({"a": [1]}),
+                json!({"a": [1]}),
+            ),
+            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
+            (json!({"a": "b"}), json!(["c"]), json!(["c"])),
+            (json!({"a": "foo"}), json!(null), json!(null)),
+            (
+                json!({"e": null}),
+                json!({"a": 1}),
+                json!({"e": null, "a": 1}),
+            ),
+            (
+                json!([1, 2]),
+                json!({"a": "b", "c": null}),
+                json!({"a": "b"}),
+            ),
+            (
+                json!({}),
+                json!({"a": {"bb": {"ccc": null}}}),
+                json!({"a": {"bb": {}}}),
+            ),
+        ];
+        for (target, patch, want) in cases {
+            assert_eq!(merge_patch(&target, &patch), want, "patch {patch}");
+        }
+    }
+
+    // -- JSON patch -----------------------------------------------------------
+
+    fn jp(target: Value, ops: Value) -> Result<Value, PatchError> {
+        json_patch(&target, &ops)
+    }
+
+    #[test]
+    fn json_patch_each_operation() {
+        let doc = json!({"a": {"b": [1, 2]}, "c": "x"});
+        let out = jp(
+            doc,
+            json!([
+                {"op": "add", "path": "/a/b/1", "value": 9},
+                {"op": "add", "path": "/a/b/-", "value": 3},
+                {"op": "replace", "path": "/c", "value": "y"},
+                {"op": "copy", "from": "/c", "path": "/d"},
+                {"op": "move", "from": "/a/b/0", "path": "/first"},
+                {"op": "remove", "path": "/d"},
+                {"op": "test", "path": "/a/b", "value": [9, 2, 3]}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"a": {"b": [9, 2, 3]}, "c": "y", "first": 1}));
+    }
+
+    #[test]
+    fn json_patch_pointer_escapes_for_annotation_keys() {
+        // kubectl users address "example.com/owner" as example.com~1owner.
+        let doc = json!({"metadata": {"annotations": {"example.com/owner": "a", "x~y": "b"}}});
+        let out = jp(
+            doc,
+            json!([
+                {"op": "replace", "path": "/metadata/annotations/example.com~1owner", "value": "z"},
+                {"op": "remove", "path": "/metadata/annotations/x~0y"}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"metadata": {"annotations": {"example.com/owner": "z"}}})
+        );
+        let err = jp(
+            json!({}),
+            json!([{"op": "add", "path": "/a~2", "value": 1}]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("must be followed by 0 or 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn json_patch_rollout_undo_replaces_template() {
+        // kubectl rollout undo sends the old ReplicaSet's template this way.
+        let ops = json!([
+            {"op": "replace", "path": "/spec/template",
+             "value": {"spec": {"containers": [{"name": "web", "image": "nginx:1.23"}]}}},
+            {"op": "replace", "path": "/metadata/annotations",
+             "value": {"deployment.kubernetes.io/revision": "1"}}
+        ]);
+        let out = json_patch(&deployment(), &ops).unwrap();
+        assert_eq!(
+            out["spec"]["template"],
+            json!({"spec": {"containers": [{"name": "web", "image": "nginx:1.23"}]}})
+        );
+        assert_eq!(out["spec"]["replicas"], 1);
+
+        // The same patch against an object without spec names op 0 and its path.
+        let err = json_patch(&json!({"metadata": {}}), &ops).unwrap_err();
+        assert_eq!(
+            err,
+            PatchError::JsonPatchOp {
+                index: 0,
+                op: "replace".into(),
+                path: "/spec/template".into(),
+                reason: "the path does not exist".into()
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "json patch operation 0 (\"replace\" at \"/spec/template\"): the path does not exist"
+        );
+    }
+
+    #[test]
+    fn json_patch_errors_name_the_operation() {
+        let doc = json!({"spec": {"replicas": 2, "list": [1]}});
+        let cases = [
+            (
+                json!([{"op": "remove", "path": "/spec/missing"}]),
+                0,
+                "the path does not exist",
+            ),
+            (
+                json!([{"op": "test", "path": "/spec/replicas", "value": 2},
+                       {"op": "test", "path": "/spec/replicas", "value": 3}]),
+                1,
+                "test failed: the value is 2, not 3",
+            ),
+            (
+                json!([{"op": "add", "path": "/nope/x", "value": 1}]),
+                0,
+                "the parent location \"/nope\" does not exist",
+            ),
+            (
+                json!([{"op": "add", "path": "/spec/list/5", "value": 1}]),
+                0,
+                "out of bounds",
+            ),
+            (
+                json!([{"op": "replace", "path": "/spec/list/01", "value": 1}]),
+                0,
+                "does not exist",
+            ),
+            (
+                json!([{"op": "replace", "path": "/spec/list/-", "value": 1}]),
+                0,
+                "does not exist",
+            ),
+            (
+                json!([{"op": "add", "path": "/spec/x"}]),
+                0,
+                "missing \"value\"",
+            ),
+            (
+                json!([{"op": "move", "path": "/spec/x"}]),
+                0,
+                "missing \"from\"",
+            ),
+            (
+                json!([{"op": "frobnicate", "path": "/spec"}]),
+                0,
+                "unknown operation",
+            ),
+            (
+                json!([{"op": "add", "path": "spec", "value": 1}]),
+                0,
+                "must start with",
+            ),
+            (
+                json!([{"op": "move", "from": "/spec", "path": "/spec/inner"}]),
+                0,
+                "own children",
+            ),
+            (json!([{"op": "remove", "path": ""}]), 0, "whole document"),
+            (json!(["add"]), 0, "must be a JSON object"),
+        ];
+        for (ops, index, reason) in cases {
+            match jp(doc.clone(), ops.clone()) {
+                Err(PatchError::JsonPatchOp {
+                    index: i,
+                    reason: r,
+                    ..
+                }) => {
+                    assert_eq!(i, index, "{ops}");
+                    assert!(r.contains(reason), "{ops}: {r}");
+                }
+                other => panic!("{ops}: {other:?}"),
+            }
+        }
+        let err = jp(doc, json!({"op": "add"})).unwrap_err();
+        assert!(matches!(err, PatchError::BadDocument(_)));
+    }
+
+    #[test]
+    fn json_patch_test_compares_numbers_by_value_and_root_ops_work() {
+        let out = jp(
+            json!({"n": 1, "o": {"a": [1.0]}}),
+            json!([
+                {"op": "test", "path": "/n", "value": 1.0},
+                {"op": "test", "path": "/o", "value": {"a": [1]}},
+                {"op": "replace", "path": "", "value": {"fresh": true}}
+            ]),
+        )
+        .unwrap();
+        assert_eq!(out, json!({"fresh": true}));
+        // An empty patch is a no-op, as for kubectl patch --type=json -p '[]'.
+        assert_eq!(jp(json!({"a": 1}), json!([])).unwrap(), json!({"a": 1}));
+    }
+
+    // -- Strategic merge patch: what kubectl apply sends ----------------------
+
+    #[test]
+    fn smp_kubectl_apply_changed_image_and_replicas() {
+        // The two-way patch kubectl apply computes for a new image and
+        // replica count: $setElementOrder lists every container it manages.
+        let patch = json!({
+            "metadata": {"annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": "{...}"}},
+            "spec": {
+                "replicas": 3,
+                "template": {"spec": {
+                    "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}],
+                    "containers": [{"image": "nginx:1.25", "name": "web"}]
+                }}
+            }
+        });
+        let out = smp(deployment(), patch, "Deployment").unwrap();
+        let mut want = deployment();
+        want["spec"]["replicas"] = json!(3);
+        want["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.25");
+        want["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"] =
+            json!("{...}");
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn smp_kubectl_apply_adds_env_var_at_the_end() {
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}],
+            "containers": [{
+                "$setElementOrder/env": [{"name": "A"}, {"name": "B"}, {"name": "C"}],
+                "env": [{"name": "C", "value": "3"}],
+                "name": "web"
+            }]
+        }}}});
+        let out = smp(deployment(), patch, "Deployment").unwrap();
+        let env = &out["spec"]["template"]["spec"]["containers"][0]["env"];
+        assert_eq!(names(env, "name"), ["A", "B", "C"]);
+        assert_eq!(env[2], json!({"name": "C", "value": "3"}));
+        assert_eq!(
+            names(&out["spec"]["template"]["spec"]["containers"], "name"),
+            ["web", "sidecar"]
+        );
+    }
+
+    #[test]
+    fn smp_kubectl_apply_removes_env_var() {
+        let patch = json!({"spec": {"template": {"spec": {
+            "$setElementOrder/containers": [{"name": "web"}, {"name": "sidecar"}],
+            "containers": [{
+                "$setElementOrder/env": [{"name": "B"}],
+                "env": [{"$patch": "delete", "name": "A"}, {"name": "B", "value": "22"}],
+                "name": "web"
+            }]
+        }}}});
+        let out = smp(deployment(), patch, "Deployment").unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([{"name": "B", "value": "22"}])
+        );
+    }
+
+    #[test]
+    fn smp_kubectl_apply_changes_value_source_of_env_var() {
+        // value -> valueFrom: kubectl sends value: null alongside the new field.
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{
+            "name": "web",
+            "env": [{"name": "A", "value": null,
+                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
+        }]}}}});
+        let out = smp(deployment(), patch, "Deployment").unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["env"][0],
+            json!({"name": "A", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+        );
+    }
+
+    // -- Strategic merge patch: list merging and ordering ---------------------
+
+    #[test]
+    fn smp_new_item_without_set_element_order_goes_first() {
+        // Kubernetes' "Update API Objects in Place Using kubectl patch" task:
+        // patching in patch-demo-ctr-2 lists it before the existing container.
+        let live = json!({"spec": {"containers": [{"name": "patch-demo-ctr", "image": "nginx"}]}});
+        let patch =
+            json!({"spec": {"containers": [{"name": "patch-demo-ctr-2", "image": "redis"}]}});
+        let out = pod_smp(live, patch);
+        assert_eq!(
+            names(&out["spec"]["containers"], "name"),
+            ["patch-demo-ctr-2", "patch-demo-ctr"]
+        );
+    }
+
+    #[test]
+    fn smp_patch_order_wins_over_live_order() {
+        // Kubernetes' "preserve the order from the patch in a merging list" cases.
+        let live = json!({"spec": {"containers": [
+            {"name": "1"}, {"name": "2", "image": "b"}, {"name": "3"}]}});
+        let out = pod_smp(
+            live.clone(),
+            json!({"spec": {"containers": [
+                {"name": "3", "image": "c"}, {"name": "1", "image": "a"}, {"name": "2", "args": ["x"]}]}}),
+        );
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "3", "image": "c"}, {"name": "1", "image": "a"},
+                   {"name": "2", "image": "b", "args": ["x"]}])
+        );
+        let out = pod_smp(
+            live,
+            json!({"spec": {"containers": [{"name": "3", "image": "c"}, {"name": "1", "image": "a"}]}}),
+        );
+        assert_eq!(names(&out["spec"]["containers"], "name"), ["2", "3", "1"]);
+    }
+
+    #[test]
+    fn smp_set_element_order_keeps_server_only_items_near_their_neighbours() {
+        // "x" was added by someone else; the client reorders b before a.
+        let live = json!({"spec": {"containers": [{"name": "a"}, {"name": "x"}, {"name": "b"}]}});
+        let patch =
+            json!({"spec": {"$setElementOrder/containers": [{"name": "b"}, {"name": "a"}]}});
+        let out = pod_smp(live, patch);
+        assert_eq!(names(&out["spec"]["containers"], "name"), ["x", "b", "a"]);
+    }
+
+    #[test]
+    fn smp_set_element_order_naming_absent_items() {
+        // Kubernetes: "$setElementOrder contains item that is not present in
+        // the list to be merged" (maps and primitives).
+        let live = json!({"spec": {"containers": [{"name": "1"}, {"name": "3"}]}});
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "3"}, {"name": "2"}, {"name": "1"}],
+            "containers": [{"name": "3", "image": "3"}, {"name": "1", "image": "1"}]}});
+        assert_eq!(
+            pod_smp(live, patch)["spec"]["containers"],
+            json!([{"name": "3", "image": "3"}, {"name": "1", "image": "1"}])
+        );
+        let live = json!({"metadata": {"finalizers": ["1", "3"]}});
+        let patch = json!({"metadata": {"$setElementOrder/finalizers": ["3", "2", "1"]}});
+        assert_eq!(
+            pod_smp(live, patch)["metadata"]["finalizers"],
+            json!(["3", "1"])
+        );
+    }
+
+    #[test]
+    fn smp_set_element_order_must_agree_with_patch_list() {
+        // Kubernetes: "should check if order in $setElementOrder and patch list match".
+        let live = json!({"spec": {"containers": [{"name": "1"}, {"name": "3"}, {"name": "2"}]}});
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "1"}, {"name": "2"}, {"name": "3"}],
+            "containers": [{"name": "3", "image": "3"}, {"name": "1", "image": "1"}]}});
+        let err = smp(live, patch, "Pod").unwrap_err();
+        assert!(matches!(err, PatchError::OrderMismatch { .. }));
+        assert!(err.to_string().contains("doesn't match"), "{err}");
+    }
+
+    #[test]
+    fn smp_delete_directive_removes_all_matching_items() {
+        // Kubernetes: "delete all duplicate entries in a merging list".
+        let live = json!({"status": {"conditions": [
+            {"type": "1"}, {"type": "1"}, {"type": "2", "status": "a"}, {"type": "3"}, {"type": "3"}]}});
+        let patch = json!({"status": {"conditions": [
+            {"type": "1", "$patch": "delete"}, {"type": "3", "$patch": "delete"}]}});
+        assert_eq!(
+            pod_smp(live, patch)["status"]["conditions"],
+            json!([{"type": "2", "status": "a"}])
+        );
+    }
+
+    #[test]
+    fn smp_status_condition_update_by_type() {
+        // What the kubelet sends when a pod becomes ready.
+        let live = json!({"status": {"phase": "Pending", "conditions": [
+            {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}]}});
+        let patch = json!({"status": {
+            "$setElementOrder/conditions": [{"type": "PodScheduled"}, {"type": "Ready"}],
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "phase": "Running"}});
+        let out = pod_smp(live, patch);
+        assert_eq!(out["status"]["phase"], "Running");
+        assert_eq!(
+            out["status"]["conditions"],
+            json!([{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}])
+        );
+    }
+
+    #[test]
+    fn smp_replace_directive_in_list() {
+        // Kubernetes: "delete all items from merging list" and replacing with new items.
+        let live = json!({"spec": {"containers": [{"name": "1"}, {"name": "2"}]}});
+        let out = pod_smp(
+            live.clone(),
+            json!({"spec": {"containers": [{"$patch": "replace"}]}}),
+        );
+        assert_eq!(out["spec"]["containers"], json!([]));
+        let out = pod_smp(
+            live,
+            json!({"spec": {"containers": [{"name": "9", "image": "x", "args": null}, {"$patch": "replace"}]}}),
+        );
+        assert_eq!(
+            out["spec"]["containers"],
+            json!([{"name": "9", "image": "x"}])
+        );
+    }
+
+    #[test]
+    fn smp_ports_merge_on_numeric_key() {
+        let live = json!({"spec": {"containers": [{"name": "web", "ports": [
+            {"containerPort": 80, "protocol": "TCP"}, {"containerPort": 443, "protocol": "TCP"}]}]}});
+        let patch = json!({"spec": {"containers": [{"name": "web",
+            "$setElementOrder/ports": [{"containerPort": 80}, {"containerPort": 443}, {"containerPort": 8080}],
+            "ports": [{"containerPort": 80.0, "name": "http"}, {"containerPort": 8080, "protocol": "TCP"}]}]}});
+        let out = pod_smp(live, patch);
+        assert_eq!(
+            out["spec"]["containers"][0]["ports"],
+            // 80.0 matched the live 80 (one item, not two) and, like any
+            // patched scalar, its value is the patch's.
+            json!([{"containerPort": 80.0, "protocol": "TCP", "name": "http"},
+                   {"containerPort": 443, "protocol": "TCP"},
+                   {"containerPort": 8080, "protocol": "TCP"}])
+        );
+    }
+
+    #[test]
+    fn smp_volume_mounts_keyed_by_mount_path() {
+        let live = json!({"spec": {"containers": [{"name": "web", "volumeMounts": [
+            {"mountPath": "/data", "name": "data"}, {"mountPath": "/cfg", "name": "cfg"}]}]}});
+        let patch = json!({"spec": {"containers": [{"name": "web", "volumeMounts": [
+            {"mountPath": "/cfg", "$patch": "delete"}, {"mountPath": "/data", "name": "data2"}]}]}});
+        assert_eq!(
+            pod_smp(live, patch)["spec"]["containers"][0]["volumeMounts"],
+            json!([{"mountPath": "/data", "name": "data2"}])
+        );
+    }
+
+    #[test]
+    fn smp_missing_merge_key_is_an_error() {
+        // kubectl patch deployment nginx -p '{"spec":{"template":{"spec":{"containers":[{"image":"httpd"}]}}}}'
+        // answers: map: map[image:httpd] does not contain declared merge key: name
+        let patch = json!({"spec": {"template": {"spec": {"containers": [{"image": "httpd"}]}}}});
+        let err = smp(deployment(), patch, "Deployment").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "map: map[image:httpd] does not contain declared merge key: name"
+        );
+        // A delete item without its key, and a live item without one, fail the same way.
+        let err = pod_smp_err(
+            json!({}),
+            json!({"spec": {"containers": [{"$patch": "delete"}]}}),
+        );
+        assert_eq!(
+            err.to_string(),
+            "map: map[$patch:delete] does not contain declared merge key: name"
+        );
+        let err = pod_smp_err(
+            json!({"spec": {"containers": [{}]}}),
+            json!({"spec": {"containers": [{"name": "a"}]}}),
+        );
+        assert_eq!(
+            err.to_string(),
+            "map: map[] does not contain declared merge key: name"
+        );
+    }
+
+    fn pod_smp_err(target: Value, patch: Value) -> PatchError {
+        smp(target, patch, "Pod").unwrap_err()
+    }
+
+    #[test]
+    fn smp_keyed_list_items_must_be_objects_and_directives_known() {
+        let err = pod_smp_err(json!({}), json!({"spec": {"containers": ["web"]}}));
+        assert!(err.to_string().contains("expected a map"), "{err}");
+        let err = pod_smp_err(
+            json!({}),
+            json!({"spec": {"containers": [{"name": "a", "$patch": "merge"}]}}),
+        );
+        assert_eq!(
+            err.to_string(),
+            "merging lists cannot yet be specified in the patch"
+        );
+        let err = pod_smp_err(
+            json!({}),
+            json!({"spec": {"containers": [{"name": "a", "$patch": "zap"}]}}),
+        );
+        assert_eq!(
+            err.to_string(),
+            "unknown patch type: zap in map: map[$patch:zap name:a]"
+        );
+    }
+
+    // -- Strategic merge patch: primitive lists -------------------------------
+
+    #[test]
+    fn smp_primitive_set_union_without_duplicates() {
+        // Kubernetes: "unique scalars when merging lists".
+        let live = json!({"metadata": {"finalizers": ["1", "2"]}});
+        let out = pod_smp(live, json!({"metadata": {"finalizers": ["2", "3"]}}));
+        assert_eq!(out["metadata"]["finalizers"], json!(["1", "2", "3"]));
+        // "preserve the order from the patch in a merging int list".
+        let live = json!({"metadata": {"finalizers": ["1", "2", "3"]}});
+        let out = pod_smp(live, json!({"metadata": {"finalizers": ["3", "1"]}}));
+        assert_eq!(out["metadata"]["finalizers"], json!(["2", "3", "1"]));
+    }
+
+    #[test]
+    fn smp_delete_from_primitive_list() {
+        let live = json!({"metadata": {"finalizers": ["a", "b", "c"]}});
+        let patch = json!({"metadata": {
+            "$setElementOrder/finalizers": ["a", "d"],
+            "$deleteFromPrimitiveList/finalizers": ["b", "c", "zzz"],
+            "finalizers": ["d"]}});
+        assert_eq!(
+            pod_smp(live, patch)["metadata"]["finalizers"],
+            json!(["a", "d"])
+        );
+        // Deleting from a list the object lacks does not create it.
+        let out = pod_smp(
+            json!({"metadata": {}}),
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": ["x"]}}),
+        );
+        assert_eq!(out, json!({"metadata": {}}));
+        // ... and the directive must be a list, of a primitive list.
+        let err = pod_smp_err(
+            json!({}),
+            json!({"metadata": {"$deleteFromPrimitiveList/finalizers": "x"}}),
+        );
+        assert!(matches!(err, PatchError::PrimitiveList(_)), "{err}");
+        let err = pod_smp_err(
+            json!({}),
+            json!({"spec": {"$deleteFromPrimitiveList/containers": ["x"]}}),
+        );
+        assert!(matches!(err, PatchError::PrimitiveList(_)), "{err}");
+        let err = pod_smp_err(
+            json!({}),
+            json!({"metadata": {"$deleteFromPrimitiveList": ["x"]}}),
+        );
+        assert!(matches!(err, PatchError::PrimitiveList(_)), "{err}");
+    }
+
+    #[test]
+    fn smp_atomic_list_is_replaced() {
+        let live = json!({"spec": {"containers": [{"name": "web", "args": ["a", "b"]}],
+                                   "tolerations": [{"key": "k1"}]}});
+        let patch = json!({"spec": {"containers": [{"name": "web", "args": ["c"]}],
+                                    "tolerations": [{"key": "k2"}]}});
+        let out = pod_smp(live, patch);
+        assert_eq!(out["spec"]["containers"][0]["args"], json!(["c"]));
+        assert_eq!(out["spec"]["tolerations"], json!([{"key": "k2"}]));
+    }
+
+    // -- Strategic merge patch: map directives --------------------------------
+
+    #[test]
+    fn smp_null_deletes_and_unmatched_null_is_ignored() {
+        let live = json!({"metadata": {"labels": {"app": "web", "tier": "fe"}}});
+        let patch = json!({"metadata": {"labels": {"tier": null, "gone": null}, "annotations": {"a": null}}});
+        assert_eq!(
+            pod_smp(live, patch),
+            json!({"metadata": {"labels": {"app": "web"}, "annotations": {}}})
+        );
+    }
+
+    #[test]
+    fn smp_replace_directive_in_map() {
+        // Kubernetes: "add key and delete all keys from map", nested and at the root.
+        let live = json!({"spec": {"nodeSelector": {"a": "1", "b": "2"}}});
+        let out = pod_smp(
+            live.clone(),
+            json!({"spec": {"nodeSelector": {"c": "3", "$patch": "replace"}}}),
+        );
+        assert_eq!(out, json!({"spec": {"nodeSelector": {"c": "3"}}}));
+        let out = pod_smp(live, json!({"other": "a", "$patch": "replace"}));
+        assert_eq!(out, json!({"other": "a"}));
+    }
+
+    #[test]
+    fn smp_delete_and_merge_directives_in_map() {
+        // Kubernetes: "delete map from nested map" leaves an empty map.
+        let live = json!({"spec": {"nodeSelector": {"a": "1"}}, "metadata": {"name": "p"}});
+        let out = pod_smp(
+            live.clone(),
+            json!({"spec": {"nodeSelector": {"$patch": "delete"}}}),
+        );
+        assert_eq!(
+            out,
+            json!({"spec": {"nodeSelector": {}}, "metadata": {"name": "p"}})
+        );
+        let out = pod_smp(live.clone(), json!({"$patch": "delete"}));
+        assert_eq!(out, json!({}));
+        // $patch: merge is the default and is dropped.
+        let out = pod_smp(
+            live.clone(),
+            json!({"spec": {"$patch": "merge", "nodeSelector": {"b": "2"}}}),
+        );
+        assert_eq!(out["spec"], json!({"nodeSelector": {"a": "1", "b": "2"}}));
+        let err = pod_smp_err(live, json!({"spec": {"$patch": "zap"}}));
+        assert_eq!(
+            err.to_string(),
+            "unknown patch type: zap in map: map[$patch:zap]"
+        );
+    }
+
+    #[test]
+    fn smp_retain_keys_clears_other_fields() {
+        // kubectl apply switching a Deployment from RollingUpdate to Recreate.
+        let patch = json!({"spec": {"strategy": {
+            "$retainKeys": ["type"], "rollingUpdate": null, "type": "Recreate"}}});
+        let out = smp(deployment(), patch, "Deployment").unwrap();
+        assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+        // Without the null, rollingUpdate is still cleared by $retainKeys.
+        let patch = json!({"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate"}}});
+        let out = smp(deployment(), patch, "Deployment").unwrap();
+        assert_eq!(out["spec"]["strategy"], json!({"type": "Recreate"}));
+        // Kubernetes: "retainKeys map can add a field when no retainKeys directive present".
+        let patch = json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": 1}}}});
+        let out = smp(deployment(), patch, "Deployment").unwrap();
+        assert_eq!(
+            out["spec"]["strategy"],
+            json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}})
+        );
+    }
+
+    #[test]
+    fn smp_retain_keys_must_list_patched_fields() {
+        let patch = json!({"spec": {"strategy": {"$retainKeys": ["type"], "rollingUpdate": {"maxSurge": 1}}}});
+        let err = smp(deployment(), patch, "Deployment").unwrap_err();
+        assert!(matches!(err, PatchError::RetainKeys(_)));
+        assert!(
+            err.to_string()
+                .starts_with("invalid patch format of retainKeys"),
+            "{err}"
+        );
+        let patch = json!({"spec": {"strategy": {"$retainKeys": "type"}}});
+        assert!(matches!(
+            smp(deployment(), patch, "Deployment"),
+            Err(PatchError::RetainKeys(_))
+        ));
+    }
+
+    #[test]
+    fn smp_set_element_order_errors() {
+        let err = pod_smp_err(
+            json!({"spec": {"nodeSelector": {"a": "b"}}}),
+            json!({"spec": {"$setElementOrder/nodeSelector": ["a"]}}),
+        );
+        assert!(matches!(err, PatchError::SetElementOrder(_)), "{err}");
+        let err = pod_smp_err(
+            json!({}),
+            json!({"spec": {"$setElementOrder/containers": {"name": "a"}}}),
+        );
+        assert!(matches!(err, PatchError::SetElementOrder(_)), "{err}");
+        let err = pod_smp_err(
+            json!({}),
+            json!({"spec": {"$setElementOrder/containers": [{"image": "a"}]}}),
+        );
+        assert!(matches!(err, PatchError::NoMergeKey { .. }), "{err}");
+        let err = pod_smp_err(json!({}), json!({"spec": {"$setElementOrder": []}}));
+        assert!(matches!(err, PatchError::SetElementOrder(_)), "{err}");
+        // An unknown field whose live value is not a list.
+        let err = pod_smp_err(json!({"extra": 1}), json!({"$setElementOrder/extra": [1]}));
+        assert!(matches!(err, PatchError::SetElementOrder(_)), "{err}");
+    }
+
+    #[test]
+    fn smp_directives_never_reach_the_result() {
+        // A new container whose own lists carry directives: merged into an
+        // empty container, not copied verbatim.
+        let live = json!({"spec": {"containers": [{"name": "web"}]}});
+        let patch = json!({"spec": {
+            "$setElementOrder/containers": [{"name": "web"}, {"name": "new"}],
+            "containers": [{"name": "new",
+                "$setElementOrder/env": [{"name": "X"}],
+                "env": [{"name": "X", "value": "1"}, {"name": "Y", "$patch": "delete"}],
+                "volumeMounts": [{"$patch": "replace"}, {"mountPath": "/m", "name": null}]}],
+            "nodeSelector": {"$patch": "replace", "a": "1", "b": null}}});
+        let out = pod_smp(live, patch);
+        assert_eq!(
+            out,
+            json!({"spec": {
+                "containers": [{"name": "web"},
+                    {"name": "new", "env": [{"name": "X", "value": "1"}],
+                     "volumeMounts": [{"mountPath": "/m"}]}],
+                "nodeSelector": {"a": "1"}}})
+        );
+        assert!(!out.to_string().contains('$'));
+    }
+
+    #[test]
+    fn smp_without_schema_acts_like_merge_patch() {
+        let live = json!({"data": {"a": "1", "b": "2"}, "items": [1, 2], "spec": {"unknownList": [{"name": "x"}]}});
+        let patch = json!({"data": {"b": null, "c": "3"}, "items": [3], "spec": {"unknownList": [{"name": "y"}]}});
+        let want = json!({"data": {"a": "1", "c": "3"}, "items": [3], "spec": {"unknownList": [{"name": "y"}]}});
+        assert_eq!(smp(live.clone(), patch.clone(), "Pod").unwrap(), want);
+        assert_eq!(
+            strategic_merge_patch(&live, &patch, &schema(), &TypeRef::Any).unwrap(),
+            want
+        );
+        assert_eq!(
+            smp(live.clone(), patch.clone(), "NoSuchType").unwrap(),
+            want
+        );
+        // Fields typed Any (an env var's valueFrom) merge like merge patch too.
+        let live = json!({"spec": {"containers": [{"name": "w", "env": [{"name": "A",
+            "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}]}});
+        let patch = json!({"spec": {"containers": [{"name": "w", "env": [{"name": "A",
+            "valueFrom": {"secretKeyRef": {"key": "k2"}}}]}]}});
+        assert_eq!(
+            pod_smp(live, patch)["spec"]["containers"][0]["env"][0]["valueFrom"],
+            json!({"secretKeyRef": {"name": "s", "key": "k2"}})
+        );
+    }
+
+    #[test]
+    fn smp_type_changes_replace_and_patch_must_be_an_object() {
+        let out = pod_smp(
+            json!({"spec": "weird"}),
+            json!({"spec": {"nodeSelector": {"a": "1", "b": null}}}),
+        );
+        assert_eq!(out, json!({"spec": {"nodeSelector": {"a": "1"}}}));
+        let out = pod_smp(
+            json!({"metadata": {"finalizers": "x"}}),
+            json!({"metadata": {"finalizers": ["a", "a"]}}),
+        );
+        assert_eq!(out["metadata"]["finalizers"], json!(["a"]));
+        assert!(matches!(
+            pod_smp_err(json!({}), json!([1])),
+            PatchError::BadDocument(_)
+        ));
+        let err = pod_smp_err(json!({}), json!({"metadata": {"finalizers": [{"a": 1}]}}));
+        assert!(
+            err.to_string()
+                .contains("cannot merge lists without merge key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn smp_does_not_touch_unpatched_fields_or_the_inputs() {
+        let live = deployment();
+        let patch = json!({"spec": {"replicas": 2}});
+        let out = smp(live.clone(), patch.clone(), "Deployment").unwrap();
+        assert_eq!(live, deployment());
+        let mut want = deployment();
+        want["spec"]["replicas"] = json!(2);
+        assert_eq!(out, want);
+        assert_eq!(smp(live, json!({}), "Deployment").unwrap(), deployment());
     }
 }
