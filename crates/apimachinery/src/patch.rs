@@ -45,17 +45,31 @@ pub enum PatchError {
     /// One JSON patch operation could not be applied; `index` counts from 0.
     #[error("json patch operation {index} ({op:?} at {path:?}): {reason}")]
     JsonPatchOp {
+        /// Position of the failing operation in the patch array.
         index: usize,
+        /// The operation's `op` member, empty when it had none.
         op: String,
+        /// The operation's `path` member, empty when it had none.
         path: String,
+        /// What went wrong, for a person to act on.
         reason: String,
     },
     /// An item of a list merged by key lacks the key (Kubernetes' wording).
     #[error("map: {map} does not contain declared merge key: {key}")]
-    NoMergeKey { map: String, key: String },
+    NoMergeKey {
+        /// The item, printed as Kubernetes prints it (`map[image:httpd]`).
+        map: String,
+        /// The merge key it lacks.
+        key: String,
+    },
     /// A `$patch` directive other than `replace`, `delete` or `merge`.
     #[error("unknown patch type: {directive} in map: {map}")]
-    UnknownDirective { directive: String, map: String },
+    UnknownDirective {
+        /// The `$patch` value given.
+        directive: String,
+        /// The map that carried it.
+        map: String,
+    },
     /// A `$retainKeys` directive that is not a list, or that leaves out a
     /// field the same patch sets.
     #[error("invalid patch format of retainKeys: {0}")]
@@ -68,7 +82,12 @@ pub enum PatchError {
     SetElementOrder(String),
     /// The patch list orders items differently from its `$setElementOrder`.
     #[error("the order in patch list {patch} doesn't match $setElementOrder list {order}")]
-    OrderMismatch { patch: String, order: String },
+    OrderMismatch {
+        /// The patch list.
+        patch: String,
+        /// The `$setElementOrder` list.
+        order: String,
+    },
     /// Any other patch that cannot be merged with the object.
     #[error("{0}")]
     Invalid(String),
