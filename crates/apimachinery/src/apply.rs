@@ -1368,3 +1368,651 @@ impl SetWalk<'_, '_> {
 fn is_empty_object(v: &Value) -> bool {
     v.as_object().is_some_and(Map::is_empty)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const T0: &str = "2026-01-01T00:00:00Z";
+    const T1: &str = "2026-01-01T00:01:00Z";
+    const T2: &str = "2026-01-01T00:02:00Z";
+
+    fn named(n: &str) -> TypeRef {
+        TypeRef::Named(n.to_string())
+    }
+
+    fn list_map(item: &str, keys: &[&str]) -> Field {
+        Field {
+            list: ListKind::Map(keys.iter().map(|k| k.to_string()).collect()),
+            ..Field::new(TypeRef::Array(Box::new(named(item))))
+        }
+    }
+
+    fn object(fields: Vec<(&str, Field)>) -> ObjectType {
+        ObjectType {
+            fields: fields
+                .into_iter()
+                .map(|(k, f)| (k.to_string(), f))
+                .collect(),
+            required: Vec::new(),
+        }
+    }
+
+    /// A slice of the Deployment schema, with Kubernetes' list semantics.
+    fn schema() -> SchemaSet {
+        let s = || Field::new(TypeRef::String);
+        let int = || Field::new(TypeRef::Integer);
+        let mut set = SchemaSet::default();
+        let mut add = |name: &str, t: ObjectType| {
+            set.types.insert(name.to_string(), t);
+        };
+        add(
+            OBJECT_META,
+            object(vec![
+                ("name", s()),
+                ("namespace", s()),
+                ("resourceVersion", s()),
+                ("uid", s()),
+                (
+                    "labels",
+                    Field::new(TypeRef::Map(Box::new(TypeRef::String))),
+                ),
+                (
+                    "annotations",
+                    Field::new(TypeRef::Map(Box::new(TypeRef::String))),
+                ),
+                (
+                    "finalizers",
+                    Field {
+                        list: ListKind::Set,
+                        ..Field::new(TypeRef::Array(Box::new(TypeRef::String)))
+                    },
+                ),
+                (
+                    "managedFields",
+                    Field::new(TypeRef::Array(Box::new(TypeRef::Any))),
+                ),
+            ]),
+        );
+        add(
+            "Deployment",
+            object(vec![
+                ("apiVersion", s()),
+                ("kind", s()),
+                ("metadata", Field::new(named(OBJECT_META))),
+                ("spec", Field::new(named("DeploymentSpec"))),
+            ]),
+        );
+        add(
+            "DeploymentSpec",
+            object(vec![
+                ("replicas", int()),
+                (
+                    "selector",
+                    Field {
+                        atomic: true,
+                        ..Field::new(named("LabelSelector"))
+                    },
+                ),
+                ("template", Field::new(named("PodTemplateSpec"))),
+            ]),
+        );
+        add(
+            "LabelSelector",
+            object(vec![(
+                "matchLabels",
+                Field::new(TypeRef::Map(Box::new(TypeRef::String))),
+            )]),
+        );
+        add(
+            "PodTemplateSpec",
+            object(vec![
+                ("metadata", Field::new(named(OBJECT_META))),
+                ("spec", Field::new(named("PodSpec"))),
+            ]),
+        );
+        add(
+            "PodSpec",
+            object(vec![("containers", list_map("Container", &["name"]))]),
+        );
+        add(
+            "Container",
+            object(vec![
+                ("name", s()),
+                ("image", s()),
+                (
+                    "args",
+                    Field::new(TypeRef::Array(Box::new(TypeRef::String))),
+                ),
+                ("env", list_map("EnvVar", &["name"])),
+                (
+                    "ports",
+                    list_map("ContainerPort", &["containerPort", "protocol"]),
+                ),
+            ]),
+        );
+        add("EnvVar", object(vec![("name", s()), ("value", s())]));
+        add(
+            "ContainerPort",
+            object(vec![
+                ("containerPort", int()),
+                ("protocol", s()),
+                ("name", s()),
+            ]),
+        );
+        set
+    }
+
+    fn root() -> TypeRef {
+        named("Deployment")
+    }
+
+    fn deployment(replicas: i64, image: &str) -> Value {
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {
+                "replicas": replicas,
+                "template": {"spec": {"containers": [
+                    {"name": "nginx", "image": image, "ports": [{"containerPort": 80, "protocol": "TCP"}]}
+                ]}}
+            }
+        })
+    }
+
+    fn run(
+        live: Option<&Value>,
+        config: &Value,
+        manager: &str,
+        force: bool,
+        now: &str,
+    ) -> Result<Value, ApplyError> {
+        let schema = schema();
+        let ty = root();
+        let p = ApplyParams {
+            manager,
+            force,
+            api_version: "apps/v1",
+            now,
+            schema: &schema,
+            ty: &ty,
+        };
+        apply(live, config, &p)
+    }
+
+    fn update(old: Option<&Value>, new: &mut Value, manager: &str, sub: Option<&str>, now: &str) {
+        record_update(old, new, manager, sub, "apps/v1", now, &schema(), &root());
+    }
+
+    fn entries(obj: &Value) -> Vec<Value> {
+        obj["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn entry<'a>(obj: &'a Value, manager: &str, op: &str) -> Option<&'a Value> {
+        obj["metadata"]["managedFields"]
+            .as_array()?
+            .iter()
+            .find(|e| e["manager"] == manager && e["operation"] == op)
+    }
+
+    fn fields<'a>(obj: &'a Value, manager: &str, op: &str) -> &'a Value {
+        &entry(obj, manager, op).expect("entry")["fieldsV1"]
+    }
+
+    #[test]
+    fn apply_to_missing_object_creates_it_with_an_apply_entry() {
+        let config = deployment(3, "nginx:1.25");
+        let out = run(None, &config, "kubectl", false, T0).unwrap();
+        assert_eq!(out["spec"], config["spec"]);
+        assert_eq!(out["metadata"]["name"], "web");
+        // As `kubectl apply --server-side` shows it: no apiVersion, kind or
+        // metadata.name, no "." on fields of structs, "." on list items.
+        assert_eq!(
+            entries(&out),
+            vec![json!({
+                "manager": "kubectl",
+                "operation": "Apply",
+                "apiVersion": "apps/v1",
+                "time": T0,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": {
+                    "f:metadata": {"f:labels": {"f:app": {}}},
+                    "f:spec": {
+                        "f:replicas": {},
+                        "f:template": {"f:spec": {"f:containers": {
+                            "k:{\"name\":\"nginx\"}": {
+                                ".": {}, "f:image": {}, "f:name": {},
+                                "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {
+                                    ".": {}, "f:containerPort": {}, "f:protocol": {}
+                                }}
+                            }
+                        }}}
+                    }
+                }
+            })]
+        );
+    }
+
+    #[test]
+    fn reapply_by_the_same_manager_changes_the_image_without_conflict() {
+        let first = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let out = run(
+            Some(&first),
+            &deployment(3, "nginx:1.26"),
+            "kubectl",
+            false,
+            T1,
+        )
+        .unwrap();
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            "nginx:1.26"
+        );
+        let all = entries(&out);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0]["time"], T1);
+        assert_eq!(all[0]["fieldsV1"], entries(&first)[0]["fieldsV1"]);
+    }
+
+    #[test]
+    fn fields_dropped_from_the_applied_config_are_removed() {
+        let mut config = deployment(3, "nginx:1.25");
+        config["metadata"]["annotations"] = json!({"team": "web"});
+        config["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]);
+        let first = run(None, &config, "kubectl", false, T0).unwrap();
+
+        let mut config = deployment(3, "nginx:1.25");
+        config["spec"].as_object_mut().unwrap().remove("replicas");
+        config["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "B", "value": "2"}]);
+        let out = run(Some(&first), &config, "kubectl", false, T1).unwrap();
+        assert!(out["spec"].get("replicas").is_none());
+        // Kubernetes' typed objects omit the emptied annotations map.
+        assert!(out["metadata"].get("annotations").is_none());
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["env"],
+            json!([{"name": "B", "value": "2"}])
+        );
+        let f = fields(&out, "kubectl", "Apply");
+        assert!(f["f:spec"].get("f:replicas").is_none());
+        assert!(f["f:metadata"].get("f:annotations").is_none());
+    }
+
+    #[test]
+    fn dropped_field_another_manager_applied_too_is_kept_and_theirs() {
+        let first = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let shared = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+        let second = run(Some(&first), &shared, "helm", false, T1).unwrap();
+        let mut config = deployment(3, "nginx:1.25");
+        config["spec"].as_object_mut().unwrap().remove("replicas");
+        let out = run(Some(&second), &config, "kubectl", false, T2).unwrap();
+        assert_eq!(out["spec"]["replicas"], 3);
+        assert_eq!(
+            fields(&out, "helm", "Apply")["f:spec"]["f:replicas"],
+            json!({})
+        );
+        assert!(fields(&out, "kubectl", "Apply")["f:spec"]
+            .get("f:replicas")
+            .is_none());
+    }
+
+    #[test]
+    fn dropped_list_item_with_fields_owned_by_another_manager_keeps_them() {
+        let first = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let mut edited = first.clone();
+        edited["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["-v"]);
+        update(Some(&first), &mut edited, "kubectl-edit", None, T1);
+        let mut config = deployment(3, "nginx:1.25");
+        config["spec"]["template"]["spec"]["containers"] = json!([]);
+        let out = run(Some(&edited), &config, "kubectl", false, T2).unwrap();
+        // The image goes, the item stays with its key and the edited args.
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"],
+            json!([{"name": "nginx", "args": ["-v"]}])
+        );
+    }
+
+    /// A Deployment created by client-side `kubectl apply` (an Update entry).
+    fn client_side_applied(replicas: i64) -> Value {
+        let mut obj = deployment(replicas, "nginx:1.25");
+        update(None, &mut obj, "kubectl-client-side-apply", None, T0);
+        obj
+    }
+
+    #[test]
+    fn different_value_for_a_field_owned_by_another_manager_conflicts() {
+        let live = client_side_applied(1);
+        let err = run(
+            Some(&live),
+            &deployment(3, "nginx:1.25"),
+            "kubectl",
+            false,
+            T1,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using apps/v1: .spec.replicas"
+        );
+        let ApplyError::Conflicts(cs) = err else {
+            panic!("not a conflict")
+        };
+        assert_eq!(
+            cs[0].cause_message(),
+            "conflict with \"kubectl-client-side-apply\" using apps/v1"
+        );
+    }
+
+    #[test]
+    fn several_conflicts_are_listed_per_manager() {
+        let live = client_side_applied(1);
+        let err = run(
+            Some(&live),
+            &deployment(3, "nginx:1.26"),
+            "kubectl",
+            false,
+            T1,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Apply failed with 2 conflicts: conflicts with \"kubectl-client-side-apply\" using apps/v1:\n\
+             - .spec.replicas\n\
+             - .spec.template.spec.containers[name=\"nginx\"].image"
+        );
+    }
+
+    #[test]
+    fn same_value_shares_ownership_without_conflict() {
+        let live = client_side_applied(3);
+        let out = run(
+            Some(&live),
+            &deployment(3, "nginx:1.25"),
+            "kubectl",
+            false,
+            T1,
+        )
+        .unwrap();
+        let csa = fields(&out, "kubectl-client-side-apply", "Update");
+        let mine = fields(&out, "kubectl", "Apply");
+        assert_eq!(csa["f:spec"]["f:replicas"], json!({}));
+        assert_eq!(mine["f:spec"]["f:replicas"], json!({}));
+        // Entries sort Apply before Update, as Kubernetes does.
+        assert_eq!(entries(&out)[0]["operation"], "Apply");
+    }
+
+    #[test]
+    fn force_takes_ownership_from_the_other_manager() {
+        let live = client_side_applied(1);
+        let out = run(
+            Some(&live),
+            &deployment(3, "nginx:1.25"),
+            "kubectl",
+            true,
+            T1,
+        )
+        .unwrap();
+        assert_eq!(out["spec"]["replicas"], 3);
+        let csa = fields(&out, "kubectl-client-side-apply", "Update");
+        assert!(csa["f:spec"].get("f:replicas").is_none());
+        // Fields applied with the same value are still shared.
+        assert!(csa["f:spec"]["f:template"].is_object());
+        assert_eq!(
+            fields(&out, "kubectl", "Apply")["f:spec"]["f:replicas"],
+            json!({})
+        );
+    }
+
+    #[test]
+    fn conflicting_manager_with_a_subresource_is_named_with_it() {
+        let first = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let mut scaled = first.clone();
+        scaled["spec"]["replicas"] = json!(5);
+        update(Some(&first), &mut scaled, "kubectl", Some("scale"), T1);
+        assert!(fields(&scaled, "kubectl", "Apply")["f:spec"]
+            .get("f:replicas")
+            .is_none());
+        let err = run(
+            Some(&scaled),
+            &deployment(3, "nginx:1.25"),
+            "kubectl",
+            false,
+            T2,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Apply failed with 1 conflict: conflict with \"kubectl\" with subresource \"scale\" using apps/v1: .spec.replicas"
+        );
+    }
+
+    #[test]
+    fn object_without_managed_fields_belongs_to_before_first_apply() {
+        let live = deployment(1, "nginx:1.25");
+        let err = run(
+            Some(&live),
+            &deployment(3, "nginx:1.25"),
+            "kubectl",
+            false,
+            T1,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.message(),
+            "Apply failed with 1 conflict: conflict with \"before-first-apply\" using apps/v1: .spec.replicas"
+        );
+    }
+
+    #[test]
+    fn fields_v1_encodes_sets_composite_keys_and_self_first() {
+        let mut config = deployment(3, "nginx:1.25");
+        config["metadata"]["finalizers"] = json!(["b.example.com/x", "a.example.com/y"]);
+        // `protocol` is defaulted to TCP for the key, as Kubernetes does.
+        config["spec"]["template"]["spec"]["containers"][0]["ports"] =
+            json!([{"protocol": "UDP", "containerPort": 53}, {"containerPort": 80}]);
+        let out = run(None, &config, "kubectl", false, T0).unwrap();
+        let f = fields(&out, "kubectl", "Apply");
+        assert_eq!(
+            f["f:metadata"]["f:finalizers"],
+            json!({"v:\"a.example.com/y\"": {}, "v:\"b.example.com/x\"": {}})
+        );
+        let text = serde_json::to_string(&f["f:spec"]["f:template"]["f:spec"]).unwrap();
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"f:containers":{"k:{\"name\":\"nginx\"}":{".":{},"f:image":{},"f:name":{},"f:ports":{"#,
+                r#""k:{\"containerPort\":53,\"protocol\":\"UDP\"}":{".":{},"f:containerPort":{},"f:protocol":{}},"#,
+                r#""k:{\"containerPort\":80,\"protocol\":\"TCP\"}":{".":{},"f:containerPort":{}}}}}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn managed_fields_round_trip_through_fields_v1() {
+        let out = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let managers = read_managed_fields(&out).unwrap();
+        let mut again = out.clone();
+        write_managed_fields(&mut again, managers);
+        assert_eq!(again, out);
+    }
+
+    #[test]
+    fn atomic_fields_are_owned_whole() {
+        let mut config = deployment(3, "nginx:1.25");
+        config["spec"]["selector"] = json!({"matchLabels": {"app": "web"}});
+        config["spec"]["template"]["spec"]["containers"][0]["args"] = json!(["a", "b"]);
+        let out = run(None, &config, "kubectl", false, T0).unwrap();
+        let f = fields(&out, "kubectl", "Apply");
+        assert_eq!(f["f:spec"]["f:selector"], json!({}));
+        assert_eq!(
+            f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"nginx\"}"]["f:args"],
+            json!({})
+        );
+    }
+
+    #[test]
+    fn list_items_from_other_managers_keep_their_place() {
+        let first = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let sidecar = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"template": {"spec": {"containers": [{"name": "proxy", "image": "envoy"}]}}}});
+        let second = run(Some(&first), &sidecar, "mesh", false, T1).unwrap();
+        let mut config = deployment(3, "nginx:1.25");
+        config["spec"]["template"]["spec"]["containers"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "log", "image": "fluent"}));
+        let out = run(Some(&second), &config, "kubectl", false, T2).unwrap();
+        let names: Vec<&str> = out["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["nginx", "proxy", "log"]);
+    }
+
+    #[test]
+    fn invalid_configurations_are_rejected() {
+        let err = run(None, &json!([1]), "kubectl", false, T0).unwrap_err();
+        assert!(matches!(err, ApplyError::Invalid(_)));
+
+        let mut config = deployment(3, "nginx:1.25");
+        config["spec"]["template"]["spec"]["containers"][0]["env"] = json!([{"value": "1"}]);
+        assert_eq!(
+            run(None, &config, "kubectl", false, T0).unwrap_err(),
+            ApplyError::Invalid(
+                "failed to create typed patch object (apps/v1, Kind=Deployment): \
+                 .spec.template.spec.containers[name=\"nginx\"].env: element 0: associative list \
+                 with keys has an element that omits key field \"name\" (and doesn't have default value)"
+                    .into()
+            )
+        );
+
+        let mut config = deployment(3, "nginx:1.25");
+        let c = config["spec"]["template"]["spec"]["containers"][0].clone();
+        config["spec"]["template"]["spec"]["containers"] = json!([c, c]);
+        let msg = run(None, &config, "kubectl", false, T0)
+            .unwrap_err()
+            .message();
+        assert!(
+            msg.ends_with(
+                ".spec.template.spec.containers: duplicate entries for key [name=\"nginx\"]"
+            ),
+            "{msg}"
+        );
+
+        let mut config = deployment(3, "nginx:1.25");
+        config["metadata"]["managedFields"] = json!([]);
+        assert_eq!(
+            run(None, &config, "kubectl", false, T0)
+                .unwrap_err()
+                .message(),
+            "metadata.managedFields must be nil"
+        );
+
+        let mut config = deployment(3, "nginx:1.25");
+        config["apiVersion"] = json!("apps/v1beta1");
+        assert_eq!(
+            run(None, &config, "kubectl", false, T0).unwrap_err().message(),
+            "Incorrect version specified in apply patch. Specified patch version: apps/v1beta1, expected: apps/v1"
+        );
+    }
+
+    #[test]
+    fn create_owns_every_field_set() {
+        let obj = client_side_applied(1);
+        let e = entry(&obj, "kubectl-client-side-apply", "Update").unwrap();
+        assert_eq!(e["time"], T0);
+        assert_eq!(e["apiVersion"], "apps/v1");
+        let f = &e["fieldsV1"];
+        // Maps and list items that appear are owned themselves (".").
+        assert_eq!(f["f:metadata"]["f:labels"], json!({".": {}, "f:app": {}}));
+        assert_eq!(f["f:spec"]["f:replicas"], json!({}));
+        assert!(f.get("f:apiVersion").is_none() && f["f:metadata"].get("f:name").is_none());
+    }
+
+    #[test]
+    fn update_moves_changed_fields_and_drops_removed_ones() {
+        let first = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let mut edited = first.clone();
+        edited["spec"]["replicas"] = json!(4);
+        edited["metadata"].as_object_mut().unwrap().remove("labels");
+        update(Some(&first), &mut edited, "kubectl-edit", None, T1);
+        let mine = fields(&edited, "kubectl", "Apply");
+        assert!(mine["f:spec"].get("f:replicas").is_none());
+        assert!(mine.get("f:metadata").is_none());
+        let theirs = fields(&edited, "kubectl-edit", "Update");
+        assert_eq!(theirs, &json!({"f:spec": {"f:replicas": {}}}));
+    }
+
+    #[test]
+    fn update_that_changes_nothing_adds_no_entry_and_keeps_times() {
+        let first = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let mut same = first.clone();
+        update(Some(&first), &mut same, "kubectl-edit", None, T1);
+        assert_eq!(same, first);
+    }
+
+    #[test]
+    fn update_sending_empty_managed_fields_resets_them() {
+        let first = client_side_applied(1);
+        let mut reset = first.clone();
+        reset["metadata"]["managedFields"] = json!([]);
+        update(Some(&first), &mut reset, "kubectl-edit", None, T1);
+        assert!(reset["metadata"].get("managedFields").is_none());
+    }
+
+    #[test]
+    fn update_through_a_subresource_ignores_sent_managed_fields() {
+        let first = client_side_applied(1);
+        let mut scaled = first.clone();
+        scaled["metadata"]["managedFields"] = json!([]);
+        scaled["spec"]["replicas"] = json!(2);
+        update(Some(&first), &mut scaled, "autoscaler", Some("scale"), T1);
+        let e = entry(&scaled, "autoscaler", "Update").unwrap();
+        assert_eq!(e["subresource"], "scale");
+        assert!(entry(&scaled, "kubectl-client-side-apply", "Update").is_some());
+    }
+
+    #[test]
+    fn entries_drop_when_their_last_field_is_taken() {
+        let first = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let shared = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web"}, "spec": {"replicas": 3}});
+        let second = run(Some(&first), &shared, "helm", false, T1).unwrap();
+        let mut scaled = second.clone();
+        scaled["spec"]["replicas"] = json!(9);
+        update(Some(&second), &mut scaled, "hpa", None, T2);
+        assert!(entry(&scaled, "helm", "Apply").is_none());
+        assert!(entry(&scaled, "kubectl", "Apply").is_some());
+    }
+
+    #[test]
+    fn path_elements_print_as_kubernetes_prints_them() {
+        let path = vec![
+            PathElement::Field("spec".into()),
+            key_element(vec![
+                ("protocol".into(), json!("TCP")),
+                ("containerPort".into(), json!(80)),
+            ]),
+            PathElement::Value(json!("x")),
+        ];
+        assert_eq!(
+            path_string(&path),
+            ".spec[containerPort=80,protocol=\"TCP\"][=\"x\"]"
+        );
+        assert_eq!(
+            PathElement::decode("k:{\"protocol\":\"TCP\",\"containerPort\":80}"),
+            Some(path[1].clone())
+        );
+        assert_eq!(PathElement::decode("x:y"), None);
+    }
+}
