@@ -219,7 +219,8 @@ pub fn apply(live: Option<&Value>, config: &Value, p: &ApplyParams) -> Result<Va
     };
     let live = strip_managed_fields(live);
     let me = EntryKey::apply(p.manager);
-    let last = managers.remove(&me).map(|e| e.set).unwrap_or_default();
+    let previous = managers.remove(&me);
+    let last = previous.as_ref().map(|e| e.set.clone()).unwrap_or_default();
 
     let merged = schema.merge(Some(&live), config, &root).unwrap_or_default();
     let mut merged = strip_managed_fields(merged);
@@ -237,11 +238,18 @@ pub fn apply(live: Option<&Value>, config: &Value, p: &ApplyParams) -> Result<Va
         return Err(ApplyError::Conflicts(conflicts));
     }
     take_from_others(&mut managers, &diff);
+    // An apply that changes nothing keeps its time, so a repeated
+    // `kubectl apply --server-side` leaves the object as it was and the
+    // write can be skipped, as in Kubernetes.
+    let time = match previous {
+        Some(e) if merged == live => e.time,
+        _ => Some(p.now.to_string()),
+    };
     managers.insert(
         me,
         Entry {
             api_version: p.api_version.to_string(),
-            time: Some(p.now.to_string()),
+            time,
             set: applied,
         },
     );
@@ -1076,7 +1084,7 @@ impl<'s> Schema<'s> {
             }
         };
         let addressed: BTreeSet<usize> = l.iter().map(|(_, i)| *i).collect();
-        let mut l = l.iter().peekable();
+        let mut l = l.iter();
         for (i, lv) in live.iter().enumerate() {
             if !addressed.contains(&i) {
                 out.push(lv.clone());
@@ -1618,6 +1626,20 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0]["time"], T1);
         assert_eq!(all[0]["fieldsV1"], entries(&first)[0]["fieldsV1"]);
+    }
+
+    #[test]
+    fn repeated_apply_leaves_the_object_unchanged() {
+        let first = run(None, &deployment(3, "nginx:1.25"), "kubectl", false, T0).unwrap();
+        let again = run(
+            Some(&first),
+            &deployment(3, "nginx:1.25"),
+            "kubectl",
+            false,
+            T1,
+        )
+        .unwrap();
+        assert_eq!(again, first);
     }
 
     #[test]
