@@ -947,19 +947,17 @@ impl<'s> Schema<'s> {
 
     /// The schema of field `key` of an object of shape `shape`.
     fn child(&self, shape: &Shape, parent: &Slot, key: &str) -> Slot {
-        match shape {
-            Shape::Struct(t) => match t.fields.get(key) {
-                Some(f) => Slot::of(f),
-                // Every kind has these at the top, whether or not its type
-                // spells them out.
-                None if parent.root => match key {
-                    "apiVersion" | "kind" => Slot::of(&Field::new(TypeRef::String)),
-                    "metadata" => Slot::of(&Field::new(TypeRef::Named(OBJECT_META.into()))),
-                    _ => Slot::undeclared(&ANY),
-                },
-                None => Slot::undeclared(&ANY),
-            },
-            Shape::Map(inner) => Slot::undeclared(inner),
+        if let Shape::Struct(t) = shape {
+            if let Some(f) = t.fields.get(key) {
+                return Slot::of(f);
+            }
+        }
+        // Every kind has these at the top, whether or not its type spells
+        // them out (or is known at all).
+        match (parent.root, key, shape) {
+            (true, "apiVersion" | "kind", _) => Slot::of(&Field::new(TypeRef::String)),
+            (true, "metadata", _) => Slot::of(&Field::new(TypeRef::Named(OBJECT_META.into()))),
+            (_, _, Shape::Map(inner)) => Slot::undeclared(inner),
             _ => Slot::undeclared(&ANY),
         }
     }
@@ -2015,6 +2013,33 @@ mod tests {
         update(Some(&second), &mut scaled, "hpa", None, T2);
         assert!(entry(&scaled, "helm", "Apply").is_none());
         assert!(entry(&scaled, "kubectl", "Apply").is_some());
+    }
+
+    #[test]
+    fn kinds_without_a_schema_own_every_map_and_keep_lists_whole() {
+        // Kubernetes deduces the schema of such objects: maps are granular
+        // and own themselves, lists are atomic; metadata is still ObjectMeta.
+        let schema = schema();
+        let ty = named("io.example.v1.Widget");
+        let p = ApplyParams {
+            manager: "kubectl",
+            force: false,
+            api_version: "example.io/v1",
+            now: T0,
+            schema: &schema,
+            ty: &ty,
+        };
+        let config = json!({"apiVersion": "example.io/v1", "kind": "Widget",
+            "metadata": {"name": "w", "labels": {"a": "b"}},
+            "spec": {"size": {"cpu": 1}, "items": [{"name": "x"}]}});
+        let out = apply(None, &config, &p).unwrap();
+        assert_eq!(
+            fields(&out, "kubectl", "Apply"),
+            &json!({
+                "f:metadata": {"f:labels": {"f:a": {}}},
+                "f:spec": {".": {}, "f:items": {}, "f:size": {".": {}, "f:cpu": {}}}
+            })
+        );
     }
 
     #[test]
