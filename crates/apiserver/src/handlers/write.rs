@@ -529,6 +529,13 @@ impl ApiServer {
         };
         let mut config = body::decode(BodyType::ApplyPatch, bytes, false)?;
         check_type(r, &mut config)?;
+        // The main resource does not own status where a status subresource
+        // exists: drop it before it is merged or tracked.
+        if r.subresources.contains(&"status") && ctx.info.subresource.is_none() {
+            if let Some(o) = config.as_object_mut() {
+                o.remove("status");
+            }
+        }
         let warnings = field_validation(ctx, r, &config)?;
         check_namespace(ctx, &mut config)?;
         if name_of(&config) != name {
@@ -973,7 +980,7 @@ fn apply_error(r: &Resource, name: &str, e: ApplyError) -> ApiError {
         ApplyError::Conflicts(cs) => {
             let causes: Vec<Value> = cs
                 .iter()
-                .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version), "field": c.field}))
+                .map(|c| json!({"reason": "FieldManagerConflict", "message": c.cause_message(), "field": c.field}))
                 .collect();
             let mut err = ApiError::new(409, "Conflict", e.message());
             err.details =
