@@ -291,6 +291,9 @@ enum Shape {
     List,
     /// `map<string, V>`: a JSON object.
     Map,
+    /// An embedded Go struct (`json:",inline"`): its fields join the
+    /// parent's JSON object.
+    Inline,
 }
 
 /// The type of one value.
@@ -332,6 +335,9 @@ impl Field {
     }
     const fn map(number: u64, json: &'static str, kind: Kind) -> Self {
         Self::new(number, json, kind, Shape::Map)
+    }
+    const fn inline(number: u64, kind: Kind) -> Self {
+        Self::new(number, "", kind, Shape::Inline)
     }
 }
 
@@ -375,6 +381,11 @@ fn decode_field(
             } else {
                 // A later zero overrides an earlier value, as in protobuf.
                 object.remove(field.json);
+            }
+        }
+        Shape::Inline => {
+            if let Value::Object(fields) = ctx.value(reader, wire, &field.kind)? {
+                object.extend(fields);
             }
         }
         Shape::List => {
@@ -1019,7 +1030,7 @@ static CORE_V1_VOLUME: Message = Message {
     name: "Volume",
     fields: &[
         Field::val(1, "name", Kind::Str),
-        Field::val(2, "volumeSource", Kind::Msg(&CORE_V1_VOLUME_SOURCE)),
+        Field::inline(2, Kind::Msg(&CORE_V1_VOLUME_SOURCE)),
     ],
 };
 /// `k8s.io.api.core.v1.VolumeSource`
@@ -1133,11 +1144,7 @@ static CORE_V1_RESOURCE_FIELD_SELECTOR: Message = Message {
 static CORE_V1_CONFIG_MAP_VOLUME_SOURCE: Message = Message {
     name: "ConfigMapVolumeSource",
     fields: &[
-        Field::val(
-            1,
-            "localObjectReference",
-            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
-        ),
+        Field::inline(1, Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
         Field::list(2, "items", Kind::Msg(&CORE_V1_KEY_TO_PATH)),
         Field::ptr(3, "defaultMode", Kind::Int32),
         Field::ptr(4, "optional", Kind::Bool),
@@ -1173,11 +1180,7 @@ static CORE_V1_VOLUME_PROJECTION: Message = Message {
 static CORE_V1_SECRET_PROJECTION: Message = Message {
     name: "SecretProjection",
     fields: &[
-        Field::val(
-            1,
-            "localObjectReference",
-            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
-        ),
+        Field::inline(1, Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
         Field::list(2, "items", Kind::Msg(&CORE_V1_KEY_TO_PATH)),
         Field::ptr(4, "optional", Kind::Bool),
     ],
@@ -1195,11 +1198,7 @@ static CORE_V1_DOWNWARD_A_P_I_PROJECTION: Message = Message {
 static CORE_V1_CONFIG_MAP_PROJECTION: Message = Message {
     name: "ConfigMapProjection",
     fields: &[
-        Field::val(
-            1,
-            "localObjectReference",
-            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
-        ),
+        Field::inline(1, Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
         Field::list(2, "items", Kind::Msg(&CORE_V1_KEY_TO_PATH)),
         Field::ptr(4, "optional", Kind::Bool),
     ],
@@ -1264,11 +1263,7 @@ static CORE_V1_ENV_FROM_SOURCE: Message = Message {
 static CORE_V1_CONFIG_MAP_ENV_SOURCE: Message = Message {
     name: "ConfigMapEnvSource",
     fields: &[
-        Field::val(
-            1,
-            "localObjectReference",
-            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
-        ),
+        Field::inline(1, Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
         Field::ptr(2, "optional", Kind::Bool),
     ],
 };
@@ -1276,11 +1271,7 @@ static CORE_V1_CONFIG_MAP_ENV_SOURCE: Message = Message {
 static CORE_V1_SECRET_ENV_SOURCE: Message = Message {
     name: "SecretEnvSource",
     fields: &[
-        Field::val(
-            1,
-            "localObjectReference",
-            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
-        ),
+        Field::inline(1, Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
         Field::ptr(2, "optional", Kind::Bool),
     ],
 };
@@ -1315,11 +1306,7 @@ static CORE_V1_ENV_VAR_SOURCE: Message = Message {
 static CORE_V1_CONFIG_MAP_KEY_SELECTOR: Message = Message {
     name: "ConfigMapKeySelector",
     fields: &[
-        Field::val(
-            1,
-            "localObjectReference",
-            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
-        ),
+        Field::inline(1, Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
         Field::val(2, "key", Kind::Str),
         Field::ptr(3, "optional", Kind::Bool),
     ],
@@ -1328,11 +1315,7 @@ static CORE_V1_CONFIG_MAP_KEY_SELECTOR: Message = Message {
 static CORE_V1_SECRET_KEY_SELECTOR: Message = Message {
     name: "SecretKeySelector",
     fields: &[
-        Field::val(
-            1,
-            "localObjectReference",
-            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
-        ),
+        Field::inline(1, Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE)),
         Field::val(2, "key", Kind::Str),
         Field::ptr(3, "optional", Kind::Bool),
     ],
@@ -1362,7 +1345,7 @@ static CORE_V1_VOLUME_MOUNT: Message = Message {
 static CORE_V1_PROBE: Message = Message {
     name: "Probe",
     fields: &[
-        Field::val(1, "handler", Kind::Msg(&CORE_V1_PROBE_HANDLER)),
+        Field::inline(1, Kind::Msg(&CORE_V1_PROBE_HANDLER)),
         Field::val(2, "initialDelaySeconds", Kind::Int32),
         Field::val(3, "timeoutSeconds", Kind::Int32),
         Field::val(4, "periodSeconds", Kind::Int32),
@@ -1843,11 +1826,7 @@ static NETWORKING_V1_INGRESS_RULE: Message = Message {
     name: "IngressRule",
     fields: &[
         Field::val(1, "host", Kind::Str),
-        Field::val(
-            2,
-            "ingressRuleValue",
-            Kind::Msg(&NETWORKING_V1_INGRESS_RULE_VALUE),
-        ),
+        Field::inline(2, Kind::Msg(&NETWORKING_V1_INGRESS_RULE_VALUE)),
     ],
 };
 /// `k8s.io.api.networking.v1.IngressRuleValue`
@@ -1913,3 +1892,28 @@ static AUTHENTICATION_V1_SELF_SUBJECT_REVIEW: Message = Message {
     name: "SelfSubjectReview",
     fields: &[Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META))],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dump_all() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/protobuf");
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        for p in names {
+            let body = std::fs::read(&p).unwrap();
+            println!(
+                "{}: {}",
+                p.file_name().unwrap().to_string_lossy(),
+                decode(&body)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|e| e.to_string())
+            );
+        }
+    }
+}
