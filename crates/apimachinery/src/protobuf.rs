@@ -1894,26 +1894,430 @@ static AUTHENTICATION_V1_SELF_SUBJECT_REVIEW: Message = Message {
 };
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // fixtures and bodies are built by the tests
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// A body kubectl really sent, captured from a fake API server.
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/protobuf/{name}.pb",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn varint(mut v: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+        out
+    }
+
+    fn key(field: u64, wire: u8) -> Vec<u8> {
+        varint(field << 3 | u64::from(wire))
+    }
+
+    fn len_field(field: u64, bytes: &[u8]) -> Vec<u8> {
+        let mut out = key(field, WIRE_LEN);
+        out.extend(varint(bytes.len() as u64));
+        out.extend_from_slice(bytes);
+        out
+    }
+
+    fn varint_field(field: u64, v: u64) -> Vec<u8> {
+        let mut out = key(field, WIRE_VARINT);
+        out.extend(varint(v));
+        out
+    }
+
+    fn body(api_version: &str, kind: &str, raw: &[u8]) -> Vec<u8> {
+        let type_meta = [
+            len_field(1, api_version.as_bytes()),
+            len_field(2, kind.as_bytes()),
+        ]
+        .concat();
+        let unknown = [len_field(1, &type_meta), len_field(2, raw)].concat();
+        [MAGIC.as_slice(), &unknown].concat()
+    }
+
+    fn meta_named(name: &str) -> Vec<u8> {
+        len_field(1, &len_field(1, name.as_bytes()))
+    }
 
     #[test]
-    fn dump_all() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/protobuf");
-        let mut names: Vec<_> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        names.sort();
-        for p in names {
-            let body = std::fs::read(&p).unwrap();
-            println!(
-                "{}: {}",
-                p.file_name().unwrap().to_string_lossy(),
-                decode(&body)
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|e| e.to_string())
-            );
+    fn kubectl_create_namespace_1_32_and_1_33() {
+        let want = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}});
+        assert_eq!(decode(&fixture("kubectl-1.32-ns")).unwrap(), want);
+        assert_eq!(decode(&fixture("kubectl-1.33-ns")).unwrap(), want);
+    }
+
+    #[test]
+    fn kubectl_auth_can_i_resource_subresource_and_non_resource() {
+        assert_eq!(
+            decode(&fixture("kubectl-1.33-cani")).unwrap(),
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview",
+                "spec": {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}})
+        );
+        let sub = decode(&fixture("kubectl-1.33-canisub")).unwrap();
+        assert_eq!(sub["spec"]["resourceAttributes"]["subresource"], "log");
+        assert_eq!(
+            sub["spec"]["resourceAttributes"]["namespace"],
+            "kube-system"
+        );
+        let non_resource = decode(&fixture("kubectl-1.33-caninr")).unwrap();
+        assert_eq!(
+            non_resource["spec"],
+            json!({"nonResourceAttributes": {"path": "/logs", "verb": "get"}})
+        );
+    }
+
+    #[test]
+    fn kubectl_auth_can_i_list_sends_rules_review() {
+        assert_eq!(
+            decode(&fixture("kubectl-1.33-canilist")).unwrap(),
+            json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                "spec": {"namespace": "default"}})
+        );
+    }
+
+    #[test]
+    fn configmap_and_secret_bytes_are_base64_like_kubernetes_json() {
+        let cm = decode(&fixture("kubectl-1.33-cm")).unwrap();
+        assert_eq!(cm["data"], json!({"k": "v"}));
+        // --from-file with non-UTF-8 content lands in binaryData.
+        let bin = decode(&fixture("kubectl-1.33-cmfile")).unwrap();
+        assert_eq!(bin["binaryData"], json!({"bin": "YWJjAP8="}));
+        let secret = decode(&fixture("kubectl-1.33-secret")).unwrap();
+        assert_eq!(secret["data"], json!({"k": "dg=="}));
+        let docker = decode(&fixture("kubectl-1.33-secrettls")).unwrap();
+        assert_eq!(docker["type"], "kubernetes.io/dockerconfigjson");
+    }
+
+    #[test]
+    fn kubectl_create_deployment_keeps_pointer_replicas() {
+        let want = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "labels": {"app": "d"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "d"}},
+                "template": {"metadata": {"labels": {"app": "d"}},
+                    "spec": {"containers": [{"name": "busybox", "image": "busybox"}]}}}});
+        assert_eq!(decode(&fixture("kubectl-1.33-deploy")).unwrap(), want);
+        assert_eq!(decode(&fixture("kubectl-1.32-deploy")).unwrap(), want);
+    }
+
+    #[test]
+    fn int_or_string_and_quantity_from_real_bodies() {
+        let svc = decode(&fixture("kubectl-1.33-svc")).unwrap();
+        assert_eq!(
+            svc["spec"]["ports"],
+            json!([{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}])
+        );
+        let pdb = decode(&fixture("kubectl-1.33-pdb")).unwrap();
+        assert_eq!(pdb["spec"]["minAvailable"], 1);
+        let quota = decode(&fixture("kubectl-1.33-quota")).unwrap();
+        assert_eq!(quota["spec"]["hard"], json!({"cpu": "1", "pods": "10"}));
+    }
+
+    #[test]
+    fn ingress_rule_value_is_inlined_as_in_kubernetes_json() {
+        let ing = decode(&fixture("kubectl-1.33-ing")).unwrap();
+        assert_eq!(
+            ing["spec"]["rules"][0],
+            json!({"host": "foo.com", "http": {"paths": [{"path": "/bar", "pathType": "Exact",
+                "backend": {"service": {"name": "svc", "port": {"number": 80}}}}]}})
+        );
+    }
+
+    #[test]
+    fn every_captured_kubectl_body_decodes() {
+        let names = [
+            "cr", "crb", "cronjob", "job", "pc", "rb", "role", "sa", "svcnp", "token", "whoami",
+        ];
+        for name in names {
+            let value = decode(&fixture(&format!("kubectl-1.33-{name}"))).unwrap();
+            assert!(value["kind"].is_string(), "{name}");
         }
+        let job = decode(&fixture("kubectl-1.33-job")).unwrap();
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"][0]["command"],
+            json!(["echo", "hi"])
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_real_body_is_an_error_not_a_panic() {
+        let full = fixture("kubectl-1.33-deploy");
+        // Cut before the raw field or after it (where only the empty
+        // contentEncoding and contentType follow, 4 bytes), the envelope is
+        // still well-formed; any cut inside raw must be refused.
+        let raw_start = body("apps/v1", "Deployment", &[]).len() - 2;
+        let raw_end = full.len() - 4;
+        for end in 0..full.len() {
+            let result = decode(&full[..end]);
+            if end > raw_start && end < raw_end {
+                assert!(result.is_err(), "prefix of {end} bytes");
+            }
+        }
+        assert!(decode(&full).is_ok());
+    }
+
+    #[test]
+    fn truncation_names_the_message() {
+        // Keep the outer length honest so the cut is inside ObjectMeta.
+        let mut meta = key(1, WIRE_LEN);
+        meta.extend(varint(5));
+        meta.extend([0x0a, 0x05, b'a', b'b']);
+        meta.push(0);
+        let err = decode(&body("v1", "Namespace", &meta)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "protobuf body: unexpected end of message decoding ObjectMeta"
+        );
+    }
+
+    #[test]
+    fn bad_magic_is_rejected() {
+        assert_eq!(
+            decode(b"{\"kind\":\"Namespace\"}"),
+            Err(ProtobufError::BadMagic)
+        );
+        assert_eq!(decode(b"k8s"), Err(ProtobufError::BadMagic));
+    }
+
+    #[test]
+    fn unsupported_kind_asks_for_json() {
+        let err = decode(&body("v1", "Foo", &[])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "protobuf body: kind \"Foo\" in \"v1\" is not supported; send JSON"
+        );
+        // The same kind under another group version is not guessed at.
+        assert!(decode(&body("apps/v1beta1", "Deployment", &[])).is_err());
+    }
+
+    #[test]
+    fn compressed_raw_is_refused() {
+        let mut b = body("v1", "Namespace", &meta_named("x"));
+        b.extend(len_field(3, b"gzip"));
+        assert_eq!(
+            decode(&b),
+            Err(ProtobufError::UnsupportedEncoding("gzip".into()))
+        );
+    }
+
+    #[test]
+    fn unknown_fields_of_every_wire_type_are_skipped() {
+        // A newer kubectl may send fields this table does not know yet.
+        let mut meta = len_field(1, b"x");
+        meta.extend(varint_field(99, 300));
+        meta.extend(key(98, WIRE_FIXED64));
+        meta.extend([0; 8]);
+        meta.extend(key(97, WIRE_FIXED32));
+        meta.extend([0; 4]);
+        meta.extend(len_field(96, b"whatever"));
+        let mut raw = len_field(1, &meta);
+        raw.extend(len_field(50, &[0x0a, 0x00]));
+        let v = decode(&body("v1", "Namespace", &raw)).unwrap();
+        assert_eq!(v["metadata"], json!({"name": "x"}));
+    }
+
+    #[test]
+    fn deep_nesting_inside_unknown_fields_is_skipped_without_recursion() {
+        let mut nested = Vec::new();
+        for _ in 0..10_000 {
+            nested = len_field(1, &nested);
+        }
+        let raw = [meta_named("x"), len_field(77, &nested)].concat();
+        assert!(decode(&body("v1", "Namespace", &raw)).is_ok());
+    }
+
+    /// A self-recursive table, which no served kind has, to reach the limit.
+    static NESTED: Message = Message {
+        name: "Nested",
+        fields: &[Field::val(1, "child", Kind::Msg(&NESTED))],
+    };
+
+    #[test]
+    fn nesting_beyond_the_limit_is_rejected() {
+        let mut nested = Vec::new();
+        for _ in 0..MAX_DEPTH + 2 {
+            nested = len_field(1, &nested);
+        }
+        assert_eq!(
+            decode_message(&nested, &NESTED, 0),
+            Err(ProtobufError::TooDeep)
+        );
+        let mut shallow = Vec::new();
+        for _ in 0..MAX_DEPTH {
+            shallow = len_field(1, &shallow);
+        }
+        assert!(decode_message(&shallow, &NESTED, 0).is_ok());
+    }
+
+    #[test]
+    fn malformed_keys_and_varints_are_errors() {
+        // Wire type 3 (start group) is never used by Kubernetes.
+        let group = [meta_named("x"), key(5, 3)].concat();
+        assert!(matches!(
+            decode(&body("v1", "Namespace", &group)),
+            Err(ProtobufError::BadKey { wire: 3, .. })
+        ));
+        let field_zero = [meta_named("x"), vec![0x00, 0x00]].concat();
+        assert!(matches!(
+            decode(&body("v1", "Namespace", &field_zero)),
+            Err(ProtobufError::BadKey { field: 0, .. })
+        ));
+        let overlong = [key(99, WIRE_VARINT), vec![0xff; 10], vec![0x01]].concat();
+        assert!(matches!(
+            decode(&body("v1", "Namespace", &overlong)),
+            Err(ProtobufError::VarintOverflow(_))
+        ));
+    }
+
+    #[test]
+    fn known_field_with_wrong_wire_type_is_an_error() {
+        // metadata sent as a varint.
+        let raw = varint_field(1, 5);
+        assert_eq!(
+            decode(&body("v1", "Namespace", &raw)),
+            Err(ProtobufError::WrongWireType {
+                message: "Namespace",
+                field: "metadata",
+                wire: WIRE_VARINT
+            })
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_in_a_string_is_an_error() {
+        let raw = len_field(1, &len_field(1, &[0xff, 0xfe]));
+        assert_eq!(
+            decode(&body("v1", "Namespace", &raw)),
+            Err(ProtobufError::InvalidUtf8 {
+                message: "ObjectMeta",
+                field: "name"
+            })
+        );
+    }
+
+    #[test]
+    fn object_meta_fields_follow_kubernetes_json() {
+        let owner = [
+            len_field(1, b"ReplicaSet"),
+            len_field(3, b"rs"),
+            len_field(4, b"u1"),
+            len_field(5, b"apps/v1"),
+            varint_field(6, 1),
+        ]
+        .concat();
+        let managed = [
+            len_field(1, b"kubectl"),
+            len_field(2, b"Apply"),
+            len_field(3, b"v1"),
+            len_field(4, &varint_field(1, 1_700_000_000)),
+            len_field(6, b"FieldsV1"),
+            len_field(7, &len_field(1, br#"{"f:data":{}}"#)),
+        ]
+        .concat();
+        let meta = [
+            len_field(1, b"x"),
+            len_field(3, b"ns"),
+            varint_field(7, 0),
+            len_field(
+                8,
+                &[varint_field(1, 1_700_000_000), varint_field(2, 5)].concat(),
+            ),
+            // Pointer fields keep a zero value.
+            varint_field(10, 0),
+            len_field(11, &[len_field(1, b"a"), len_field(2, b"b")].concat()),
+            len_field(12, &len_field(1, b"empty-value")),
+            len_field(13, &owner),
+            len_field(14, b"f1"),
+            len_field(14, b"f2"),
+            len_field(17, &managed),
+        ]
+        .concat();
+        let v = decode(&body("v1", "ConfigMap", &len_field(1, &meta))).unwrap();
+        assert_eq!(
+            v["metadata"],
+            json!({"name": "x", "namespace": "ns",
+                "creationTimestamp": "2023-11-14T22:13:20Z",
+                "deletionGracePeriodSeconds": 0,
+                "labels": {"a": "b"}, "annotations": {"empty-value": ""},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                    "uid": "u1", "controller": true}],
+                "finalizers": ["f1", "f2"],
+                "managedFields": [{"manager": "kubectl", "operation": "Apply", "apiVersion": "v1",
+                    "time": "2023-11-14T22:13:20Z", "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:data": {}}}]})
+        );
+    }
+
+    #[test]
+    fn immutable_false_and_negative_int32_survive() {
+        // ConfigMap.immutable is *bool: false was set on purpose.
+        let raw = [meta_named("c"), varint_field(4, 0)].concat();
+        let cm = decode(&body("v1", "ConfigMap", &raw)).unwrap();
+        assert_eq!(cm["immutable"], false);
+        // PriorityClass.value is int32; negatives travel as ten-byte varints.
+        let raw = [meta_named("p"), varint_field(2, (-5i64) as u64)].concat();
+        let pc = decode(&body("scheduling.k8s.io/v1", "PriorityClass", &raw)).unwrap();
+        assert_eq!(pc["value"], -5);
+    }
+
+    static CODES: Message = Message {
+        name: "Codes",
+        fields: &[Field::list(1, "codes", Kind::Int32)],
+    };
+
+    #[test]
+    fn int_or_string_string_form_and_packed_repeated_ints() {
+        let max_unavailable = [varint_field(1, 1), len_field(3, b"25%")].concat();
+        let raw = [
+            meta_named("p"),
+            len_field(2, &len_field(3, &max_unavailable)),
+        ]
+        .concat();
+        let pdb = decode(&body("policy/v1", "PodDisruptionBudget", &raw)).unwrap();
+        assert_eq!(pdb["spec"]["maxUnavailable"], "25%");
+        // A packed repeated int32 (exit codes) decodes like unpacked ones.
+        let packed = [varint(1), varint(2), varint(3)].concat();
+        let v = decode_message(
+            &[len_field(1, &packed), varint_field(1, 4)].concat(),
+            &CODES,
+            0,
+        );
+        assert_eq!(Value::Object(v.unwrap()), json!({"codes": [1, 2, 3, 4]}));
+    }
+
+    #[test]
+    fn base64_matches_go_encoding() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foob"), "Zm9vYg==");
+        assert_eq!(base64(&[0xff, 0xfe, 0xfd]), "//79");
+    }
+
+    #[test]
+    fn protobuf_content_types() {
+        assert!(is_protobuf_content_type(
+            "application/vnd.kubernetes.protobuf"
+        ));
+        assert!(is_protobuf_content_type(
+            "application/vnd.kubernetes.protobuf; charset=utf-8"
+        ));
+        assert!(is_protobuf_content_type(
+            "Application/VND.Kubernetes.Protobuf"
+        ));
+        assert!(!is_protobuf_content_type("application/json"));
+        assert!(!is_protobuf_content_type(
+            "application/vnd.kubernetes.protobuf-x"
+        ));
     }
 }
