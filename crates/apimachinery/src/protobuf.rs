@@ -1,10 +1,12 @@
 //! Decoding the Kubernetes protobuf request bodies that kubectl 1.32 and
 //! later send.
 //!
-//! From 1.32 on, kubectl's typed `create` subcommands (`create namespace`,
-//! `create configmap`, `create deployment`, ...) and `auth can-i` /
-//! `auth whoami` send their object as `application/vnd.kubernetes.protobuf`
-//! instead of JSON. skiff stores and answers JSON only, so the API server
+//! From 1.32 on, kubectl sends `application/vnd.kubernetes.protobuf` instead
+//! of JSON wherever it uses its typed client: every `create <kind>`
+//! subcommand, `auth can-i`, `auth whoami`, `autoscale`, `certificate
+//! approve|deny`, `debug node/...` and `drain` (its delete options or
+//! eviction). Commands that work on arbitrary objects (`apply`, `create -f`,
+//! `run`, `expose`, `label`, `patch`, `delete`) still send JSON. skiff stores and answers JSON only, so the API server
 //! turns such a body into the JSON object Kubernetes would have decoded and
 //! carries on as if JSON had been sent.
 //!
@@ -313,6 +315,9 @@ enum Kind {
     Quantity,
     /// Embedded JSON bytes (`FieldsV1`): the JSON value itself.
     RawJson,
+    /// A Go `[]string` type that protobuf wraps in a message with a
+    /// repeated field 1 (`ExtraValue`): a plain JSON array.
+    StringList,
 }
 
 impl Field {
@@ -465,6 +470,13 @@ impl Ctx {
                 serde_json::from_slice(raw)
                     .map_err(|_| ProtobufError::InvalidJson { message, field })
             }
+            Kind::StringList => {
+                let list = decode_message(bytes, &STRING_LIST, self.depth + 1)?;
+                Ok(list
+                    .get("items")
+                    .cloned()
+                    .unwrap_or(Value::Array(Vec::new())))
+            }
             Kind::Int32 | Kind::Int64 | Kind::Bool => Err(self.wrong_wire(WIRE_LEN)),
         }
     }
@@ -576,6 +588,7 @@ fn zero_of(kind: &Kind) -> Value {
         Kind::Int32 | Kind::Int64 | Kind::IntOrString => Value::from(0),
         Kind::Bool => Value::Bool(false),
         Kind::Msg(_) | Kind::RawJson => Value::Object(Map::new()),
+        Kind::StringList => Value::Array(Vec::new()),
         Kind::Time => Value::Null,
     }
 }
@@ -605,8 +618,9 @@ fn base64(bytes: &[u8]) -> String {
 // ---------------------------------------------------------------------------
 // Tables. Field numbers, JSON names and pointer-ness follow Kubernetes 1.33
 // (`k8s.io/api` and `k8s.io/apimachinery` v0.33.0 `generated.proto` and
-// `types.go`). Status fields are left out: clients do not send them and the
-// API server ignores them on create. Deprecated in-tree cloud volume sources
+// `types.go`). Status fields are left out (clients do not send them and the
+// API server ignores them on create), except a CertificateSigningRequest's,
+// which `kubectl certificate approve` sends to the approval subresource. Deprecated in-tree cloud volume sources
 // and a few rarely sent pod fields (affinity, topology spread, ephemeral
 // containers, DNS config, host aliases, resource claims, scheduling gates,
 // lifecycle hooks, SELinux/AppArmor/Windows options) are not described:
@@ -617,6 +631,25 @@ fn base64(bytes: &[u8]) -> String {
 /// The kinds skiff decodes, by apiVersion and kind.
 static ROOTS: &[(&str, &str, &Message)] = &[
     ("v1", "Namespace", &CORE_V1_NAMESPACE),
+    ("v1", "Pod", &CORE_V1_POD),
+    ("v1", "DeleteOptions", &META_V1_DELETE_OPTIONS),
+    ("meta.k8s.io/v1", "DeleteOptions", &META_V1_DELETE_OPTIONS),
+    ("policy/v1", "Eviction", &POLICY_V1_EVICTION),
+    (
+        "certificates.k8s.io/v1",
+        "CertificateSigningRequest",
+        &CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST,
+    ),
+    (
+        "autoscaling/v1",
+        "HorizontalPodAutoscaler",
+        &AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER,
+    ),
+    (
+        "autoscaling/v2",
+        "HorizontalPodAutoscaler",
+        &AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER,
+    ),
     ("v1", "ConfigMap", &CORE_V1_CONFIG_MAP),
     ("v1", "Secret", &CORE_V1_SECRET),
     ("v1", "ServiceAccount", &CORE_V1_SERVICE_ACCOUNT),
@@ -699,6 +732,11 @@ static INTSTR_INT_OR_STRING: Message = Message {
         Field::val(3, "strVal", Kind::Str),
     ],
 };
+/// The protobuf wrapper of a Go `[]string` type.
+static STRING_LIST: Message = Message {
+    name: "ExtraValue",
+    fields: &[Field::list(1, "items", Kind::Str)],
+};
 /// `resource.Quantity`, whose canonical string is all it carries.
 static RESOURCE_QUANTITY: Message = Message {
     name: "Quantity",
@@ -768,214 +806,9 @@ static CORE_V1_NAMESPACE_SPEC: Message = Message {
     name: "NamespaceSpec",
     fields: &[Field::list(1, "finalizers", Kind::Str)],
 };
-/// `k8s.io.api.authorization.v1.SelfSubjectAccessReview`
-static AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW: Message = Message {
-    name: "SelfSubjectAccessReview",
-    fields: &[
-        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
-        Field::val(
-            2,
-            "spec",
-            Kind::Msg(&AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC),
-        ),
-    ],
-};
-/// `k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec`
-static AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
-    name: "SelfSubjectAccessReviewSpec",
-    fields: &[
-        Field::ptr(
-            1,
-            "resourceAttributes",
-            Kind::Msg(&AUTHORIZATION_V1_RESOURCE_ATTRIBUTES),
-        ),
-        Field::ptr(
-            2,
-            "nonResourceAttributes",
-            Kind::Msg(&AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES),
-        ),
-    ],
-};
-/// `k8s.io.api.authorization.v1.ResourceAttributes`
-static AUTHORIZATION_V1_RESOURCE_ATTRIBUTES: Message = Message {
-    name: "ResourceAttributes",
-    fields: &[
-        Field::val(1, "namespace", Kind::Str),
-        Field::val(2, "verb", Kind::Str),
-        Field::val(3, "group", Kind::Str),
-        Field::val(4, "version", Kind::Str),
-        Field::val(5, "resource", Kind::Str),
-        Field::val(6, "subresource", Kind::Str),
-        Field::val(7, "name", Kind::Str),
-        Field::ptr(
-            8,
-            "fieldSelector",
-            Kind::Msg(&AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES),
-        ),
-        Field::ptr(
-            9,
-            "labelSelector",
-            Kind::Msg(&AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES),
-        ),
-    ],
-};
-/// `k8s.io.api.authorization.v1.FieldSelectorAttributes`
-static AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES: Message = Message {
-    name: "FieldSelectorAttributes",
-    fields: &[
-        Field::val(1, "rawSelector", Kind::Str),
-        Field::list(
-            2,
-            "requirements",
-            Kind::Msg(&META_V1_FIELD_SELECTOR_REQUIREMENT),
-        ),
-    ],
-};
-/// `k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement`
-static META_V1_FIELD_SELECTOR_REQUIREMENT: Message = Message {
-    name: "FieldSelectorRequirement",
-    fields: &[
-        Field::val(1, "key", Kind::Str),
-        Field::val(2, "operator", Kind::Str),
-        Field::list(3, "values", Kind::Str),
-    ],
-};
-/// `k8s.io.api.authorization.v1.LabelSelectorAttributes`
-static AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES: Message = Message {
-    name: "LabelSelectorAttributes",
-    fields: &[
-        Field::val(1, "rawSelector", Kind::Str),
-        Field::list(
-            2,
-            "requirements",
-            Kind::Msg(&META_V1_LABEL_SELECTOR_REQUIREMENT),
-        ),
-    ],
-};
-/// `k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement`
-static META_V1_LABEL_SELECTOR_REQUIREMENT: Message = Message {
-    name: "LabelSelectorRequirement",
-    fields: &[
-        Field::val(1, "key", Kind::Str),
-        Field::val(2, "operator", Kind::Str),
-        Field::list(3, "values", Kind::Str),
-    ],
-};
-/// `k8s.io.api.authorization.v1.NonResourceAttributes`
-static AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES: Message = Message {
-    name: "NonResourceAttributes",
-    fields: &[
-        Field::val(1, "path", Kind::Str),
-        Field::val(2, "verb", Kind::Str),
-    ],
-};
-/// `k8s.io.api.authorization.v1.SelfSubjectRulesReview`
-static AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW: Message = Message {
-    name: "SelfSubjectRulesReview",
-    fields: &[
-        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
-        Field::val(
-            2,
-            "spec",
-            Kind::Msg(&AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW_SPEC),
-        ),
-    ],
-};
-/// `k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec`
-static AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message {
-    name: "SelfSubjectRulesReviewSpec",
-    fields: &[Field::val(1, "namespace", Kind::Str)],
-};
-/// `k8s.io.api.core.v1.ConfigMap`
-static CORE_V1_CONFIG_MAP: Message = Message {
-    name: "ConfigMap",
-    fields: &[
-        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
-        Field::map(2, "data", Kind::Str),
-        Field::map(3, "binaryData", Kind::Bytes),
-        Field::ptr(4, "immutable", Kind::Bool),
-    ],
-};
-/// `k8s.io.api.core.v1.Secret`
-static CORE_V1_SECRET: Message = Message {
-    name: "Secret",
-    fields: &[
-        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
-        Field::map(2, "data", Kind::Bytes),
-        Field::val(3, "type", Kind::Str),
-        Field::map(4, "stringData", Kind::Str),
-        Field::ptr(5, "immutable", Kind::Bool),
-    ],
-};
-/// `k8s.io.api.core.v1.ServiceAccount`
-static CORE_V1_SERVICE_ACCOUNT: Message = Message {
-    name: "ServiceAccount",
-    fields: &[
-        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
-        Field::list(2, "secrets", Kind::Msg(&CORE_V1_OBJECT_REFERENCE)),
-        Field::list(
-            3,
-            "imagePullSecrets",
-            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
-        ),
-        Field::ptr(4, "automountServiceAccountToken", Kind::Bool),
-    ],
-};
-/// `k8s.io.api.core.v1.ObjectReference`
-static CORE_V1_OBJECT_REFERENCE: Message = Message {
-    name: "ObjectReference",
-    fields: &[
-        Field::val(1, "kind", Kind::Str),
-        Field::val(2, "namespace", Kind::Str),
-        Field::val(3, "name", Kind::Str),
-        Field::val(4, "uid", Kind::Str),
-        Field::val(5, "apiVersion", Kind::Str),
-        Field::val(6, "resourceVersion", Kind::Str),
-        Field::val(7, "fieldPath", Kind::Str),
-    ],
-};
-/// `k8s.io.api.core.v1.LocalObjectReference`
-static CORE_V1_LOCAL_OBJECT_REFERENCE: Message = Message {
-    name: "LocalObjectReference",
-    fields: &[Field::val(1, "name", Kind::Str)],
-};
-/// `k8s.io.api.apps.v1.Deployment`
-static APPS_V1_DEPLOYMENT: Message = Message {
-    name: "Deployment",
-    fields: &[
-        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
-        Field::val(2, "spec", Kind::Msg(&APPS_V1_DEPLOYMENT_SPEC)),
-    ],
-};
-/// `k8s.io.api.apps.v1.DeploymentSpec`
-static APPS_V1_DEPLOYMENT_SPEC: Message = Message {
-    name: "DeploymentSpec",
-    fields: &[
-        Field::ptr(1, "replicas", Kind::Int32),
-        Field::ptr(2, "selector", Kind::Msg(&META_V1_LABEL_SELECTOR)),
-        Field::val(3, "template", Kind::Msg(&CORE_V1_POD_TEMPLATE_SPEC)),
-        Field::val(4, "strategy", Kind::Msg(&APPS_V1_DEPLOYMENT_STRATEGY)),
-        Field::val(5, "minReadySeconds", Kind::Int32),
-        Field::ptr(6, "revisionHistoryLimit", Kind::Int32),
-        Field::val(7, "paused", Kind::Bool),
-        Field::ptr(9, "progressDeadlineSeconds", Kind::Int32),
-    ],
-};
-/// `k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector`
-static META_V1_LABEL_SELECTOR: Message = Message {
-    name: "LabelSelector",
-    fields: &[
-        Field::map(1, "matchLabels", Kind::Str),
-        Field::list(
-            2,
-            "matchExpressions",
-            Kind::Msg(&META_V1_LABEL_SELECTOR_REQUIREMENT),
-        ),
-    ],
-};
-/// `k8s.io.api.core.v1.PodTemplateSpec`
-static CORE_V1_POD_TEMPLATE_SPEC: Message = Message {
-    name: "PodTemplateSpec",
+/// `k8s.io.api.core.v1.Pod`
+static CORE_V1_POD: Message = Message {
+    name: "Pod",
     fields: &[
         Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
         Field::val(2, "spec", Kind::Msg(&CORE_V1_POD_SPEC)),
@@ -1149,6 +982,11 @@ static CORE_V1_CONFIG_MAP_VOLUME_SOURCE: Message = Message {
         Field::ptr(3, "defaultMode", Kind::Int32),
         Field::ptr(4, "optional", Kind::Bool),
     ],
+};
+/// `k8s.io.api.core.v1.LocalObjectReference`
+static CORE_V1_LOCAL_OBJECT_REFERENCE: Message = Message {
+    name: "LocalObjectReference",
+    fields: &[Field::val(1, "name", Kind::Str)],
 };
 /// `k8s.io.api.core.v1.ProjectedVolumeSource`
 static CORE_V1_PROJECTED_VOLUME_SOURCE: Message = Message {
@@ -1468,6 +1306,499 @@ static CORE_V1_TOLERATION: Message = Message {
         Field::val(3, "value", Kind::Str),
         Field::val(4, "effect", Kind::Str),
         Field::ptr(5, "tolerationSeconds", Kind::Int64),
+    ],
+};
+/// `k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions`
+static META_V1_DELETE_OPTIONS: Message = Message {
+    name: "DeleteOptions",
+    fields: &[
+        Field::ptr(1, "gracePeriodSeconds", Kind::Int64),
+        Field::ptr(2, "preconditions", Kind::Msg(&META_V1_PRECONDITIONS)),
+        Field::ptr(3, "orphanDependents", Kind::Bool),
+        Field::ptr(4, "propagationPolicy", Kind::Str),
+        Field::list(5, "dryRun", Kind::Str),
+        Field::ptr(
+            6,
+            "ignoreStoreReadErrorWithClusterBreakingPotential",
+            Kind::Bool,
+        ),
+    ],
+};
+/// `k8s.io.apimachinery.pkg.apis.meta.v1.Preconditions`
+static META_V1_PRECONDITIONS: Message = Message {
+    name: "Preconditions",
+    fields: &[
+        Field::ptr(1, "uid", Kind::Str),
+        Field::ptr(2, "resourceVersion", Kind::Str),
+    ],
+};
+/// `k8s.io.api.policy.v1.Eviction`
+static POLICY_V1_EVICTION: Message = Message {
+    name: "Eviction",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::ptr(2, "deleteOptions", Kind::Msg(&META_V1_DELETE_OPTIONS)),
+    ],
+};
+/// `k8s.io.api.certificates.v1.CertificateSigningRequest`
+static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST: Message = Message {
+    name: "CertificateSigningRequest",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::val(
+            2,
+            "spec",
+            Kind::Msg(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_SPEC),
+        ),
+        Field::val(
+            3,
+            "status",
+            Kind::Msg(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_STATUS),
+        ),
+    ],
+};
+/// `k8s.io.api.certificates.v1.CertificateSigningRequestSpec`
+static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_SPEC: Message = Message {
+    name: "CertificateSigningRequestSpec",
+    fields: &[
+        Field::val(1, "request", Kind::Bytes),
+        Field::val(2, "username", Kind::Str),
+        Field::val(3, "uid", Kind::Str),
+        Field::list(4, "groups", Kind::Str),
+        Field::list(5, "usages", Kind::Str),
+        Field::map(6, "extra", Kind::StringList),
+        Field::val(7, "signerName", Kind::Str),
+        Field::ptr(8, "expirationSeconds", Kind::Int32),
+    ],
+};
+/// `k8s.io.api.certificates.v1.CertificateSigningRequestStatus`
+static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_STATUS: Message = Message {
+    name: "CertificateSigningRequestStatus",
+    fields: &[
+        Field::list(
+            1,
+            "conditions",
+            Kind::Msg(&CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_CONDITION),
+        ),
+        Field::val(2, "certificate", Kind::Bytes),
+    ],
+};
+/// `k8s.io.api.certificates.v1.CertificateSigningRequestCondition`
+static CERTIFICATES_V1_CERTIFICATE_SIGNING_REQUEST_CONDITION: Message = Message {
+    name: "CertificateSigningRequestCondition",
+    fields: &[
+        Field::val(1, "type", Kind::Str),
+        Field::val(2, "reason", Kind::Str),
+        Field::val(3, "message", Kind::Str),
+        Field::val(4, "lastUpdateTime", Kind::Time),
+        Field::val(5, "lastTransitionTime", Kind::Time),
+        Field::val(6, "status", Kind::Str),
+    ],
+};
+/// `k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler`
+static AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER: Message = Message {
+    name: "HorizontalPodAutoscaler",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::val(
+            2,
+            "spec",
+            Kind::Msg(&AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER_SPEC),
+        ),
+    ],
+};
+/// `k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerSpec`
+static AUTOSCALING_V1_HORIZONTAL_POD_AUTOSCALER_SPEC: Message = Message {
+    name: "HorizontalPodAutoscalerSpec",
+    fields: &[
+        Field::val(
+            1,
+            "scaleTargetRef",
+            Kind::Msg(&AUTOSCALING_V1_CROSS_VERSION_OBJECT_REFERENCE),
+        ),
+        Field::ptr(2, "minReplicas", Kind::Int32),
+        Field::val(3, "maxReplicas", Kind::Int32),
+        Field::ptr(4, "targetCPUUtilizationPercentage", Kind::Int32),
+    ],
+};
+/// `k8s.io.api.autoscaling.v1.CrossVersionObjectReference`
+static AUTOSCALING_V1_CROSS_VERSION_OBJECT_REFERENCE: Message = Message {
+    name: "CrossVersionObjectReference",
+    fields: &[
+        Field::val(1, "kind", Kind::Str),
+        Field::val(2, "name", Kind::Str),
+        Field::val(3, "apiVersion", Kind::Str),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler`
+static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER: Message = Message {
+    name: "HorizontalPodAutoscaler",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::val(
+            2,
+            "spec",
+            Kind::Msg(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_SPEC),
+        ),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerSpec`
+static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_SPEC: Message = Message {
+    name: "HorizontalPodAutoscalerSpec",
+    fields: &[
+        Field::val(
+            1,
+            "scaleTargetRef",
+            Kind::Msg(&AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE),
+        ),
+        Field::ptr(2, "minReplicas", Kind::Int32),
+        Field::val(3, "maxReplicas", Kind::Int32),
+        Field::list(4, "metrics", Kind::Msg(&AUTOSCALING_V2_METRIC_SPEC)),
+        Field::ptr(
+            5,
+            "behavior",
+            Kind::Msg(&AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_BEHAVIOR),
+        ),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.CrossVersionObjectReference`
+static AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE: Message = Message {
+    name: "CrossVersionObjectReference",
+    fields: &[
+        Field::val(1, "kind", Kind::Str),
+        Field::val(2, "name", Kind::Str),
+        Field::val(3, "apiVersion", Kind::Str),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.MetricSpec`
+static AUTOSCALING_V2_METRIC_SPEC: Message = Message {
+    name: "MetricSpec",
+    fields: &[
+        Field::val(1, "type", Kind::Str),
+        Field::ptr(2, "object", Kind::Msg(&AUTOSCALING_V2_OBJECT_METRIC_SOURCE)),
+        Field::ptr(3, "pods", Kind::Msg(&AUTOSCALING_V2_PODS_METRIC_SOURCE)),
+        Field::ptr(
+            4,
+            "resource",
+            Kind::Msg(&AUTOSCALING_V2_RESOURCE_METRIC_SOURCE),
+        ),
+        Field::ptr(
+            5,
+            "external",
+            Kind::Msg(&AUTOSCALING_V2_EXTERNAL_METRIC_SOURCE),
+        ),
+        Field::ptr(
+            7,
+            "containerResource",
+            Kind::Msg(&AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_SOURCE),
+        ),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.ObjectMetricSource`
+static AUTOSCALING_V2_OBJECT_METRIC_SOURCE: Message = Message {
+    name: "ObjectMetricSource",
+    fields: &[
+        Field::val(
+            1,
+            "describedObject",
+            Kind::Msg(&AUTOSCALING_V2_CROSS_VERSION_OBJECT_REFERENCE),
+        ),
+        Field::val(2, "target", Kind::Msg(&AUTOSCALING_V2_METRIC_TARGET)),
+        Field::val(3, "metric", Kind::Msg(&AUTOSCALING_V2_METRIC_IDENTIFIER)),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.MetricTarget`
+static AUTOSCALING_V2_METRIC_TARGET: Message = Message {
+    name: "MetricTarget",
+    fields: &[
+        Field::val(1, "type", Kind::Str),
+        Field::ptr(2, "value", Kind::Quantity),
+        Field::ptr(3, "averageValue", Kind::Quantity),
+        Field::ptr(4, "averageUtilization", Kind::Int32),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.MetricIdentifier`
+static AUTOSCALING_V2_METRIC_IDENTIFIER: Message = Message {
+    name: "MetricIdentifier",
+    fields: &[
+        Field::val(1, "name", Kind::Str),
+        Field::ptr(2, "selector", Kind::Msg(&META_V1_LABEL_SELECTOR)),
+    ],
+};
+/// `k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector`
+static META_V1_LABEL_SELECTOR: Message = Message {
+    name: "LabelSelector",
+    fields: &[
+        Field::map(1, "matchLabels", Kind::Str),
+        Field::list(
+            2,
+            "matchExpressions",
+            Kind::Msg(&META_V1_LABEL_SELECTOR_REQUIREMENT),
+        ),
+    ],
+};
+/// `k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement`
+static META_V1_LABEL_SELECTOR_REQUIREMENT: Message = Message {
+    name: "LabelSelectorRequirement",
+    fields: &[
+        Field::val(1, "key", Kind::Str),
+        Field::val(2, "operator", Kind::Str),
+        Field::list(3, "values", Kind::Str),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.PodsMetricSource`
+static AUTOSCALING_V2_PODS_METRIC_SOURCE: Message = Message {
+    name: "PodsMetricSource",
+    fields: &[
+        Field::val(1, "metric", Kind::Msg(&AUTOSCALING_V2_METRIC_IDENTIFIER)),
+        Field::val(2, "target", Kind::Msg(&AUTOSCALING_V2_METRIC_TARGET)),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.ResourceMetricSource`
+static AUTOSCALING_V2_RESOURCE_METRIC_SOURCE: Message = Message {
+    name: "ResourceMetricSource",
+    fields: &[
+        Field::val(1, "name", Kind::Str),
+        Field::val(2, "target", Kind::Msg(&AUTOSCALING_V2_METRIC_TARGET)),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.ContainerResourceMetricSource`
+static AUTOSCALING_V2_CONTAINER_RESOURCE_METRIC_SOURCE: Message = Message {
+    name: "ContainerResourceMetricSource",
+    fields: &[
+        Field::val(1, "name", Kind::Str),
+        Field::val(2, "target", Kind::Msg(&AUTOSCALING_V2_METRIC_TARGET)),
+        Field::val(3, "container", Kind::Str),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.ExternalMetricSource`
+static AUTOSCALING_V2_EXTERNAL_METRIC_SOURCE: Message = Message {
+    name: "ExternalMetricSource",
+    fields: &[
+        Field::val(1, "metric", Kind::Msg(&AUTOSCALING_V2_METRIC_IDENTIFIER)),
+        Field::val(2, "target", Kind::Msg(&AUTOSCALING_V2_METRIC_TARGET)),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerBehavior`
+static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_BEHAVIOR: Message = Message {
+    name: "HorizontalPodAutoscalerBehavior",
+    fields: &[
+        Field::ptr(1, "scaleUp", Kind::Msg(&AUTOSCALING_V2_H_P_A_SCALING_RULES)),
+        Field::ptr(
+            2,
+            "scaleDown",
+            Kind::Msg(&AUTOSCALING_V2_H_P_A_SCALING_RULES),
+        ),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.HPAScalingRules`
+static AUTOSCALING_V2_H_P_A_SCALING_RULES: Message = Message {
+    name: "HPAScalingRules",
+    fields: &[
+        Field::ptr(1, "selectPolicy", Kind::Str),
+        Field::list(
+            2,
+            "policies",
+            Kind::Msg(&AUTOSCALING_V2_H_P_A_SCALING_POLICY),
+        ),
+        Field::ptr(3, "stabilizationWindowSeconds", Kind::Int32),
+        Field::ptr(4, "tolerance", Kind::Quantity),
+    ],
+};
+/// `k8s.io.api.autoscaling.v2.HPAScalingPolicy`
+static AUTOSCALING_V2_H_P_A_SCALING_POLICY: Message = Message {
+    name: "HPAScalingPolicy",
+    fields: &[
+        Field::val(1, "type", Kind::Str),
+        Field::val(2, "value", Kind::Int32),
+        Field::val(3, "periodSeconds", Kind::Int32),
+    ],
+};
+/// `k8s.io.api.authorization.v1.SelfSubjectAccessReview`
+static AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW: Message = Message {
+    name: "SelfSubjectAccessReview",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::val(
+            2,
+            "spec",
+            Kind::Msg(&AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC),
+        ),
+    ],
+};
+/// `k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec`
+static AUTHORIZATION_V1_SELF_SUBJECT_ACCESS_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectAccessReviewSpec",
+    fields: &[
+        Field::ptr(
+            1,
+            "resourceAttributes",
+            Kind::Msg(&AUTHORIZATION_V1_RESOURCE_ATTRIBUTES),
+        ),
+        Field::ptr(
+            2,
+            "nonResourceAttributes",
+            Kind::Msg(&AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES),
+        ),
+    ],
+};
+/// `k8s.io.api.authorization.v1.ResourceAttributes`
+static AUTHORIZATION_V1_RESOURCE_ATTRIBUTES: Message = Message {
+    name: "ResourceAttributes",
+    fields: &[
+        Field::val(1, "namespace", Kind::Str),
+        Field::val(2, "verb", Kind::Str),
+        Field::val(3, "group", Kind::Str),
+        Field::val(4, "version", Kind::Str),
+        Field::val(5, "resource", Kind::Str),
+        Field::val(6, "subresource", Kind::Str),
+        Field::val(7, "name", Kind::Str),
+        Field::ptr(
+            8,
+            "fieldSelector",
+            Kind::Msg(&AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES),
+        ),
+        Field::ptr(
+            9,
+            "labelSelector",
+            Kind::Msg(&AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES),
+        ),
+    ],
+};
+/// `k8s.io.api.authorization.v1.FieldSelectorAttributes`
+static AUTHORIZATION_V1_FIELD_SELECTOR_ATTRIBUTES: Message = Message {
+    name: "FieldSelectorAttributes",
+    fields: &[
+        Field::val(1, "rawSelector", Kind::Str),
+        Field::list(
+            2,
+            "requirements",
+            Kind::Msg(&META_V1_FIELD_SELECTOR_REQUIREMENT),
+        ),
+    ],
+};
+/// `k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement`
+static META_V1_FIELD_SELECTOR_REQUIREMENT: Message = Message {
+    name: "FieldSelectorRequirement",
+    fields: &[
+        Field::val(1, "key", Kind::Str),
+        Field::val(2, "operator", Kind::Str),
+        Field::list(3, "values", Kind::Str),
+    ],
+};
+/// `k8s.io.api.authorization.v1.LabelSelectorAttributes`
+static AUTHORIZATION_V1_LABEL_SELECTOR_ATTRIBUTES: Message = Message {
+    name: "LabelSelectorAttributes",
+    fields: &[
+        Field::val(1, "rawSelector", Kind::Str),
+        Field::list(
+            2,
+            "requirements",
+            Kind::Msg(&META_V1_LABEL_SELECTOR_REQUIREMENT),
+        ),
+    ],
+};
+/// `k8s.io.api.authorization.v1.NonResourceAttributes`
+static AUTHORIZATION_V1_NON_RESOURCE_ATTRIBUTES: Message = Message {
+    name: "NonResourceAttributes",
+    fields: &[
+        Field::val(1, "path", Kind::Str),
+        Field::val(2, "verb", Kind::Str),
+    ],
+};
+/// `k8s.io.api.authorization.v1.SelfSubjectRulesReview`
+static AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW: Message = Message {
+    name: "SelfSubjectRulesReview",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::val(
+            2,
+            "spec",
+            Kind::Msg(&AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW_SPEC),
+        ),
+    ],
+};
+/// `k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec`
+static AUTHORIZATION_V1_SELF_SUBJECT_RULES_REVIEW_SPEC: Message = Message {
+    name: "SelfSubjectRulesReviewSpec",
+    fields: &[Field::val(1, "namespace", Kind::Str)],
+};
+/// `k8s.io.api.core.v1.ConfigMap`
+static CORE_V1_CONFIG_MAP: Message = Message {
+    name: "ConfigMap",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::map(2, "data", Kind::Str),
+        Field::map(3, "binaryData", Kind::Bytes),
+        Field::ptr(4, "immutable", Kind::Bool),
+    ],
+};
+/// `k8s.io.api.core.v1.Secret`
+static CORE_V1_SECRET: Message = Message {
+    name: "Secret",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::map(2, "data", Kind::Bytes),
+        Field::val(3, "type", Kind::Str),
+        Field::map(4, "stringData", Kind::Str),
+        Field::ptr(5, "immutable", Kind::Bool),
+    ],
+};
+/// `k8s.io.api.core.v1.ServiceAccount`
+static CORE_V1_SERVICE_ACCOUNT: Message = Message {
+    name: "ServiceAccount",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::list(2, "secrets", Kind::Msg(&CORE_V1_OBJECT_REFERENCE)),
+        Field::list(
+            3,
+            "imagePullSecrets",
+            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
+        ),
+        Field::ptr(4, "automountServiceAccountToken", Kind::Bool),
+    ],
+};
+/// `k8s.io.api.core.v1.ObjectReference`
+static CORE_V1_OBJECT_REFERENCE: Message = Message {
+    name: "ObjectReference",
+    fields: &[
+        Field::val(1, "kind", Kind::Str),
+        Field::val(2, "namespace", Kind::Str),
+        Field::val(3, "name", Kind::Str),
+        Field::val(4, "uid", Kind::Str),
+        Field::val(5, "apiVersion", Kind::Str),
+        Field::val(6, "resourceVersion", Kind::Str),
+        Field::val(7, "fieldPath", Kind::Str),
+    ],
+};
+/// `k8s.io.api.apps.v1.Deployment`
+static APPS_V1_DEPLOYMENT: Message = Message {
+    name: "Deployment",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::val(2, "spec", Kind::Msg(&APPS_V1_DEPLOYMENT_SPEC)),
+    ],
+};
+/// `k8s.io.api.apps.v1.DeploymentSpec`
+static APPS_V1_DEPLOYMENT_SPEC: Message = Message {
+    name: "DeploymentSpec",
+    fields: &[
+        Field::ptr(1, "replicas", Kind::Int32),
+        Field::ptr(2, "selector", Kind::Msg(&META_V1_LABEL_SELECTOR)),
+        Field::val(3, "template", Kind::Msg(&CORE_V1_POD_TEMPLATE_SPEC)),
+        Field::val(4, "strategy", Kind::Msg(&APPS_V1_DEPLOYMENT_STRATEGY)),
+        Field::val(5, "minReadySeconds", Kind::Int32),
+        Field::ptr(6, "revisionHistoryLimit", Kind::Int32),
+        Field::val(7, "paused", Kind::Bool),
+        Field::ptr(9, "progressDeadlineSeconds", Kind::Int32),
+    ],
+};
+/// `k8s.io.api.core.v1.PodTemplateSpec`
+static CORE_V1_POD_TEMPLATE_SPEC: Message = Message {
+    name: "PodTemplateSpec",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::val(2, "spec", Kind::Msg(&CORE_V1_POD_SPEC)),
     ],
 };
 /// `k8s.io.api.apps.v1.DeploymentStrategy`
@@ -2319,5 +2650,88 @@ mod tests {
         assert!(!is_protobuf_content_type(
             "application/vnd.kubernetes.protobuf-x"
         ));
+    }
+
+    #[test]
+    fn kubectl_certificate_approve_keeps_the_csr_status() {
+        // The approval subresource reads status.conditions, so unlike other
+        // kinds the CertificateSigningRequest table describes its status.
+        let csr = decode(&fixture("kubectl-1.33-certapprove")).unwrap();
+        let condition = &csr["status"]["conditions"][0];
+        assert_eq!(condition["type"], "Approved");
+        assert_eq!(condition["status"], "True");
+        assert_eq!(condition["reason"], "KubectlApprove");
+        assert_eq!(csr["spec"]["request"], "YQ==");
+        assert_eq!(csr["metadata"]["resourceVersion"], "1");
+    }
+
+    #[test]
+    fn kubectl_debug_node_pod_inlines_the_volume_source() {
+        let pod = decode(&fixture("kubectl-1.33-debugnode")).unwrap();
+        let spec = &pod["spec"];
+        assert_eq!(
+            spec["volumes"],
+            json!([{"name": "host-root", "hostPath": {"path": "/"}}])
+        );
+        assert_eq!(spec["tolerations"], json!([{"operator": "Exists"}]));
+        assert_eq!(
+            (&spec["hostPID"], &spec["hostNetwork"], &spec["nodeName"]),
+            (&json!(true), &json!(true), &json!("n1"))
+        );
+        assert_eq!(
+            spec["containers"][0]["volumeMounts"],
+            json!([{"name": "host-root", "mountPath": "/host"}])
+        );
+    }
+
+    #[test]
+    fn kubectl_drain_delete_options_and_hand_built_ones() {
+        assert_eq!(
+            decode(&fixture("kubectl-1.33-drain-deleteoptions")).unwrap(),
+            json!({"apiVersion": "v1", "kind": "DeleteOptions"})
+        );
+        // gracePeriodSeconds is *int64: 0 means "delete now", not "unset".
+        let raw = [
+            varint_field(1, 0),
+            len_field(2, &len_field(1, b"uid-1")),
+            len_field(4, b"Foreground"),
+            len_field(5, b"All"),
+        ]
+        .concat();
+        assert_eq!(
+            decode(&body("meta.k8s.io/v1", "DeleteOptions", &raw)).unwrap(),
+            json!({"apiVersion": "meta.k8s.io/v1", "kind": "DeleteOptions",
+                "gracePeriodSeconds": 0, "preconditions": {"uid": "uid-1"},
+                "propagationPolicy": "Foreground", "dryRun": ["All"]})
+        );
+    }
+
+    #[test]
+    fn kubectl_autoscale_sends_autoscaling_v2() {
+        assert_eq!(
+            decode(&fixture("kubectl-1.33-autoscale")).unwrap(),
+            json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                "metadata": {"name": "d"},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "d"},
+                    "maxReplicas": 3}})
+        );
+    }
+
+    #[test]
+    fn csr_extra_values_are_plain_string_arrays() {
+        // Go's ExtraValue is []string; protobuf wraps it as {items}.
+        let extra = [
+            len_field(1, b"scopes"),
+            len_field(2, &[len_field(1, b"a"), len_field(1, b"b")].concat()),
+        ]
+        .concat();
+        let raw = [meta_named("c"), len_field(2, &len_field(6, &extra))].concat();
+        let csr = decode(&body(
+            "certificates.k8s.io/v1",
+            "CertificateSigningRequest",
+            &raw,
+        ))
+        .unwrap();
+        assert_eq!(csr["spec"]["extra"], json!({"scopes": ["a", "b"]}));
     }
 }
