@@ -663,103 +663,24 @@ impl Parser {
 }
 
 // ---------------------------------------------------------------------------
-// Kubernetes' name validation for label keys and values
-// (`IsQualifiedName`, `IsValidLabelValue`), with its messages.
+// Label keys and values are checked by the same rules as object metadata
+// (`IsQualifiedName`, `IsValidLabelValue`), messages joined as Kubernetes'
+// selector parser joins them.
 
-const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
-const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
-const DNS_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-
-/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
-fn is_qualified_name_part(s: &str) -> bool {
-    let b = s.as_bytes();
-    match (b.first(), b.last()) {
-        (Some(f), Some(l)) => {
-            f.is_ascii_alphanumeric()
-                && l.is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        }
-        _ => false,
-    }
-}
-
-/// One RFC 1123 label: `[a-z0-9]([-a-z0-9]*[a-z0-9])?`
-fn is_dns_label(s: &str) -> bool {
-    let lower_alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    let b = s.as_bytes();
-    match (b.first(), b.last()) {
-        (Some(f), Some(l)) => {
-            lower_alnum(f) && lower_alnum(l) && b.iter().all(|c| lower_alnum(c) || *c == b'-')
-        }
-        _ => false,
-    }
-}
-
-fn dns_subdomain_errors(s: &str) -> Vec<String> {
-    let mut errs = Vec::new();
-    if s.len() > 253 {
-        errs.push("must be no more than 253 characters".to_string());
-    }
-    if !s.split('.').all(is_dns_label) {
-        errs.push(DNS_SUBDOMAIN_MSG.to_string());
-    }
-    errs
-}
-
-/// A label key: an optional DNS subdomain prefix and `/`, then a name of at
-/// most 63 characters.
-fn validate_label_key(key: &str) -> Result<(), String> {
-    let parts: Vec<&str> = key.split('/').collect();
-    let mut errs = Vec::new();
-    let name = match parts.as_slice() {
-        [name] => *name,
-        [prefix, name] => {
-            if prefix.is_empty() {
-                errs.push("prefix part must be non-empty".to_string());
-            } else {
-                errs.extend(
-                    dns_subdomain_errors(prefix)
-                        .into_iter()
-                        .map(|e| format!("prefix part {e}")),
-                );
-            }
-            *name
-        }
-        _ => {
-            return Err(format!(
-                "a qualified name {QUALIFIED_NAME_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
-            ))
-        }
-    };
-    if name.is_empty() {
-        errs.push("name part must be non-empty".to_string());
-    } else if name.len() > 63 {
-        errs.push("name part must be no more than 63 characters".to_string());
-    }
-    if !is_qualified_name_part(name) {
-        errs.push(format!("name part {QUALIFIED_NAME_MSG}"));
-    }
+fn joined(errs: Vec<String>) -> Result<(), String> {
     if errs.is_empty() {
         Ok(())
     } else {
         Err(errs.join("; "))
     }
+}
+
+fn validate_label_key(key: &str) -> Result<(), String> {
+    joined(crate::validation::is_qualified_name(key))
 }
 
 fn validate_label_value(v: &str) -> Result<(), String> {
-    let mut errs = Vec::new();
-    if v.len() > 63 {
-        errs.push("must be no more than 63 characters".to_string());
-    }
-    if !v.is_empty() && !is_qualified_name_part(v) {
-        errs.push(LABEL_VALUE_MSG.to_string());
-    }
-    if errs.is_empty() {
-        Ok(())
-    } else {
-        Err(errs.join("; "))
-    }
+    joined(crate::validation::is_valid_label_value(v))
 }
 
 // ---------------------------------------------------------------------------
@@ -1005,6 +926,9 @@ fn path_string(obj: &Value, path: &str) -> String {
 // Tests build their inputs by hand, so a failed unwrap is a failed test.
 #[allow(clippy::unwrap_used)]
 mod tests {
+    const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+    const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
     use super::*;
     use serde_json::json;
 

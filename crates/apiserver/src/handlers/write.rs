@@ -510,11 +510,7 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
-        Err(ApiError::conflict(
-            &qualified(r),
-            &name,
-            "too many concurrent writes; try again",
-        ))
+        Err(retries_exhausted(r, &name))
     }
 
     /// Server-side apply (`application/apply-patch+yaml`): creates when the
@@ -593,11 +589,7 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
-        Err(ApiError::conflict(
-            &qualified(r),
-            &name,
-            "too many concurrent writes; try again",
-        ))
+        Err(retries_exhausted(r, &name))
     }
 
     pub(super) async fn delete(
@@ -892,11 +884,7 @@ impl ApiServer {
                 Err(e) => return Err(e),
             }
         }
-        Err(ApiError::conflict(
-            &qualified(r),
-            &name,
-            "too many concurrent writes; try again",
-        ))
+        Err(retries_exhausted(r, &name))
     }
 }
 
@@ -963,6 +951,11 @@ fn delete_options(ctx: &Ctx, bytes: &[u8]) -> ApiResult<DeleteOptions> {
             .as_str()
             .and_then(|s| s.parse().ok()),
     })
+}
+
+/// Every retry of a read-modify-write lost to a concurrent writer.
+fn retries_exhausted(r: &Resource, name: &str) -> ApiError {
+    ApiError::conflict(&qualified(r), name, "too many concurrent writes; try again")
 }
 
 fn patch_error(r: &Resource, name: &str, e: patch::PatchError) -> ApiError {
