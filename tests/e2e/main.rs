@@ -11,3 +11,4 @@ mod harness;
 mod kubectl;
 mod python;
 mod restart;
+mod watch;
