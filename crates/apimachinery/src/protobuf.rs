@@ -4,11 +4,13 @@
 //! From 1.32 on, kubectl sends `application/vnd.kubernetes.protobuf` instead
 //! of JSON wherever it uses its typed client: every `create <kind>`
 //! subcommand, `auth can-i`, `auth whoami`, `autoscale`, `certificate
-//! approve|deny`, `debug node/...` and `drain` (its delete options or
-//! eviction). Commands that work on arbitrary objects (`apply`, `create -f`,
-//! `run`, `expose`, `label`, `patch`, `delete`) still send JSON. skiff stores and answers JSON only, so the API server
-//! turns such a body into the JSON object Kubernetes would have decoded and
-//! carries on as if JSON had been sent.
+//! approve|deny`, `debug node/...`, `debug --copy-to` and `drain` (the
+//! `DeleteOptions` it sends when the server offers no eviction). Commands
+//! that work on arbitrary objects (`apply`, `create -f`, `run`, `expose`,
+//! `label`, `patch`, `scale`, `delete`) still send JSON. skiff stores and
+//! answers JSON only, so the API server turns such a body into the JSON
+//! object Kubernetes would have decoded and carries on as if JSON had been
+//! sent.
 //!
 //! The body is the four magic bytes `k8s\0` followed by a `runtime.Unknown`
 //! envelope whose `typeMeta` names the kind and whose `raw` bytes hold the
@@ -881,7 +883,7 @@ static CORE_V1_VOLUME_SOURCE: Message = Message {
         Field::ptr(
             16,
             "downwardAPI",
-            Kind::Msg(&CORE_V1_DOWNWARD_A_P_I_VOLUME_SOURCE),
+            Kind::Msg(&CORE_V1_DOWNWARD_API_VOLUME_SOURCE),
         ),
         Field::ptr(
             19,
@@ -935,15 +937,15 @@ static CORE_V1_PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Message = Message {
     ],
 };
 /// `k8s.io.api.core.v1.DownwardAPIVolumeSource`
-static CORE_V1_DOWNWARD_A_P_I_VOLUME_SOURCE: Message = Message {
+static CORE_V1_DOWNWARD_API_VOLUME_SOURCE: Message = Message {
     name: "DownwardAPIVolumeSource",
     fields: &[
-        Field::list(1, "items", Kind::Msg(&CORE_V1_DOWNWARD_A_P_I_VOLUME_FILE)),
+        Field::list(1, "items", Kind::Msg(&CORE_V1_DOWNWARD_API_VOLUME_FILE)),
         Field::ptr(2, "defaultMode", Kind::Int32),
     ],
 };
 /// `k8s.io.api.core.v1.DownwardAPIVolumeFile`
-static CORE_V1_DOWNWARD_A_P_I_VOLUME_FILE: Message = Message {
+static CORE_V1_DOWNWARD_API_VOLUME_FILE: Message = Message {
     name: "DownwardAPIVolumeFile",
     fields: &[
         Field::val(1, "path", Kind::Str),
@@ -1004,7 +1006,7 @@ static CORE_V1_VOLUME_PROJECTION: Message = Message {
         Field::ptr(
             2,
             "downwardAPI",
-            Kind::Msg(&CORE_V1_DOWNWARD_A_P_I_PROJECTION),
+            Kind::Msg(&CORE_V1_DOWNWARD_API_PROJECTION),
         ),
         Field::ptr(3, "configMap", Kind::Msg(&CORE_V1_CONFIG_MAP_PROJECTION)),
         Field::ptr(
@@ -1024,12 +1026,12 @@ static CORE_V1_SECRET_PROJECTION: Message = Message {
     ],
 };
 /// `k8s.io.api.core.v1.DownwardAPIProjection`
-static CORE_V1_DOWNWARD_A_P_I_PROJECTION: Message = Message {
+static CORE_V1_DOWNWARD_API_PROJECTION: Message = Message {
     name: "DownwardAPIProjection",
     fields: &[Field::list(
         1,
         "items",
-        Kind::Msg(&CORE_V1_DOWNWARD_A_P_I_VOLUME_FILE),
+        Kind::Msg(&CORE_V1_DOWNWARD_API_VOLUME_FILE),
     )],
 };
 /// `k8s.io.api.core.v1.ConfigMapProjection`
@@ -1197,9 +1199,9 @@ static CORE_V1_PROBE_HANDLER: Message = Message {
     name: "ProbeHandler",
     fields: &[
         Field::ptr(1, "exec", Kind::Msg(&CORE_V1_EXEC_ACTION)),
-        Field::ptr(2, "httpGet", Kind::Msg(&CORE_V1_H_T_T_P_GET_ACTION)),
-        Field::ptr(3, "tcpSocket", Kind::Msg(&CORE_V1_T_C_P_SOCKET_ACTION)),
-        Field::ptr(4, "grpc", Kind::Msg(&CORE_V1_G_R_P_C_ACTION)),
+        Field::ptr(2, "httpGet", Kind::Msg(&CORE_V1_HTTP_GET_ACTION)),
+        Field::ptr(3, "tcpSocket", Kind::Msg(&CORE_V1_TCP_SOCKET_ACTION)),
+        Field::ptr(4, "grpc", Kind::Msg(&CORE_V1_GRPC_ACTION)),
     ],
 };
 /// `k8s.io.api.core.v1.ExecAction`
@@ -1208,18 +1210,18 @@ static CORE_V1_EXEC_ACTION: Message = Message {
     fields: &[Field::list(1, "command", Kind::Str)],
 };
 /// `k8s.io.api.core.v1.HTTPGetAction`
-static CORE_V1_H_T_T_P_GET_ACTION: Message = Message {
+static CORE_V1_HTTP_GET_ACTION: Message = Message {
     name: "HTTPGetAction",
     fields: &[
         Field::val(1, "path", Kind::Str),
         Field::val(2, "port", Kind::IntOrString),
         Field::val(3, "host", Kind::Str),
         Field::val(4, "scheme", Kind::Str),
-        Field::list(5, "httpHeaders", Kind::Msg(&CORE_V1_H_T_T_P_HEADER)),
+        Field::list(5, "httpHeaders", Kind::Msg(&CORE_V1_HTTP_HEADER)),
     ],
 };
 /// `k8s.io.api.core.v1.HTTPHeader`
-static CORE_V1_H_T_T_P_HEADER: Message = Message {
+static CORE_V1_HTTP_HEADER: Message = Message {
     name: "HTTPHeader",
     fields: &[
         Field::val(1, "name", Kind::Str),
@@ -1227,7 +1229,7 @@ static CORE_V1_H_T_T_P_HEADER: Message = Message {
     ],
 };
 /// `k8s.io.api.core.v1.TCPSocketAction`
-static CORE_V1_T_C_P_SOCKET_ACTION: Message = Message {
+static CORE_V1_TCP_SOCKET_ACTION: Message = Message {
     name: "TCPSocketAction",
     fields: &[
         Field::val(1, "port", Kind::IntOrString),
@@ -1235,7 +1237,7 @@ static CORE_V1_T_C_P_SOCKET_ACTION: Message = Message {
     ],
 };
 /// `k8s.io.api.core.v1.GRPCAction`
-static CORE_V1_G_R_P_C_ACTION: Message = Message {
+static CORE_V1_GRPC_ACTION: Message = Message {
     name: "GRPCAction",
     fields: &[
         Field::val(1, "port", Kind::Int32),
@@ -1583,30 +1585,22 @@ static AUTOSCALING_V2_EXTERNAL_METRIC_SOURCE: Message = Message {
 static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_BEHAVIOR: Message = Message {
     name: "HorizontalPodAutoscalerBehavior",
     fields: &[
-        Field::ptr(1, "scaleUp", Kind::Msg(&AUTOSCALING_V2_H_P_A_SCALING_RULES)),
-        Field::ptr(
-            2,
-            "scaleDown",
-            Kind::Msg(&AUTOSCALING_V2_H_P_A_SCALING_RULES),
-        ),
+        Field::ptr(1, "scaleUp", Kind::Msg(&AUTOSCALING_V2_HPA_SCALING_RULES)),
+        Field::ptr(2, "scaleDown", Kind::Msg(&AUTOSCALING_V2_HPA_SCALING_RULES)),
     ],
 };
 /// `k8s.io.api.autoscaling.v2.HPAScalingRules`
-static AUTOSCALING_V2_H_P_A_SCALING_RULES: Message = Message {
+static AUTOSCALING_V2_HPA_SCALING_RULES: Message = Message {
     name: "HPAScalingRules",
     fields: &[
         Field::ptr(1, "selectPolicy", Kind::Str),
-        Field::list(
-            2,
-            "policies",
-            Kind::Msg(&AUTOSCALING_V2_H_P_A_SCALING_POLICY),
-        ),
+        Field::list(2, "policies", Kind::Msg(&AUTOSCALING_V2_HPA_SCALING_POLICY)),
         Field::ptr(3, "stabilizationWindowSeconds", Kind::Int32),
         Field::ptr(4, "tolerance", Kind::Quantity),
     ],
 };
 /// `k8s.io.api.autoscaling.v2.HPAScalingPolicy`
-static AUTOSCALING_V2_H_P_A_SCALING_POLICY: Message = Message {
+static AUTOSCALING_V2_HPA_SCALING_POLICY: Message = Message {
     name: "HPAScalingPolicy",
     fields: &[
         Field::val(1, "type", Kind::Str),
@@ -1935,11 +1929,11 @@ static CORE_V1_SESSION_AFFINITY_CONFIG: Message = Message {
     fields: &[Field::ptr(
         1,
         "clientIP",
-        Kind::Msg(&CORE_V1_CLIENT_I_P_CONFIG),
+        Kind::Msg(&CORE_V1_CLIENT_IP_CONFIG),
     )],
 };
 /// `k8s.io.api.core.v1.ClientIPConfig`
-static CORE_V1_CLIENT_I_P_CONFIG: Message = Message {
+static CORE_V1_CLIENT_IP_CONFIG: Message = Message {
     name: "ClientIPConfig",
     fields: &[Field::ptr(1, "timeoutSeconds", Kind::Int32)],
 };
@@ -2098,7 +2092,7 @@ static NETWORKING_V1_INGRESS_SPEC: Message = Message {
             "defaultBackend",
             Kind::Msg(&NETWORKING_V1_INGRESS_BACKEND),
         ),
-        Field::list(2, "tls", Kind::Msg(&NETWORKING_V1_INGRESS_T_L_S)),
+        Field::list(2, "tls", Kind::Msg(&NETWORKING_V1_INGRESS_TLS)),
         Field::list(3, "rules", Kind::Msg(&NETWORKING_V1_INGRESS_RULE)),
         Field::ptr(4, "ingressClassName", Kind::Str),
     ],
@@ -2145,7 +2139,7 @@ static CORE_V1_TYPED_LOCAL_OBJECT_REFERENCE: Message = Message {
     ],
 };
 /// `k8s.io.api.networking.v1.IngressTLS`
-static NETWORKING_V1_INGRESS_T_L_S: Message = Message {
+static NETWORKING_V1_INGRESS_TLS: Message = Message {
     name: "IngressTLS",
     fields: &[
         Field::list(1, "hosts", Kind::Str),
@@ -2166,20 +2160,20 @@ static NETWORKING_V1_INGRESS_RULE_VALUE: Message = Message {
     fields: &[Field::ptr(
         1,
         "http",
-        Kind::Msg(&NETWORKING_V1_H_T_T_P_INGRESS_RULE_VALUE),
+        Kind::Msg(&NETWORKING_V1_HTTP_INGRESS_RULE_VALUE),
     )],
 };
 /// `k8s.io.api.networking.v1.HTTPIngressRuleValue`
-static NETWORKING_V1_H_T_T_P_INGRESS_RULE_VALUE: Message = Message {
+static NETWORKING_V1_HTTP_INGRESS_RULE_VALUE: Message = Message {
     name: "HTTPIngressRuleValue",
     fields: &[Field::list(
         1,
         "paths",
-        Kind::Msg(&NETWORKING_V1_H_T_T_P_INGRESS_PATH),
+        Kind::Msg(&NETWORKING_V1_HTTP_INGRESS_PATH),
     )],
 };
 /// `k8s.io.api.networking.v1.HTTPIngressPath`
-static NETWORKING_V1_H_T_T_P_INGRESS_PATH: Message = Message {
+static NETWORKING_V1_HTTP_INGRESS_PATH: Message = Message {
     name: "HTTPIngressPath",
     fields: &[
         Field::val(1, "path", Kind::Str),
