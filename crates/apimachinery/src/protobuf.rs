@@ -15,7 +15,7 @@
 //! The body is the four magic bytes `k8s\0` followed by a `runtime.Unknown`
 //! envelope whose `typeMeta` names the kind and whose `raw` bytes hold the
 //! object's message (field numbers from Kubernetes' `generated.proto`).
-//! Messages are described as data (a [`Message`] table per type), so a new
+//! Messages are described as data (a `Message` table per type), so a new
 //! kind is a new table, not new decoding code. Field numbers and JSON names
 //! in the tables were taken from the Kubernetes 1.33 `generated.proto` and
 //! `types.go` files. Fields whose Go type is a pointer keep zero values
@@ -85,7 +85,7 @@ pub enum ProtobufError {
         message: &'static str,
         field: &'static str,
     },
-    /// Messages nested deeper than [`MAX_DEPTH`].
+    /// Messages nested deeper than `MAX_DEPTH` (32) levels.
     #[error("protobuf body: messages nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
     /// The envelope names a kind skiff has no protobuf table for.
@@ -622,12 +622,13 @@ fn base64(bytes: &[u8]) -> String {
 // (`k8s.io/api` and `k8s.io/apimachinery` v0.33.0 `generated.proto` and
 // `types.go`). Status fields are left out (clients do not send them and the
 // API server ignores them on create), except a CertificateSigningRequest's,
-// which `kubectl certificate approve` sends to the approval subresource. Deprecated in-tree cloud volume sources
-// and a few rarely sent pod fields (affinity, topology spread, ephemeral
-// containers, DNS config, host aliases, resource claims, scheduling gates,
-// lifecycle hooks, SELinux/AppArmor/Windows options) are not described:
-// kubectl only sends protobuf from its typed `create` subcommands, which
-// never set them, and an undescribed field is skipped like any unknown one.
+// which `kubectl certificate approve` sends to the approval subresource.
+// Deprecated in-tree cloud volume sources and a few rarely sent pod fields
+// (affinity, topology spread, ephemeral containers, DNS config, host
+// aliases, resource claims, scheduling gates, lifecycle hooks,
+// SELinux/AppArmor/Windows options, pod failure and success policies) are
+// not described: kubectl's typed commands never set them, and an
+// undescribed field is skipped like any unknown one.
 // ---------------------------------------------------------------------------
 
 /// The kinds skiff decodes, by apiVersion and kind.
