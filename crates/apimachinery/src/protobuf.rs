@@ -4,16 +4,18 @@
 //! From 1.32 on, kubectl sends `application/vnd.kubernetes.protobuf` instead
 //! of JSON wherever it uses its typed client: every `create <kind>`
 //! subcommand, `auth can-i`, `auth whoami`, `autoscale`, `certificate
-//! approve|deny`, `debug node/...` and `drain` (its delete options or
-//! eviction). Commands that work on arbitrary objects (`apply`, `create -f`,
-//! `run`, `expose`, `label`, `patch`, `delete`) still send JSON. skiff stores and answers JSON only, so the API server
-//! turns such a body into the JSON object Kubernetes would have decoded and
-//! carries on as if JSON had been sent.
+//! approve|deny`, `debug node/...`, `debug --copy-to` and `drain` (the
+//! `DeleteOptions` it sends when the server offers no eviction). Commands
+//! that work on arbitrary objects (`apply`, `create -f`, `run`, `expose`,
+//! `label`, `patch`, `scale`, `delete`) still send JSON. skiff stores and
+//! answers JSON only, so the API server turns such a body into the JSON
+//! object Kubernetes would have decoded and carries on as if JSON had been
+//! sent.
 //!
 //! The body is the four magic bytes `k8s\0` followed by a `runtime.Unknown`
 //! envelope whose `typeMeta` names the kind and whose `raw` bytes hold the
 //! object's message (field numbers from Kubernetes' `generated.proto`).
-//! Messages are described as data (a [`Message`] table per type), so a new
+//! Messages are described as data (a `Message` table per type), so a new
 //! kind is a new table, not new decoding code. Field numbers and JSON names
 //! in the tables were taken from the Kubernetes 1.33 `generated.proto` and
 //! `types.go` files. Fields whose Go type is a pointer keep zero values
@@ -83,7 +85,7 @@ pub enum ProtobufError {
         message: &'static str,
         field: &'static str,
     },
-    /// Messages nested deeper than [`MAX_DEPTH`].
+    /// Messages nested deeper than `MAX_DEPTH` (32) levels.
     #[error("protobuf body: messages nested deeper than {MAX_DEPTH} levels")]
     TooDeep,
     /// The envelope names a kind skiff has no protobuf table for.
@@ -620,12 +622,10 @@ fn base64(bytes: &[u8]) -> String {
 // (`k8s.io/api` and `k8s.io/apimachinery` v0.33.0 `generated.proto` and
 // `types.go`). Status fields are left out (clients do not send them and the
 // API server ignores them on create), except a CertificateSigningRequest's,
-// which `kubectl certificate approve` sends to the approval subresource. Deprecated in-tree cloud volume sources
-// and a few rarely sent pod fields (affinity, topology spread, ephemeral
-// containers, DNS config, host aliases, resource claims, scheduling gates,
-// lifecycle hooks, SELinux/AppArmor/Windows options) are not described:
-// kubectl only sends protobuf from its typed `create` subcommands, which
-// never set them, and an undescribed field is skipped like any unknown one.
+// which `kubectl certificate approve` sends to the approval subresource.
+// Deprecated in-tree cloud volume sources (`gcePersistentDisk`, `nfs`,
+// `rbd`, ...) are not described: kubectl's typed commands never set them,
+// and an undescribed field is skipped like any unknown one.
 // ---------------------------------------------------------------------------
 
 /// The kinds skiff decodes, by apiVersion and kind.
@@ -843,18 +843,40 @@ static CORE_V1_POD_SPEC: Message = Message {
         ),
         Field::val(16, "hostname", Kind::Str),
         Field::val(17, "subdomain", Kind::Str),
+        Field::ptr(18, "affinity", Kind::Msg(&CORE_V1_AFFINITY)),
         Field::val(19, "schedulerName", Kind::Str),
         Field::list(20, "initContainers", Kind::Msg(&CORE_V1_CONTAINER)),
         Field::ptr(21, "automountServiceAccountToken", Kind::Bool),
         Field::list(22, "tolerations", Kind::Msg(&CORE_V1_TOLERATION)),
+        Field::list(23, "hostAliases", Kind::Msg(&CORE_V1_HOST_ALIAS)),
         Field::val(24, "priorityClassName", Kind::Str),
         Field::ptr(25, "priority", Kind::Int32),
+        Field::ptr(26, "dnsConfig", Kind::Msg(&CORE_V1_POD_DNS_CONFIG)),
         Field::ptr(27, "shareProcessNamespace", Kind::Bool),
+        Field::list(28, "readinessGates", Kind::Msg(&CORE_V1_POD_READINESS_GATE)),
         Field::ptr(29, "runtimeClassName", Kind::Str),
         Field::ptr(30, "enableServiceLinks", Kind::Bool),
         Field::ptr(31, "preemptionPolicy", Kind::Str),
+        Field::map(32, "overhead", Kind::Quantity),
+        Field::list(
+            33,
+            "topologySpreadConstraints",
+            Kind::Msg(&CORE_V1_TOPOLOGY_SPREAD_CONSTRAINT),
+        ),
+        Field::list(
+            34,
+            "ephemeralContainers",
+            Kind::Msg(&CORE_V1_EPHEMERAL_CONTAINER),
+        ),
         Field::ptr(35, "setHostnameAsFQDN", Kind::Bool),
+        Field::ptr(36, "os", Kind::Msg(&CORE_V1_POD_OS)),
         Field::ptr(37, "hostUsers", Kind::Bool),
+        Field::list(
+            38,
+            "schedulingGates",
+            Kind::Msg(&CORE_V1_POD_SCHEDULING_GATE),
+        ),
+        Field::list(39, "resourceClaims", Kind::Msg(&CORE_V1_POD_RESOURCE_CLAIM)),
         Field::ptr(40, "resources", Kind::Msg(&CORE_V1_RESOURCE_REQUIREMENTS)),
     ],
 };
@@ -881,7 +903,7 @@ static CORE_V1_VOLUME_SOURCE: Message = Message {
         Field::ptr(
             16,
             "downwardAPI",
-            Kind::Msg(&CORE_V1_DOWNWARD_A_P_I_VOLUME_SOURCE),
+            Kind::Msg(&CORE_V1_DOWNWARD_API_VOLUME_SOURCE),
         ),
         Field::ptr(
             19,
@@ -889,6 +911,9 @@ static CORE_V1_VOLUME_SOURCE: Message = Message {
             Kind::Msg(&CORE_V1_CONFIG_MAP_VOLUME_SOURCE),
         ),
         Field::ptr(26, "projected", Kind::Msg(&CORE_V1_PROJECTED_VOLUME_SOURCE)),
+        Field::ptr(28, "csi", Kind::Msg(&CORE_V1_CSI_VOLUME_SOURCE)),
+        Field::ptr(29, "ephemeral", Kind::Msg(&CORE_V1_EPHEMERAL_VOLUME_SOURCE)),
+        Field::ptr(30, "image", Kind::Msg(&CORE_V1_IMAGE_VOLUME_SOURCE)),
     ],
 };
 /// `k8s.io.api.core.v1.HostPathVolumeSource`
@@ -935,15 +960,15 @@ static CORE_V1_PERSISTENT_VOLUME_CLAIM_VOLUME_SOURCE: Message = Message {
     ],
 };
 /// `k8s.io.api.core.v1.DownwardAPIVolumeSource`
-static CORE_V1_DOWNWARD_A_P_I_VOLUME_SOURCE: Message = Message {
+static CORE_V1_DOWNWARD_API_VOLUME_SOURCE: Message = Message {
     name: "DownwardAPIVolumeSource",
     fields: &[
-        Field::list(1, "items", Kind::Msg(&CORE_V1_DOWNWARD_A_P_I_VOLUME_FILE)),
+        Field::list(1, "items", Kind::Msg(&CORE_V1_DOWNWARD_API_VOLUME_FILE)),
         Field::ptr(2, "defaultMode", Kind::Int32),
     ],
 };
 /// `k8s.io.api.core.v1.DownwardAPIVolumeFile`
-static CORE_V1_DOWNWARD_A_P_I_VOLUME_FILE: Message = Message {
+static CORE_V1_DOWNWARD_API_VOLUME_FILE: Message = Message {
     name: "DownwardAPIVolumeFile",
     fields: &[
         Field::val(1, "path", Kind::Str),
@@ -1004,13 +1029,18 @@ static CORE_V1_VOLUME_PROJECTION: Message = Message {
         Field::ptr(
             2,
             "downwardAPI",
-            Kind::Msg(&CORE_V1_DOWNWARD_A_P_I_PROJECTION),
+            Kind::Msg(&CORE_V1_DOWNWARD_API_PROJECTION),
         ),
         Field::ptr(3, "configMap", Kind::Msg(&CORE_V1_CONFIG_MAP_PROJECTION)),
         Field::ptr(
             4,
             "serviceAccountToken",
             Kind::Msg(&CORE_V1_SERVICE_ACCOUNT_TOKEN_PROJECTION),
+        ),
+        Field::ptr(
+            5,
+            "clusterTrustBundle",
+            Kind::Msg(&CORE_V1_CLUSTER_TRUST_BUNDLE_PROJECTION),
         ),
     ],
 };
@@ -1024,12 +1054,12 @@ static CORE_V1_SECRET_PROJECTION: Message = Message {
     ],
 };
 /// `k8s.io.api.core.v1.DownwardAPIProjection`
-static CORE_V1_DOWNWARD_A_P_I_PROJECTION: Message = Message {
+static CORE_V1_DOWNWARD_API_PROJECTION: Message = Message {
     name: "DownwardAPIProjection",
     fields: &[Field::list(
         1,
         "items",
-        Kind::Msg(&CORE_V1_DOWNWARD_A_P_I_VOLUME_FILE),
+        Kind::Msg(&CORE_V1_DOWNWARD_API_VOLUME_FILE),
     )],
 };
 /// `k8s.io.api.core.v1.ConfigMapProjection`
@@ -1050,6 +1080,132 @@ static CORE_V1_SERVICE_ACCOUNT_TOKEN_PROJECTION: Message = Message {
         Field::val(3, "path", Kind::Str),
     ],
 };
+/// `k8s.io.api.core.v1.ClusterTrustBundleProjection`
+static CORE_V1_CLUSTER_TRUST_BUNDLE_PROJECTION: Message = Message {
+    name: "ClusterTrustBundleProjection",
+    fields: &[
+        Field::ptr(1, "name", Kind::Str),
+        Field::ptr(2, "signerName", Kind::Str),
+        Field::ptr(3, "labelSelector", Kind::Msg(&META_V1_LABEL_SELECTOR)),
+        Field::val(4, "path", Kind::Str),
+        Field::ptr(5, "optional", Kind::Bool),
+    ],
+};
+/// `k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector`
+static META_V1_LABEL_SELECTOR: Message = Message {
+    name: "LabelSelector",
+    fields: &[
+        Field::map(1, "matchLabels", Kind::Str),
+        Field::list(
+            2,
+            "matchExpressions",
+            Kind::Msg(&META_V1_LABEL_SELECTOR_REQUIREMENT),
+        ),
+    ],
+};
+/// `k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement`
+static META_V1_LABEL_SELECTOR_REQUIREMENT: Message = Message {
+    name: "LabelSelectorRequirement",
+    fields: &[
+        Field::val(1, "key", Kind::Str),
+        Field::val(2, "operator", Kind::Str),
+        Field::list(3, "values", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.CSIVolumeSource`
+static CORE_V1_CSI_VOLUME_SOURCE: Message = Message {
+    name: "CSIVolumeSource",
+    fields: &[
+        Field::val(1, "driver", Kind::Str),
+        Field::ptr(2, "readOnly", Kind::Bool),
+        Field::ptr(3, "fsType", Kind::Str),
+        Field::map(4, "volumeAttributes", Kind::Str),
+        Field::ptr(
+            5,
+            "nodePublishSecretRef",
+            Kind::Msg(&CORE_V1_LOCAL_OBJECT_REFERENCE),
+        ),
+    ],
+};
+/// `k8s.io.api.core.v1.EphemeralVolumeSource`
+static CORE_V1_EPHEMERAL_VOLUME_SOURCE: Message = Message {
+    name: "EphemeralVolumeSource",
+    fields: &[Field::ptr(
+        1,
+        "volumeClaimTemplate",
+        Kind::Msg(&CORE_V1_PERSISTENT_VOLUME_CLAIM_TEMPLATE),
+    )],
+};
+/// `k8s.io.api.core.v1.PersistentVolumeClaimTemplate`
+static CORE_V1_PERSISTENT_VOLUME_CLAIM_TEMPLATE: Message = Message {
+    name: "PersistentVolumeClaimTemplate",
+    fields: &[
+        Field::val(1, "metadata", Kind::Msg(&META_V1_OBJECT_META)),
+        Field::val(2, "spec", Kind::Msg(&CORE_V1_PERSISTENT_VOLUME_CLAIM_SPEC)),
+    ],
+};
+/// `k8s.io.api.core.v1.PersistentVolumeClaimSpec`
+static CORE_V1_PERSISTENT_VOLUME_CLAIM_SPEC: Message = Message {
+    name: "PersistentVolumeClaimSpec",
+    fields: &[
+        Field::list(1, "accessModes", Kind::Str),
+        Field::val(
+            2,
+            "resources",
+            Kind::Msg(&CORE_V1_VOLUME_RESOURCE_REQUIREMENTS),
+        ),
+        Field::val(3, "volumeName", Kind::Str),
+        Field::ptr(4, "selector", Kind::Msg(&META_V1_LABEL_SELECTOR)),
+        Field::ptr(5, "storageClassName", Kind::Str),
+        Field::ptr(6, "volumeMode", Kind::Str),
+        Field::ptr(
+            7,
+            "dataSource",
+            Kind::Msg(&CORE_V1_TYPED_LOCAL_OBJECT_REFERENCE),
+        ),
+        Field::ptr(
+            8,
+            "dataSourceRef",
+            Kind::Msg(&CORE_V1_TYPED_OBJECT_REFERENCE),
+        ),
+        Field::ptr(9, "volumeAttributesClassName", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.VolumeResourceRequirements`
+static CORE_V1_VOLUME_RESOURCE_REQUIREMENTS: Message = Message {
+    name: "VolumeResourceRequirements",
+    fields: &[
+        Field::map(1, "limits", Kind::Quantity),
+        Field::map(2, "requests", Kind::Quantity),
+    ],
+};
+/// `k8s.io.api.core.v1.TypedLocalObjectReference`
+static CORE_V1_TYPED_LOCAL_OBJECT_REFERENCE: Message = Message {
+    name: "TypedLocalObjectReference",
+    fields: &[
+        Field::ptr(1, "apiGroup", Kind::Str),
+        Field::val(2, "kind", Kind::Str),
+        Field::val(3, "name", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.TypedObjectReference`
+static CORE_V1_TYPED_OBJECT_REFERENCE: Message = Message {
+    name: "TypedObjectReference",
+    fields: &[
+        Field::ptr(1, "apiGroup", Kind::Str),
+        Field::val(2, "kind", Kind::Str),
+        Field::val(3, "name", Kind::Str),
+        Field::ptr(4, "namespace", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.ImageVolumeSource`
+static CORE_V1_IMAGE_VOLUME_SOURCE: Message = Message {
+    name: "ImageVolumeSource",
+    fields: &[
+        Field::val(1, "reference", Kind::Str),
+        Field::val(2, "pullPolicy", Kind::Str),
+    ],
+};
 /// `k8s.io.api.core.v1.Container`
 static CORE_V1_CONTAINER: Message = Message {
     name: "Container",
@@ -1065,6 +1221,7 @@ static CORE_V1_CONTAINER: Message = Message {
         Field::list(9, "volumeMounts", Kind::Msg(&CORE_V1_VOLUME_MOUNT)),
         Field::ptr(10, "livenessProbe", Kind::Msg(&CORE_V1_PROBE)),
         Field::ptr(11, "readinessProbe", Kind::Msg(&CORE_V1_PROBE)),
+        Field::ptr(12, "lifecycle", Kind::Msg(&CORE_V1_LIFECYCLE)),
         Field::val(13, "terminationMessagePath", Kind::Str),
         Field::val(14, "imagePullPolicy", Kind::Str),
         Field::ptr(15, "securityContext", Kind::Msg(&CORE_V1_SECURITY_CONTEXT)),
@@ -1073,7 +1230,13 @@ static CORE_V1_CONTAINER: Message = Message {
         Field::val(18, "tty", Kind::Bool),
         Field::list(19, "envFrom", Kind::Msg(&CORE_V1_ENV_FROM_SOURCE)),
         Field::val(20, "terminationMessagePolicy", Kind::Str),
+        Field::list(21, "volumeDevices", Kind::Msg(&CORE_V1_VOLUME_DEVICE)),
         Field::ptr(22, "startupProbe", Kind::Msg(&CORE_V1_PROBE)),
+        Field::list(
+            23,
+            "resizePolicy",
+            Kind::Msg(&CORE_V1_CONTAINER_RESIZE_POLICY),
+        ),
         Field::ptr(24, "restartPolicy", Kind::Str),
     ],
 };
@@ -1164,6 +1327,23 @@ static CORE_V1_RESOURCE_REQUIREMENTS: Message = Message {
     fields: &[
         Field::map(1, "limits", Kind::Quantity),
         Field::map(2, "requests", Kind::Quantity),
+        Field::list(3, "claims", Kind::Msg(&CORE_V1_RESOURCE_CLAIM)),
+    ],
+};
+/// `k8s.io.api.core.v1.ResourceClaim`
+static CORE_V1_RESOURCE_CLAIM: Message = Message {
+    name: "ResourceClaim",
+    fields: &[
+        Field::val(1, "name", Kind::Str),
+        Field::val(2, "request", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.ContainerResizePolicy`
+static CORE_V1_CONTAINER_RESIZE_POLICY: Message = Message {
+    name: "ContainerResizePolicy",
+    fields: &[
+        Field::val(1, "resourceName", Kind::Str),
+        Field::val(2, "restartPolicy", Kind::Str),
     ],
 };
 /// `k8s.io.api.core.v1.VolumeMount`
@@ -1177,6 +1357,14 @@ static CORE_V1_VOLUME_MOUNT: Message = Message {
         Field::ptr(5, "mountPropagation", Kind::Str),
         Field::val(6, "subPathExpr", Kind::Str),
         Field::ptr(7, "recursiveReadOnly", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.VolumeDevice`
+static CORE_V1_VOLUME_DEVICE: Message = Message {
+    name: "VolumeDevice",
+    fields: &[
+        Field::val(1, "name", Kind::Str),
+        Field::val(2, "devicePath", Kind::Str),
     ],
 };
 /// `k8s.io.api.core.v1.Probe`
@@ -1197,9 +1385,9 @@ static CORE_V1_PROBE_HANDLER: Message = Message {
     name: "ProbeHandler",
     fields: &[
         Field::ptr(1, "exec", Kind::Msg(&CORE_V1_EXEC_ACTION)),
-        Field::ptr(2, "httpGet", Kind::Msg(&CORE_V1_H_T_T_P_GET_ACTION)),
-        Field::ptr(3, "tcpSocket", Kind::Msg(&CORE_V1_T_C_P_SOCKET_ACTION)),
-        Field::ptr(4, "grpc", Kind::Msg(&CORE_V1_G_R_P_C_ACTION)),
+        Field::ptr(2, "httpGet", Kind::Msg(&CORE_V1_HTTP_GET_ACTION)),
+        Field::ptr(3, "tcpSocket", Kind::Msg(&CORE_V1_TCP_SOCKET_ACTION)),
+        Field::ptr(4, "grpc", Kind::Msg(&CORE_V1_GRPC_ACTION)),
     ],
 };
 /// `k8s.io.api.core.v1.ExecAction`
@@ -1208,18 +1396,18 @@ static CORE_V1_EXEC_ACTION: Message = Message {
     fields: &[Field::list(1, "command", Kind::Str)],
 };
 /// `k8s.io.api.core.v1.HTTPGetAction`
-static CORE_V1_H_T_T_P_GET_ACTION: Message = Message {
+static CORE_V1_HTTP_GET_ACTION: Message = Message {
     name: "HTTPGetAction",
     fields: &[
         Field::val(1, "path", Kind::Str),
         Field::val(2, "port", Kind::IntOrString),
         Field::val(3, "host", Kind::Str),
         Field::val(4, "scheme", Kind::Str),
-        Field::list(5, "httpHeaders", Kind::Msg(&CORE_V1_H_T_T_P_HEADER)),
+        Field::list(5, "httpHeaders", Kind::Msg(&CORE_V1_HTTP_HEADER)),
     ],
 };
 /// `k8s.io.api.core.v1.HTTPHeader`
-static CORE_V1_H_T_T_P_HEADER: Message = Message {
+static CORE_V1_HTTP_HEADER: Message = Message {
     name: "HTTPHeader",
     fields: &[
         Field::val(1, "name", Kind::Str),
@@ -1227,7 +1415,7 @@ static CORE_V1_H_T_T_P_HEADER: Message = Message {
     ],
 };
 /// `k8s.io.api.core.v1.TCPSocketAction`
-static CORE_V1_T_C_P_SOCKET_ACTION: Message = Message {
+static CORE_V1_TCP_SOCKET_ACTION: Message = Message {
     name: "TCPSocketAction",
     fields: &[
         Field::val(1, "port", Kind::IntOrString),
@@ -1235,12 +1423,36 @@ static CORE_V1_T_C_P_SOCKET_ACTION: Message = Message {
     ],
 };
 /// `k8s.io.api.core.v1.GRPCAction`
-static CORE_V1_G_R_P_C_ACTION: Message = Message {
+static CORE_V1_GRPC_ACTION: Message = Message {
     name: "GRPCAction",
     fields: &[
         Field::val(1, "port", Kind::Int32),
         Field::ptr(2, "service", Kind::Str),
     ],
+};
+/// `k8s.io.api.core.v1.Lifecycle`
+static CORE_V1_LIFECYCLE: Message = Message {
+    name: "Lifecycle",
+    fields: &[
+        Field::ptr(1, "postStart", Kind::Msg(&CORE_V1_LIFECYCLE_HANDLER)),
+        Field::ptr(2, "preStop", Kind::Msg(&CORE_V1_LIFECYCLE_HANDLER)),
+        Field::ptr(3, "stopSignal", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.LifecycleHandler`
+static CORE_V1_LIFECYCLE_HANDLER: Message = Message {
+    name: "LifecycleHandler",
+    fields: &[
+        Field::ptr(1, "exec", Kind::Msg(&CORE_V1_EXEC_ACTION)),
+        Field::ptr(2, "httpGet", Kind::Msg(&CORE_V1_HTTP_GET_ACTION)),
+        Field::ptr(3, "tcpSocket", Kind::Msg(&CORE_V1_TCP_SOCKET_ACTION)),
+        Field::ptr(4, "sleep", Kind::Msg(&CORE_V1_SLEEP_ACTION)),
+    ],
+};
+/// `k8s.io.api.core.v1.SleepAction`
+static CORE_V1_SLEEP_ACTION: Message = Message {
+    name: "SleepAction",
+    fields: &[Field::val(1, "seconds", Kind::Int64)],
 };
 /// `k8s.io.api.core.v1.SecurityContext`
 static CORE_V1_SECURITY_CONTEXT: Message = Message {
@@ -1248,13 +1460,20 @@ static CORE_V1_SECURITY_CONTEXT: Message = Message {
     fields: &[
         Field::ptr(1, "capabilities", Kind::Msg(&CORE_V1_CAPABILITIES)),
         Field::ptr(2, "privileged", Kind::Bool),
+        Field::ptr(3, "seLinuxOptions", Kind::Msg(&CORE_V1_SE_LINUX_OPTIONS)),
         Field::ptr(4, "runAsUser", Kind::Int64),
         Field::ptr(5, "runAsNonRoot", Kind::Bool),
         Field::ptr(6, "readOnlyRootFilesystem", Kind::Bool),
         Field::ptr(7, "allowPrivilegeEscalation", Kind::Bool),
         Field::ptr(8, "runAsGroup", Kind::Int64),
         Field::ptr(9, "procMount", Kind::Str),
+        Field::ptr(
+            10,
+            "windowsOptions",
+            Kind::Msg(&CORE_V1_WINDOWS_SECURITY_CONTEXT_OPTIONS),
+        ),
         Field::ptr(11, "seccompProfile", Kind::Msg(&CORE_V1_SECCOMP_PROFILE)),
+        Field::ptr(12, "appArmorProfile", Kind::Msg(&CORE_V1_APP_ARMOR_PROFILE)),
     ],
 };
 /// `k8s.io.api.core.v1.Capabilities`
@@ -1265,6 +1484,26 @@ static CORE_V1_CAPABILITIES: Message = Message {
         Field::list(2, "drop", Kind::Str),
     ],
 };
+/// `k8s.io.api.core.v1.SELinuxOptions`
+static CORE_V1_SE_LINUX_OPTIONS: Message = Message {
+    name: "SELinuxOptions",
+    fields: &[
+        Field::val(1, "user", Kind::Str),
+        Field::val(2, "role", Kind::Str),
+        Field::val(3, "type", Kind::Str),
+        Field::val(4, "level", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.WindowsSecurityContextOptions`
+static CORE_V1_WINDOWS_SECURITY_CONTEXT_OPTIONS: Message = Message {
+    name: "WindowsSecurityContextOptions",
+    fields: &[
+        Field::ptr(1, "gmsaCredentialSpecName", Kind::Str),
+        Field::ptr(2, "gmsaCredentialSpec", Kind::Str),
+        Field::ptr(3, "runAsUserName", Kind::Str),
+        Field::ptr(4, "hostProcess", Kind::Bool),
+    ],
+};
 /// `k8s.io.api.core.v1.SeccompProfile`
 static CORE_V1_SECCOMP_PROFILE: Message = Message {
     name: "SeccompProfile",
@@ -1273,18 +1512,75 @@ static CORE_V1_SECCOMP_PROFILE: Message = Message {
         Field::ptr(2, "localhostProfile", Kind::Str),
     ],
 };
+/// `k8s.io.api.core.v1.AppArmorProfile`
+static CORE_V1_APP_ARMOR_PROFILE: Message = Message {
+    name: "AppArmorProfile",
+    fields: &[
+        Field::val(1, "type", Kind::Str),
+        Field::ptr(2, "localhostProfile", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.EphemeralContainer`
+static CORE_V1_EPHEMERAL_CONTAINER: Message = Message {
+    name: "EphemeralContainer",
+    fields: &[
+        Field::inline(1, Kind::Msg(&CORE_V1_EPHEMERAL_CONTAINER_COMMON)),
+        Field::val(2, "targetContainerName", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.EphemeralContainerCommon`
+static CORE_V1_EPHEMERAL_CONTAINER_COMMON: Message = Message {
+    name: "EphemeralContainerCommon",
+    fields: &[
+        Field::val(1, "name", Kind::Str),
+        Field::val(2, "image", Kind::Str),
+        Field::list(3, "command", Kind::Str),
+        Field::list(4, "args", Kind::Str),
+        Field::val(5, "workingDir", Kind::Str),
+        Field::list(6, "ports", Kind::Msg(&CORE_V1_CONTAINER_PORT)),
+        Field::list(7, "env", Kind::Msg(&CORE_V1_ENV_VAR)),
+        Field::val(8, "resources", Kind::Msg(&CORE_V1_RESOURCE_REQUIREMENTS)),
+        Field::list(9, "volumeMounts", Kind::Msg(&CORE_V1_VOLUME_MOUNT)),
+        Field::ptr(10, "livenessProbe", Kind::Msg(&CORE_V1_PROBE)),
+        Field::ptr(11, "readinessProbe", Kind::Msg(&CORE_V1_PROBE)),
+        Field::ptr(12, "lifecycle", Kind::Msg(&CORE_V1_LIFECYCLE)),
+        Field::val(13, "terminationMessagePath", Kind::Str),
+        Field::val(14, "imagePullPolicy", Kind::Str),
+        Field::ptr(15, "securityContext", Kind::Msg(&CORE_V1_SECURITY_CONTEXT)),
+        Field::val(16, "stdin", Kind::Bool),
+        Field::val(17, "stdinOnce", Kind::Bool),
+        Field::val(18, "tty", Kind::Bool),
+        Field::list(19, "envFrom", Kind::Msg(&CORE_V1_ENV_FROM_SOURCE)),
+        Field::val(20, "terminationMessagePolicy", Kind::Str),
+        Field::list(21, "volumeDevices", Kind::Msg(&CORE_V1_VOLUME_DEVICE)),
+        Field::ptr(22, "startupProbe", Kind::Msg(&CORE_V1_PROBE)),
+        Field::list(
+            23,
+            "resizePolicy",
+            Kind::Msg(&CORE_V1_CONTAINER_RESIZE_POLICY),
+        ),
+        Field::ptr(24, "restartPolicy", Kind::Str),
+    ],
+};
 /// `k8s.io.api.core.v1.PodSecurityContext`
 static CORE_V1_POD_SECURITY_CONTEXT: Message = Message {
     name: "PodSecurityContext",
     fields: &[
+        Field::ptr(1, "seLinuxOptions", Kind::Msg(&CORE_V1_SE_LINUX_OPTIONS)),
         Field::ptr(2, "runAsUser", Kind::Int64),
         Field::ptr(3, "runAsNonRoot", Kind::Bool),
         Field::list(4, "supplementalGroups", Kind::Int64),
         Field::ptr(5, "fsGroup", Kind::Int64),
         Field::ptr(6, "runAsGroup", Kind::Int64),
         Field::list(7, "sysctls", Kind::Msg(&CORE_V1_SYSCTL)),
+        Field::ptr(
+            8,
+            "windowsOptions",
+            Kind::Msg(&CORE_V1_WINDOWS_SECURITY_CONTEXT_OPTIONS),
+        ),
         Field::ptr(9, "fsGroupChangePolicy", Kind::Str),
         Field::ptr(10, "seccompProfile", Kind::Msg(&CORE_V1_SECCOMP_PROFILE)),
+        Field::ptr(11, "appArmorProfile", Kind::Msg(&CORE_V1_APP_ARMOR_PROFILE)),
         Field::ptr(12, "supplementalGroupsPolicy", Kind::Str),
         Field::ptr(13, "seLinuxChangePolicy", Kind::Str),
     ],
@@ -1297,6 +1593,125 @@ static CORE_V1_SYSCTL: Message = Message {
         Field::val(2, "value", Kind::Str),
     ],
 };
+/// `k8s.io.api.core.v1.Affinity`
+static CORE_V1_AFFINITY: Message = Message {
+    name: "Affinity",
+    fields: &[
+        Field::ptr(1, "nodeAffinity", Kind::Msg(&CORE_V1_NODE_AFFINITY)),
+        Field::ptr(2, "podAffinity", Kind::Msg(&CORE_V1_POD_AFFINITY)),
+        Field::ptr(3, "podAntiAffinity", Kind::Msg(&CORE_V1_POD_ANTI_AFFINITY)),
+    ],
+};
+/// `k8s.io.api.core.v1.NodeAffinity`
+static CORE_V1_NODE_AFFINITY: Message = Message {
+    name: "NodeAffinity",
+    fields: &[
+        Field::ptr(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            Kind::Msg(&CORE_V1_NODE_SELECTOR),
+        ),
+        Field::list(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            Kind::Msg(&CORE_V1_PREFERRED_SCHEDULING_TERM),
+        ),
+    ],
+};
+/// `k8s.io.api.core.v1.NodeSelector`
+static CORE_V1_NODE_SELECTOR: Message = Message {
+    name: "NodeSelector",
+    fields: &[Field::list(
+        1,
+        "nodeSelectorTerms",
+        Kind::Msg(&CORE_V1_NODE_SELECTOR_TERM),
+    )],
+};
+/// `k8s.io.api.core.v1.NodeSelectorTerm`
+static CORE_V1_NODE_SELECTOR_TERM: Message = Message {
+    name: "NodeSelectorTerm",
+    fields: &[
+        Field::list(
+            1,
+            "matchExpressions",
+            Kind::Msg(&CORE_V1_NODE_SELECTOR_REQUIREMENT),
+        ),
+        Field::list(
+            2,
+            "matchFields",
+            Kind::Msg(&CORE_V1_NODE_SELECTOR_REQUIREMENT),
+        ),
+    ],
+};
+/// `k8s.io.api.core.v1.NodeSelectorRequirement`
+static CORE_V1_NODE_SELECTOR_REQUIREMENT: Message = Message {
+    name: "NodeSelectorRequirement",
+    fields: &[
+        Field::val(1, "key", Kind::Str),
+        Field::val(2, "operator", Kind::Str),
+        Field::list(3, "values", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.PreferredSchedulingTerm`
+static CORE_V1_PREFERRED_SCHEDULING_TERM: Message = Message {
+    name: "PreferredSchedulingTerm",
+    fields: &[
+        Field::val(1, "weight", Kind::Int32),
+        Field::val(2, "preference", Kind::Msg(&CORE_V1_NODE_SELECTOR_TERM)),
+    ],
+};
+/// `k8s.io.api.core.v1.PodAffinity`
+static CORE_V1_POD_AFFINITY: Message = Message {
+    name: "PodAffinity",
+    fields: &[
+        Field::list(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            Kind::Msg(&CORE_V1_POD_AFFINITY_TERM),
+        ),
+        Field::list(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            Kind::Msg(&CORE_V1_WEIGHTED_POD_AFFINITY_TERM),
+        ),
+    ],
+};
+/// `k8s.io.api.core.v1.PodAffinityTerm`
+static CORE_V1_POD_AFFINITY_TERM: Message = Message {
+    name: "PodAffinityTerm",
+    fields: &[
+        Field::ptr(1, "labelSelector", Kind::Msg(&META_V1_LABEL_SELECTOR)),
+        Field::list(2, "namespaces", Kind::Str),
+        Field::val(3, "topologyKey", Kind::Str),
+        Field::ptr(4, "namespaceSelector", Kind::Msg(&META_V1_LABEL_SELECTOR)),
+        Field::list(5, "matchLabelKeys", Kind::Str),
+        Field::list(6, "mismatchLabelKeys", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.WeightedPodAffinityTerm`
+static CORE_V1_WEIGHTED_POD_AFFINITY_TERM: Message = Message {
+    name: "WeightedPodAffinityTerm",
+    fields: &[
+        Field::val(1, "weight", Kind::Int32),
+        Field::val(2, "podAffinityTerm", Kind::Msg(&CORE_V1_POD_AFFINITY_TERM)),
+    ],
+};
+/// `k8s.io.api.core.v1.PodAntiAffinity`
+static CORE_V1_POD_ANTI_AFFINITY: Message = Message {
+    name: "PodAntiAffinity",
+    fields: &[
+        Field::list(
+            1,
+            "requiredDuringSchedulingIgnoredDuringExecution",
+            Kind::Msg(&CORE_V1_POD_AFFINITY_TERM),
+        ),
+        Field::list(
+            2,
+            "preferredDuringSchedulingIgnoredDuringExecution",
+            Kind::Msg(&CORE_V1_WEIGHTED_POD_AFFINITY_TERM),
+        ),
+    ],
+};
 /// `k8s.io.api.core.v1.Toleration`
 static CORE_V1_TOLERATION: Message = Message {
     name: "Toleration",
@@ -1306,6 +1721,69 @@ static CORE_V1_TOLERATION: Message = Message {
         Field::val(3, "value", Kind::Str),
         Field::val(4, "effect", Kind::Str),
         Field::ptr(5, "tolerationSeconds", Kind::Int64),
+    ],
+};
+/// `k8s.io.api.core.v1.HostAlias`
+static CORE_V1_HOST_ALIAS: Message = Message {
+    name: "HostAlias",
+    fields: &[
+        Field::val(1, "ip", Kind::Str),
+        Field::list(2, "hostnames", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.PodDNSConfig`
+static CORE_V1_POD_DNS_CONFIG: Message = Message {
+    name: "PodDNSConfig",
+    fields: &[
+        Field::list(1, "nameservers", Kind::Str),
+        Field::list(2, "searches", Kind::Str),
+        Field::list(3, "options", Kind::Msg(&CORE_V1_POD_DNS_CONFIG_OPTION)),
+    ],
+};
+/// `k8s.io.api.core.v1.PodDNSConfigOption`
+static CORE_V1_POD_DNS_CONFIG_OPTION: Message = Message {
+    name: "PodDNSConfigOption",
+    fields: &[
+        Field::val(1, "name", Kind::Str),
+        Field::ptr(2, "value", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.PodReadinessGate`
+static CORE_V1_POD_READINESS_GATE: Message = Message {
+    name: "PodReadinessGate",
+    fields: &[Field::val(1, "conditionType", Kind::Str)],
+};
+/// `k8s.io.api.core.v1.TopologySpreadConstraint`
+static CORE_V1_TOPOLOGY_SPREAD_CONSTRAINT: Message = Message {
+    name: "TopologySpreadConstraint",
+    fields: &[
+        Field::val(1, "maxSkew", Kind::Int32),
+        Field::val(2, "topologyKey", Kind::Str),
+        Field::val(3, "whenUnsatisfiable", Kind::Str),
+        Field::ptr(4, "labelSelector", Kind::Msg(&META_V1_LABEL_SELECTOR)),
+        Field::ptr(5, "minDomains", Kind::Int32),
+        Field::ptr(6, "nodeAffinityPolicy", Kind::Str),
+        Field::ptr(7, "nodeTaintsPolicy", Kind::Str),
+        Field::list(8, "matchLabelKeys", Kind::Str),
+    ],
+};
+/// `k8s.io.api.core.v1.PodOS`
+static CORE_V1_POD_OS: Message = Message {
+    name: "PodOS",
+    fields: &[Field::val(1, "name", Kind::Str)],
+};
+/// `k8s.io.api.core.v1.PodSchedulingGate`
+static CORE_V1_POD_SCHEDULING_GATE: Message = Message {
+    name: "PodSchedulingGate",
+    fields: &[Field::val(1, "name", Kind::Str)],
+};
+/// `k8s.io.api.core.v1.PodResourceClaim`
+static CORE_V1_POD_RESOURCE_CLAIM: Message = Message {
+    name: "PodResourceClaim",
+    fields: &[
+        Field::val(1, "name", Kind::Str),
+        Field::ptr(3, "resourceClaimName", Kind::Str),
+        Field::ptr(4, "resourceClaimTemplateName", Kind::Str),
     ],
 };
 /// `k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions`
@@ -1525,27 +2003,6 @@ static AUTOSCALING_V2_METRIC_IDENTIFIER: Message = Message {
         Field::ptr(2, "selector", Kind::Msg(&META_V1_LABEL_SELECTOR)),
     ],
 };
-/// `k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector`
-static META_V1_LABEL_SELECTOR: Message = Message {
-    name: "LabelSelector",
-    fields: &[
-        Field::map(1, "matchLabels", Kind::Str),
-        Field::list(
-            2,
-            "matchExpressions",
-            Kind::Msg(&META_V1_LABEL_SELECTOR_REQUIREMENT),
-        ),
-    ],
-};
-/// `k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement`
-static META_V1_LABEL_SELECTOR_REQUIREMENT: Message = Message {
-    name: "LabelSelectorRequirement",
-    fields: &[
-        Field::val(1, "key", Kind::Str),
-        Field::val(2, "operator", Kind::Str),
-        Field::list(3, "values", Kind::Str),
-    ],
-};
 /// `k8s.io.api.autoscaling.v2.PodsMetricSource`
 static AUTOSCALING_V2_PODS_METRIC_SOURCE: Message = Message {
     name: "PodsMetricSource",
@@ -1583,30 +2040,22 @@ static AUTOSCALING_V2_EXTERNAL_METRIC_SOURCE: Message = Message {
 static AUTOSCALING_V2_HORIZONTAL_POD_AUTOSCALER_BEHAVIOR: Message = Message {
     name: "HorizontalPodAutoscalerBehavior",
     fields: &[
-        Field::ptr(1, "scaleUp", Kind::Msg(&AUTOSCALING_V2_H_P_A_SCALING_RULES)),
-        Field::ptr(
-            2,
-            "scaleDown",
-            Kind::Msg(&AUTOSCALING_V2_H_P_A_SCALING_RULES),
-        ),
+        Field::ptr(1, "scaleUp", Kind::Msg(&AUTOSCALING_V2_HPA_SCALING_RULES)),
+        Field::ptr(2, "scaleDown", Kind::Msg(&AUTOSCALING_V2_HPA_SCALING_RULES)),
     ],
 };
 /// `k8s.io.api.autoscaling.v2.HPAScalingRules`
-static AUTOSCALING_V2_H_P_A_SCALING_RULES: Message = Message {
+static AUTOSCALING_V2_HPA_SCALING_RULES: Message = Message {
     name: "HPAScalingRules",
     fields: &[
         Field::ptr(1, "selectPolicy", Kind::Str),
-        Field::list(
-            2,
-            "policies",
-            Kind::Msg(&AUTOSCALING_V2_H_P_A_SCALING_POLICY),
-        ),
+        Field::list(2, "policies", Kind::Msg(&AUTOSCALING_V2_HPA_SCALING_POLICY)),
         Field::ptr(3, "stabilizationWindowSeconds", Kind::Int32),
         Field::ptr(4, "tolerance", Kind::Quantity),
     ],
 };
 /// `k8s.io.api.autoscaling.v2.HPAScalingPolicy`
-static AUTOSCALING_V2_H_P_A_SCALING_POLICY: Message = Message {
+static AUTOSCALING_V2_HPA_SCALING_POLICY: Message = Message {
     name: "HPAScalingPolicy",
     fields: &[
         Field::val(1, "type", Kind::Str),
@@ -1843,10 +2292,76 @@ static BATCH_V1_JOB_SPEC: Message = Message {
         Field::ptr(8, "ttlSecondsAfterFinished", Kind::Int32),
         Field::ptr(9, "completionMode", Kind::Str),
         Field::ptr(10, "suspend", Kind::Bool),
+        Field::ptr(
+            11,
+            "podFailurePolicy",
+            Kind::Msg(&BATCH_V1_POD_FAILURE_POLICY),
+        ),
         Field::ptr(12, "backoffLimitPerIndex", Kind::Int32),
         Field::ptr(13, "maxFailedIndexes", Kind::Int32),
         Field::ptr(14, "podReplacementPolicy", Kind::Str),
         Field::ptr(15, "managedBy", Kind::Str),
+        Field::ptr(16, "successPolicy", Kind::Msg(&BATCH_V1_SUCCESS_POLICY)),
+    ],
+};
+/// `k8s.io.api.batch.v1.PodFailurePolicy`
+static BATCH_V1_POD_FAILURE_POLICY: Message = Message {
+    name: "PodFailurePolicy",
+    fields: &[Field::list(
+        1,
+        "rules",
+        Kind::Msg(&BATCH_V1_POD_FAILURE_POLICY_RULE),
+    )],
+};
+/// `k8s.io.api.batch.v1.PodFailurePolicyRule`
+static BATCH_V1_POD_FAILURE_POLICY_RULE: Message = Message {
+    name: "PodFailurePolicyRule",
+    fields: &[
+        Field::val(1, "action", Kind::Str),
+        Field::ptr(
+            2,
+            "onExitCodes",
+            Kind::Msg(&BATCH_V1_POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT),
+        ),
+        Field::list(
+            3,
+            "onPodConditions",
+            Kind::Msg(&BATCH_V1_POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN),
+        ),
+    ],
+};
+/// `k8s.io.api.batch.v1.PodFailurePolicyOnExitCodesRequirement`
+static BATCH_V1_POD_FAILURE_POLICY_ON_EXIT_CODES_REQUIREMENT: Message = Message {
+    name: "PodFailurePolicyOnExitCodesRequirement",
+    fields: &[
+        Field::ptr(1, "containerName", Kind::Str),
+        Field::val(2, "operator", Kind::Str),
+        Field::list(3, "values", Kind::Int32),
+    ],
+};
+/// `k8s.io.api.batch.v1.PodFailurePolicyOnPodConditionsPattern`
+static BATCH_V1_POD_FAILURE_POLICY_ON_POD_CONDITIONS_PATTERN: Message = Message {
+    name: "PodFailurePolicyOnPodConditionsPattern",
+    fields: &[
+        Field::val(1, "type", Kind::Str),
+        Field::val(2, "status", Kind::Str),
+    ],
+};
+/// `k8s.io.api.batch.v1.SuccessPolicy`
+static BATCH_V1_SUCCESS_POLICY: Message = Message {
+    name: "SuccessPolicy",
+    fields: &[Field::list(
+        1,
+        "rules",
+        Kind::Msg(&BATCH_V1_SUCCESS_POLICY_RULE),
+    )],
+};
+/// `k8s.io.api.batch.v1.SuccessPolicyRule`
+static BATCH_V1_SUCCESS_POLICY_RULE: Message = Message {
+    name: "SuccessPolicyRule",
+    fields: &[
+        Field::ptr(1, "succeededIndexes", Kind::Str),
+        Field::ptr(2, "succeededCount", Kind::Int32),
     ],
 };
 /// `k8s.io.api.batch.v1.CronJob`
@@ -1935,11 +2450,11 @@ static CORE_V1_SESSION_AFFINITY_CONFIG: Message = Message {
     fields: &[Field::ptr(
         1,
         "clientIP",
-        Kind::Msg(&CORE_V1_CLIENT_I_P_CONFIG),
+        Kind::Msg(&CORE_V1_CLIENT_IP_CONFIG),
     )],
 };
 /// `k8s.io.api.core.v1.ClientIPConfig`
-static CORE_V1_CLIENT_I_P_CONFIG: Message = Message {
+static CORE_V1_CLIENT_IP_CONFIG: Message = Message {
     name: "ClientIPConfig",
     fields: &[Field::ptr(1, "timeoutSeconds", Kind::Int32)],
 };
@@ -2098,7 +2613,7 @@ static NETWORKING_V1_INGRESS_SPEC: Message = Message {
             "defaultBackend",
             Kind::Msg(&NETWORKING_V1_INGRESS_BACKEND),
         ),
-        Field::list(2, "tls", Kind::Msg(&NETWORKING_V1_INGRESS_T_L_S)),
+        Field::list(2, "tls", Kind::Msg(&NETWORKING_V1_INGRESS_TLS)),
         Field::list(3, "rules", Kind::Msg(&NETWORKING_V1_INGRESS_RULE)),
         Field::ptr(4, "ingressClassName", Kind::Str),
     ],
@@ -2135,17 +2650,8 @@ static NETWORKING_V1_SERVICE_BACKEND_PORT: Message = Message {
         Field::val(2, "number", Kind::Int32),
     ],
 };
-/// `k8s.io.api.core.v1.TypedLocalObjectReference`
-static CORE_V1_TYPED_LOCAL_OBJECT_REFERENCE: Message = Message {
-    name: "TypedLocalObjectReference",
-    fields: &[
-        Field::ptr(1, "apiGroup", Kind::Str),
-        Field::val(2, "kind", Kind::Str),
-        Field::val(3, "name", Kind::Str),
-    ],
-};
 /// `k8s.io.api.networking.v1.IngressTLS`
-static NETWORKING_V1_INGRESS_T_L_S: Message = Message {
+static NETWORKING_V1_INGRESS_TLS: Message = Message {
     name: "IngressTLS",
     fields: &[
         Field::list(1, "hosts", Kind::Str),
@@ -2166,20 +2672,20 @@ static NETWORKING_V1_INGRESS_RULE_VALUE: Message = Message {
     fields: &[Field::ptr(
         1,
         "http",
-        Kind::Msg(&NETWORKING_V1_H_T_T_P_INGRESS_RULE_VALUE),
+        Kind::Msg(&NETWORKING_V1_HTTP_INGRESS_RULE_VALUE),
     )],
 };
 /// `k8s.io.api.networking.v1.HTTPIngressRuleValue`
-static NETWORKING_V1_H_T_T_P_INGRESS_RULE_VALUE: Message = Message {
+static NETWORKING_V1_HTTP_INGRESS_RULE_VALUE: Message = Message {
     name: "HTTPIngressRuleValue",
     fields: &[Field::list(
         1,
         "paths",
-        Kind::Msg(&NETWORKING_V1_H_T_T_P_INGRESS_PATH),
+        Kind::Msg(&NETWORKING_V1_HTTP_INGRESS_PATH),
     )],
 };
 /// `k8s.io.api.networking.v1.HTTPIngressPath`
-static NETWORKING_V1_H_T_T_P_INGRESS_PATH: Message = Message {
+static NETWORKING_V1_HTTP_INGRESS_PATH: Message = Message {
     name: "HTTPIngressPath",
     fields: &[
         Field::val(1, "path", Kind::Str),
@@ -2733,5 +3239,32 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(csr["spec"]["extra"], json!({"scopes": ["a", "b"]}));
+    }
+
+    #[test]
+    fn pod_affinity_and_ephemeral_containers_survive_a_debug_copy() {
+        // `kubectl debug --copy-to` (1.32) sends a copy of an existing pod,
+        // so less common PodSpec fields must come through too.
+        let requirement = [
+            len_field(1, b"zone"),
+            len_field(2, b"In"),
+            len_field(3, b"a"),
+        ]
+        .concat();
+        let term = len_field(1, &requirement);
+        let node_selector = len_field(1, &term);
+        let affinity = len_field(1, &len_field(1, &node_selector));
+        let common = [len_field(1, b"dbg"), len_field(2, b"busybox")].concat();
+        let ephemeral = [len_field(1, &common), len_field(2, b"app")].concat();
+        let spec = [len_field(18, &affinity), len_field(34, &ephemeral)].concat();
+        let raw = [meta_named("p"), len_field(2, &spec)].concat();
+        let pod = decode(&body("v1", "Pod", &raw)).unwrap();
+        assert_eq!(
+            pod["spec"],
+            json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+                    {"nodeSelectorTerms": [{"matchExpressions":
+                        [{"key": "zone", "operator": "In", "values": ["a"]}]}]}}},
+                "ephemeralContainers": [{"name": "dbg", "image": "busybox", "targetContainerName": "app"}]})
+        );
     }
 }
