@@ -1,0 +1,9 @@
+//! skiff's scheduler and workload controllers.
+//!
+//! Every one of them is a client of the Kubernetes API (kube-rs), whether it
+//! runs inside `skiff up` or elsewhere: watch, cache, reconcile
+//! idempotently, requeue with back-off.
+
+pub mod deployment;
+pub mod replicaset;
+pub mod scheduler;

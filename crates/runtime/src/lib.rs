@@ -1,0 +1,20 @@
+//! skiff's node agent and the runtimes it drives.
+//!
+//! - [`agent`]: registers the Node, heartbeats through a Lease, watches the
+//!   pods bound to this node and drives each through its lifecycle,
+//!   reporting status and Events through the Kubernetes API (kube-rs).
+//! - [`cri`]: the contract between the agent and a container runtime: what
+//!   one container needs to start, and how it ends.
+//! - [`wasm`]: the `wasmtime` handler: one Engine per node, modules compiled
+//!   once per digest and cached on disk, WASI command modules and
+//!   components run in-process with memory and CPU limits.
+//! - [`images`]: OCI images and Wasm artifacts: pulls, a content-addressed
+//!   store, platform selection, import for air-gapped nodes.
+//! - [`logs`]: per-container log files in the CRI format, written by the
+//!   runtimes and read back for `kubectl logs`.
+
+pub mod agent;
+pub mod cri;
+pub mod images;
+pub mod logs;
+pub mod wasm;

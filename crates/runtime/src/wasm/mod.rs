@@ -1,0 +1,1 @@
+//! PLACEHOLDER: see the module's issue.
