@@ -105,6 +105,18 @@ impl Query {
     }
 }
 
+/// Escape a query value (everything but unreserved characters).
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Decode `%XX` escapes and `+` in a query component.
 pub fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();

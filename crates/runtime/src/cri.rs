@@ -110,7 +110,10 @@ pub trait ContainerRuntime: Send + Sync {
     /// The RuntimeClass handler name (`wasmtime`).
     fn handler(&self) -> &'static str;
     /// Start a container. Returns once it is running.
-    fn start(&self, config: ContainerConfig) -> BoxFuture<'_, Result<Box<dyn Container>, RuntimeError>>;
+    fn start(
+        &self,
+        config: ContainerConfig,
+    ) -> BoxFuture<'_, Result<Box<dyn Container>, RuntimeError>>;
 }
 
 /// A started container.

@@ -8,6 +8,7 @@
 
 pub mod body;
 mod discovery;
+mod proxy;
 mod read;
 mod watch;
 mod write;

@@ -129,11 +129,7 @@ impl ApiServer {
         let name = info.name.as_deref().unwrap_or("");
         match info.subresource.as_deref() {
             Some("scale") => return self.get_scale(ctx).await,
-            Some("log") => {
-                return Err(ApiError::bad_request(format!(
-                    "pod {name:?} has no node agent serving logs yet"
-                )))
-            }
+            Some("log") => return self.pod_log(ctx).await,
             Some("status") | None => {}
             Some(other) => {
                 return Err(ApiError::method_not_allowed(format!(
