@@ -1,6 +1,7 @@
 //! The `skiff` command.
 
 mod client;
+mod cluster;
 mod commands;
 
 use clap::Parser;
