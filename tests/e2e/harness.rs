@@ -82,13 +82,27 @@ impl Skiff {
         s
     }
 
+    /// Start on a fresh data directory with extra `skiff up` flags.
+    pub fn start_with(extra: &[&str]) -> Skiff {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Skiff::start_in_with(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Start on `dir` (which may hold a previous run's state).
     pub fn start_in(dir: &Path) -> Skiff {
+        Skiff::start_in_with(dir, &[])
+    }
+
+    fn start_in_with(dir: &Path, extra: &[&str]) -> Skiff {
         let log = std::fs::File::create(dir.with_extension("stderr.log")).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args(["up", "--data-dir"])
             .arg(dir)
             .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -238,6 +252,19 @@ impl Skiff {
             .rsplit_once('\n')
             .expect("curl printed the status code");
         (code.trim().parse().expect("status code"), body.to_string())
+    }
+
+    /// Run the skiff binary itself (`skiff image push …`).
+    pub fn skiff(&self, args: &[&str]) -> Out {
+        let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .args(args)
+            .output()
+            .expect("run skiff");
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 
     /// GET a path and parse the JSON.
