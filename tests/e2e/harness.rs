@@ -1,20 +1,36 @@
 //! Starting skiff and running clients against it.
+//!
+//! Every test gets a server of its own: the real `skiff up` binary on a
+//! loopback port the kernel picks (`--listen 127.0.0.1:0`, the URL is read
+//! back from the `ready` line, so two tests can never race for a port), with
+//! a temporary data directory. Clients (kubectl, curl, python) only ever see
+//! what `skiff up` wrote to `DIR/kubeconfig.yaml`, as a user would. Every
+//! client run has a deadline: a hung kubectl fails its test instead of
+//! hanging the suite.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use base64::Engine;
 
 pub const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
 /// The oldest and newest kubectl skiff supports.
 pub const VERSIONS: &[&str] = &["1.27", "1.33"];
+/// How long any one client command may take before its test fails.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long `skiff up` may take to print its `ready` line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running `skiff up` on a loopback port of its own.
 pub struct Skiff {
     child: Option<Child>,
+    /// The data directory (`--data-dir`).
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
+    /// `https://127.0.0.1:PORT`, from the `ready` line.
     pub url: String,
 }
 
@@ -50,6 +66,42 @@ impl Out {
     }
 }
 
+/// A raw HTTP exchange made with curl.
+#[derive(Debug)]
+pub struct Response {
+    pub code: u16,
+    /// The response header block as received (lower-case names with HTTP/2).
+    pub headers: String,
+    pub body: String,
+}
+
+impl Response {
+    /// Every value of a header, matched case-insensitively.
+    pub fn header(&self, name: &str) -> Vec<String> {
+        self.headers
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.trim().to_string())
+            .collect()
+    }
+
+    /// The body as JSON, or a panic showing it.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}), HTTP {}: {}", self.code, self.body))
+    }
+}
+
+/// What `skiff up` wrote to its kubeconfig.
+#[derive(Debug)]
+pub struct KubeConfig {
+    pub server: String,
+    pub ca_pem: String,
+    pub token: String,
+}
+
 /// A tool the tests need, or a failure saying how to get it.
 #[track_caller]
 pub fn require(path: &str, install: &str) -> String {
@@ -65,27 +117,89 @@ pub fn require(path: &str, install: &str) -> String {
     path.to_string()
 }
 
+#[track_caller]
 pub fn kubectl_path(version: &str) -> String {
+    if version.is_empty() {
+        return require(
+            "/usr/bin/kubectl",
+            "install the kubectl dispatcher at /usr/bin/kubectl (Google Cloud SDK kubectl component)",
+        );
+    }
     require(
         &format!("{KUBECTL_DIR}/kubectl.{version}"),
         "install the Google Cloud SDK's kubectl bundles (kubectl.1.27 … kubectl.1.33)",
     )
 }
 
+/// Run `cmd` to completion with `stdin`, failing the test after `timeout`
+/// with whatever it printed so far.
+#[track_caller]
+pub fn run(mut cmd: Command, stdin: Option<&str>, timeout: Duration) -> Out {
+    let what = format!("{cmd:?}");
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    if let Some(input) = stdin {
+        // A client that exits early closes its stdin: not our failure.
+        let _ = child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes());
+    }
+    drop(child.stdin.take());
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for client") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not finish within {} s\nstdout:\n{}\nstderr:\n{}",
+                timeout.as_secs(),
+                stdout.join().unwrap_or_default(),
+                stderr.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Out {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+/// Read a pipe to its end on a thread of its own, so that a chatty client
+/// never blocks on a full pipe while we wait for it.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = pipe.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
 impl Skiff {
     /// Start on a fresh data directory.
     pub fn start() -> Skiff {
-        let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = tmp.path().to_path_buf();
-        let mut s = Skiff::start_in(&dir);
-        s._tmp = Some(tmp);
-        s
+        Skiff::start_with(&[])
     }
 
     /// Start on a fresh data directory with extra `skiff up` flags.
+    #[allow(dead_code)] // for the node tests, which pass node flags
     pub fn start_with(extra: &[&str]) -> Skiff {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let dir = tmp.path().to_path_buf();
+        // The data dir is a child of the temp dir so that the server's log
+        // (a sibling, see `log_path`) is removed with it.
+        let dir = tmp.path().join("data");
         let mut s = Skiff::start_in_with(&dir, extra);
         s._tmp = Some(tmp);
         s
@@ -96,62 +210,58 @@ impl Skiff {
         Skiff::start_in_with(dir, &[])
     }
 
+    /// Where the server's stderr goes: next to the data dir, appended to
+    /// across restarts so a failure shows every run.
+    pub fn log_path(dir: &Path) -> PathBuf {
+        dir.with_extension("stderr.log")
+    }
+
     fn start_in_with(dir: &Path, extra: &[&str]) -> Skiff {
-        let log = std::fs::File::create(dir.with_extension("stderr.log")).expect("log file");
+        let log_path = Skiff::log_path(dir);
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("server log file");
+        let _ = writeln!(log, "==== skiff up --data-dir {}", dir.display());
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args(["up", "--data-dir"])
             .arg(dir)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
+            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .expect("start skiff");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let url = loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) if line.contains("ready") => {
-                    let url = line
-                        .split_whitespace()
-                        .find(|w| w.starts_with("https://"))
-                        .expect("ready line names the URL");
-                    break url.to_string();
-                }
-                Ok(_) => {}
-                Err(_) if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    panic!(
-                        "skiff did not get ready: {}",
-                        std::fs::read_to_string(dir.with_extension("stderr.log"))
-                            .unwrap_or_default()
-                    );
-                }
-                Err(_) => {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!(
-                            "skiff exited with {status}: {}",
-                            std::fs::read_to_string(dir.with_extension("stderr.log"))
-                                .unwrap_or_default()
-                        );
-                    }
-                }
-            }
-        };
-        Skiff {
+        let url = wait_ready(&mut child, &log_path);
+        let s = Skiff {
             child: Some(child),
             dir: dir.to_path_buf(),
             _tmp: None,
             url,
-        }
+        };
+        let kc = s.kubeconfig_parts();
+        assert_eq!(
+            kc.server, s.url,
+            "the kubeconfig names the server the ready line announced"
+        );
+        s
+    }
+
+    /// The server's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(Skiff::log_path(&self.dir)).unwrap_or_default()
+    }
+
+    /// Fail if the server panicked at any point (the issue: "never a panic").
+    #[track_caller]
+    pub fn assert_no_panics(&self) {
+        let log = self.log();
+        assert!(
+            !log.contains("panicked at"),
+            "the server panicked:\n{log}"
+        );
     }
 
     /// Kill the server (SIGKILL: nothing gets a chance to flush) and keep
@@ -163,55 +273,86 @@ impl Skiff {
         }
     }
 
+    /// Stop the server as a person would (Ctrl-C, SIGINT) and return how it
+    /// exited; fails the test if it does not exit within 20 s.
+    #[track_caller]
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("the server is running");
+        // The shell's kill builtin: no signal crate needed, and no `unsafe`.
+        let sent = Command::new("sh")
+            .args(["-c", &format!("kill -INT {}", c.id())])
+            .status()
+            .expect("send SIGINT");
+        assert!(sent.success(), "could not send SIGINT to skiff");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait for skiff") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                panic!(
+                    "skiff did not exit within 20 s of SIGINT:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.join("kubeconfig.yaml")
     }
 
+    /// The server URL, CA and admin token, read from the kubeconfig the way
+    /// kubectl reads them (current context → cluster and user).
+    #[track_caller]
+    pub fn kubeconfig_parts(&self) -> KubeConfig {
+        parse_kubeconfig(&self.kubeconfig())
+    }
+
+    /// The admin bearer token, from the kubeconfig.
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("pki/admin.token"))
-            .expect("admin token")
-            .trim()
-            .to_string()
+        self.kubeconfig_parts().token
     }
 
     /// Run kubectl `version` ("1.27", "1.33", or "" for `/usr/bin/kubectl`).
+    #[track_caller]
     pub fn kubectl(&self, version: &str, args: &[&str]) -> Out {
         self.kubectl_stdin(version, args, None)
     }
 
+    #[track_caller]
     pub fn kubectl_stdin(&self, version: &str, args: &[&str], stdin: Option<&str>) -> Out {
-        let bin = if version.is_empty() {
-            require("/usr/bin/kubectl", "install kubectl")
-        } else {
-            kubectl_path(version)
-        };
-        let mut child = Command::new(bin)
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.join("home"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run kubectl");
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(input.as_bytes())
-                .expect("write stdin");
-        }
-        drop(child.stdin.take());
-        let out = child.wait_with_output().expect("kubectl output");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        self.kubectl_with(version, &self.kubeconfig(), args, stdin)
+    }
+
+    /// Run kubectl with a kubeconfig of the caller's choice.
+    #[track_caller]
+    pub fn kubectl_with(
+        &self,
+        version: &str,
+        kubeconfig: &Path,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Out {
+        run(self.kubectl_command(version, kubeconfig, args), stdin, CLIENT_TIMEOUT)
+    }
+
+    /// A kubectl command ready to spawn (for long-running ones such as `-w`).
+    #[track_caller]
+    pub fn kubectl_command(&self, version: &str, kubeconfig: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kubectl_path(version));
+        cmd.args(args)
+            .env("KUBECONFIG", kubeconfig)
+            // A fresh HOME: no discovery cache shared between tests.
+            .env("HOME", self.dir.with_extension("home"));
+        cmd
     }
 
     /// A raw HTTPS request with curl: returns (status code, body).
+    #[track_caller]
     pub fn curl(
         &self,
         method: &str,
@@ -220,54 +361,72 @@ impl Skiff {
         body: Option<&[u8]>,
         token: bool,
     ) -> (u16, String) {
+        let r = self.request(method, path, content_type, body, token);
+        (r.code, r.body)
+    }
+
+    /// A raw HTTPS request with curl, trusting only the kubeconfig's CA and
+    /// sending the kubeconfig's token when `token`.
+    #[track_caller]
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: Option<&[u8]>,
+        token: bool,
+    ) -> Response {
         let curl = require("curl", "apt-get install curl");
-        let body_file = self.dir.join("curl-body");
+        let kc = self.kubeconfig_parts();
+        let scratch = self.dir.with_extension("curl");
+        std::fs::create_dir_all(&scratch).expect("curl scratch dir");
+        let ca = scratch.join("ca.pem");
+        std::fs::write(&ca, &kc.ca_pem).expect("write CA");
+        let headers = scratch.join("headers");
         let mut cmd = Command::new(curl);
-        cmd.args([
-            "-s",
-            "-o",
-            "-",
-            "-w",
-            "\n%{http_code}",
-            "-X",
-            method,
-            "--cacert",
-        ])
-        .arg(self.dir.join("pki/ca.crt"))
-        .arg(format!("{}{}", self.url, path));
+        cmd.args(["-s", "-S", "--max-time", "60", "-o", "-", "-w", "\n%{http_code}"])
+            .args(["-X", method, "-D"])
+            .arg(&headers)
+            .arg("--cacert")
+            .arg(&ca)
+            .arg(format!("{}{}", kc.server, path));
         if token {
-            cmd.args(["-H", &format!("Authorization: Bearer {}", self.token())]);
+            cmd.args(["-H", &format!("Authorization: Bearer {}", kc.token)]);
         }
         if let Some(ct) = content_type {
             cmd.args(["-H", &format!("Content-Type: {ct}")]);
         }
         if let Some(b) = body {
+            let body_file = scratch.join("body");
             std::fs::write(&body_file, b).expect("body file");
             cmd.arg("--data-binary")
                 .arg(format!("@{}", body_file.display()));
         }
-        let out = cmd.output().expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text
+        let out = run(cmd, None, CLIENT_TIMEOUT);
+        let (body, code) = out
+            .stdout
             .rsplit_once('\n')
-            .expect("curl printed the status code");
-        (code.trim().parse().expect("status code"), body.to_string())
-    }
-
-    /// Run the skiff binary itself (`skiff image push …`).
-    pub fn skiff(&self, args: &[&str]) -> Out {
-        let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .args(args)
-            .output()
-            .expect("run skiff");
-        Out {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            .unwrap_or_else(|| panic!("curl printed no status code: {out:?}"));
+        Response {
+            code: code
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("curl failed: {out:?}")),
+            headers: std::fs::read_to_string(&headers).unwrap_or_default(),
+            body: body.to_string(),
         }
     }
 
+    /// Run the skiff binary itself (`skiff image push …`).
+    #[allow(dead_code)] // for the node tests
+    pub fn skiff(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
+        cmd.args(args);
+        run(cmd, None, CLIENT_TIMEOUT)
+    }
+
     /// GET a path and parse the JSON.
+    #[track_caller]
     pub fn get_json(&self, path: &str) -> serde_json::Value {
         let (code, body) = self.curl("GET", path, None, None, true);
         assert_eq!(code, 200, "GET {path}: {body}");
@@ -275,9 +434,97 @@ impl Skiff {
     }
 }
 
+/// Wait for the `ready` line and return the URL it names; fail with the
+/// server's stderr if it exits or takes too long.
+fn wait_ready(child: &mut Child, log_path: &Path) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep reading after `ready` so the server never blocks on stdout.
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let log = || std::fs::read_to_string(log_path).unwrap_or_default();
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.contains("ready") => {
+                return line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("https://"))
+                    .unwrap_or_else(|| panic!("the ready line names no https URL: {line}"))
+                    .to_string();
+            }
+            Ok(_) => {}
+            Err(_) if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "skiff did not print ready within {} s; its stderr:\n{}",
+                    READY_TIMEOUT.as_secs(),
+                    log()
+                );
+            }
+            Err(_) => {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("skiff exited with {status} before ready; its stderr:\n{}", log());
+                }
+            }
+        }
+    }
+}
+
+/// Read the parts of a kubeconfig that kubectl uses for the current context.
+#[track_caller]
+pub fn parse_kubeconfig(path: &Path) -> KubeConfig {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let kc: serde_yaml::Value = serde_yaml::from_str(&text).expect("kubeconfig is YAML");
+    let current = kc["current-context"].as_str().expect("current-context");
+    let named = |list: &str, name: &str| -> serde_yaml::Value {
+        kc[list]
+            .as_sequence()
+            .and_then(|s| s.iter().find(|e| e["name"].as_str() == Some(name)))
+            .unwrap_or_else(|| panic!("kubeconfig has no {list} entry {name:?}:\n{text}"))
+            .clone()
+    };
+    let ctx = named("contexts", current);
+    let cluster = named("clusters", ctx["context"]["cluster"].as_str().expect("cluster"));
+    let user = named("users", ctx["context"]["user"].as_str().expect("user"));
+    let server = cluster["cluster"]["server"]
+        .as_str()
+        .expect("server")
+        .to_string();
+    assert!(
+        server.starts_with("https://"),
+        "kubectl sends tokens only over https: {server}"
+    );
+    let ca = cluster["cluster"]["certificate-authority-data"]
+        .as_str()
+        .expect("certificate-authority-data");
+    let ca_pem = base64::engine::general_purpose::STANDARD
+        .decode(ca.trim())
+        .expect("CA data is base64");
+    KubeConfig {
+        server,
+        ca_pem: String::from_utf8(ca_pem).expect("CA is PEM"),
+        token: user["user"]["token"].as_str().expect("token").to_string(),
+    }
+}
+
 impl Drop for Skiff {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            // The test failed: the server's side of the story helps.
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("---- skiff stderr (last 60 lines) ----");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 
@@ -294,5 +541,64 @@ pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) ->
             "timed out after {secs} s waiting for {what}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A long-running client (`kubectl get -w`) whose stdout lines arrive on a
+/// channel; killed on drop.
+pub struct Streaming {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Streaming {
+    pub fn spawn(mut cmd: Command) -> Streaming {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start streaming client");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Streaming {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait up to `secs` for a line satisfying `pred`; fails the test with
+    /// every line seen so far.
+    #[track_caller]
+    pub fn expect_line(&mut self, secs: u64, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(line.clone());
+                if pred(&line) {
+                    return line;
+                }
+            }
+        }
+        panic!(
+            "timed out after {secs} s waiting for {what}; lines seen:\n{}",
+            self.seen.join("\n")
+        );
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

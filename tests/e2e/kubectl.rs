@@ -2,14 +2,11 @@
 //! server-side), get with Table columns, watch, describe, scale, delete,
 //! create, auth, and the errors an invalid manifest gets.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{eventually, kubectl_path, Skiff, VERSIONS};
+use crate::harness::{eventually, Out, Skiff, Streaming, VERSIONS};
 
 fn manifest(ns: &str, replicas: u32, image: &str) -> String {
     format!(
@@ -343,55 +340,61 @@ fn get_prints_kubernetes_columns() {
     }
     let deploy_file = write(&s, "d.yaml", &manifest("cols", 1, "x:1"));
     s.kubectl("1.33", &["apply", "-f", &deploy_file]).ok();
-    let d = s
-        .kubectl("1.33", &["-n", "cols", "get", "deployments", "-o", "wide"])
-        .ok()
-        .stdout;
-    has_columns(
-        &d,
-        &[
-            "READY",
-            "UP-TO-DATE",
-            "AVAILABLE",
-            "CONTAINERS",
-            "IMAGES",
-            "SELECTOR",
-        ],
-    );
+    for v in VERSIONS {
+        let d = s
+            .kubectl(v, &["-n", "cols", "get", "deployments"])
+            .ok()
+            .stdout;
+        has_columns(&d, &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+        has_columns(
+            &s.kubectl(v, &["-n", "cols", "get", "deployments", "-o", "wide"])
+                .ok()
+                .stdout,
+            &["CONTAINERS", "IMAGES", "SELECTOR"],
+        );
+        has_columns(
+            &s.kubectl(v, &["-n", "cols", "get", "configmaps"]).ok().stdout,
+            &["NAME", "DATA", "AGE"],
+        );
+    }
+}
+
+/// `kubectl get KIND -w` prints the list, then a row for each later change.
+fn watch_shows(s: &Skiff, v: &str, kind: &str, create: &[&str], name: &str) {
+    let mut w = Streaming::spawn(s.kubectl_command(v, &s.kubeconfig(), &["get", kind, "-w"]));
+    // The header (or "No resources found" on stderr) shows the watch began;
+    // kubectl prints the header only once there is a row, so just give the
+    // list-then-watch a moment before changing anything.
+    std::thread::sleep(Duration::from_millis(1500));
+    s.kubectl(v, create).ok();
+    w.expect_line(20, &format!("the watch on {kind} to show {name}"), |l| {
+        l.split_whitespace().next() == Some(name)
+    });
 }
 
 #[test]
 fn watch_sees_later_changes() {
     let s = Skiff::start();
     for v in VERSIONS {
-        let name = format!("watched-{}", v.replace('.', "-"));
-        let mut child = Command::new(kubectl_path(v))
-            .args(["get", "configmaps", "--watch"])
-            .env("KUBECONFIG", s.kubeconfig())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("kubectl -w");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        // Let the watch start, then change something.
-        std::thread::sleep(Duration::from_millis(1500));
-        s.kubectl(v, &["create", "configmap", &name, "--from-literal=k=v"])
-            .ok();
-        let seen = eventually(20, "the watch to show the new configmap", || {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) if line.contains(&name) => Some(line),
-                _ => None,
-            }
-        });
-        assert!(seen.contains('1'), "DATA column shows one key: {seen}");
-        let _ = child.kill();
-        let _ = child.wait();
+        let tag = v.replace('.', "-");
+        let cm = format!("watched-{tag}");
+        watch_shows(
+            &s,
+            v,
+            "configmaps",
+            &["create", "configmap", &cm, "--from-literal=k=v"],
+            &cm,
+        );
+        // No node runs pods yet: a new pod stays Pending, which is a change
+        // all the same.
+        let pod = format!("watched-pod-{tag}");
+        watch_shows(
+            &s,
+            v,
+            "pods",
+            &["run", &pod, "--image=registry.local/w:1", "--restart=Never"],
+            &pod,
+        );
     }
 }
 
@@ -497,4 +500,293 @@ fn invalid_manifests_are_refused_naming_the_field() {
             "{all}"
         );
     }
+}
+
+const PATCHED: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: p
+  labels: {team: a}
+spec:
+  selector:
+    matchLabels: {app: p}
+  template:
+    metadata:
+      labels: {app: p}
+    spec:
+      containers:
+      - name: a
+        image: registry.local/a:1
+        env:
+        - {name: "AX", value: "1"}
+        - {name: "AY", value: "2"}
+        ports:
+        - containerPort: 80
+        - containerPort: 81
+      - name: b
+        image: registry.local/b:1
+"#;
+
+fn names(list: &Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|e| match &e[key] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+#[track_caller]
+fn patch(s: &Skiff, v: &str, kind_name: &[&str], ty: &str, p: &str) -> Out {
+    let mut args = vec!["patch"];
+    args.extend(kind_name);
+    args.extend(["--type", ty, "-p", p]);
+    s.kubectl(v, &args)
+}
+
+
+/// `kubectl patch` with each patch type, and the strategic merge patch
+/// directives, as kube-apiserver applies them.
+fn patch_cycle(v: &str) {
+    let s = Skiff::start();
+    s.kubectl_stdin(v, &["apply", "-f", "-"], Some(PATCHED)).ok();
+    let get = || json(&s, v, &["get", "deployment", "p"]);
+    let dp = ["deployment", "p"];
+
+    // Merge keys: env by name, deleting one with `$patch: delete` and adding
+    // another. Without `$setElementOrder` the patch's relative order is kept
+    // and items only the server has come first ("Preserve Order in Strategic
+    // Merge Patch": server-only items, then the patch's).
+    patch(
+        &s,
+        v,
+        &dp,
+        "strategic",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"a","env":[{"name":"AX","$patch":"delete"},{"name":"Z","value":"3"}]}]}}}}"#,
+    )
+    .ok();
+    let d = get();
+    let a = &d["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(a["name"], "a");
+    assert_eq!(names(&a["env"], "name"), ["AY", "Z"], "{}", a["env"]);
+    assert_eq!(a["image"], "registry.local/a:1", "untouched fields stay");
+    assert_eq!(d["metadata"]["generation"], 2);
+
+    // ports merge on containerPort.
+    patch(
+        &s,
+        v,
+        &dp,
+        "strategic",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"a","ports":[{"containerPort":82}]}]}}}}"#,
+    )
+    .ok();
+    let a = &get()["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(names(&a["ports"], "containerPort"), ["80", "81", "82"]);
+
+    // `$setElementOrder` reorders the containers while patching one.
+    patch(
+        &s,
+        v,
+        &dp,
+        "strategic",
+        r#"{"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"b"},{"name":"a"}],"containers":[{"name":"b","image":"registry.local/b:2"}]}}}}"#,
+    )
+    .ok();
+    let c = &get()["spec"]["template"]["spec"]["containers"];
+    assert_eq!(names(c, "name"), ["b", "a"]);
+    assert_eq!(c[0]["image"], "registry.local/b:2");
+
+    // Switching to Recreate keeps the defaulted rollingUpdate unless the
+    // patch says `$retainKeys`, and Kubernetes refuses that combination.
+    let e = patch(
+        &s,
+        v,
+        &dp,
+        "strategic",
+        r#"{"spec":{"strategy":{"type":"Recreate"}}}"#,
+    )
+    .failed()
+    .stderr;
+    assert!(
+        e.contains("spec.strategy.rollingUpdate: Forbidden"),
+        "Kubernetes: may not be specified when strategy `type` is 'Recreate': {e}"
+    );
+    patch(
+        &s,
+        v,
+        &dp,
+        "strategic",
+        r#"{"spec":{"strategy":{"$retainKeys":["type"],"type":"Recreate"}}}"#,
+    )
+    .ok();
+    let d = get();
+    assert_eq!(d["spec"]["strategy"], serde_json::json!({"type": "Recreate"}));
+
+    // Labels are metadata: no new generation. A merge patch null deletes.
+    let generation = d["metadata"]["generation"].clone();
+    patch(
+        &s,
+        v,
+        &dp,
+        "merge",
+        r#"{"metadata":{"labels":{"team":null,"tier":"web"}}}"#,
+    )
+    .ok();
+    let d = get();
+    assert_eq!(d["metadata"]["labels"], serde_json::json!({"tier": "web"}));
+    assert_eq!(d["metadata"]["generation"], generation);
+
+    // JSON patch: a failed `test` writes nothing at all.
+    let rv = d["metadata"]["resourceVersion"].clone();
+    let e = patch(
+        &s,
+        v,
+        &dp,
+        "json",
+        r#"[{"op":"replace","path":"/spec/replicas","value":9},{"op":"test","path":"/spec/paused","value":true}]"#,
+    )
+    .failed()
+    .stderr;
+    assert!(e.contains("test"), "{e}");
+    let d = get();
+    assert_eq!(d["spec"]["replicas"], 1);
+    assert_eq!(d["metadata"]["resourceVersion"], rv);
+    patch(
+        &s,
+        v,
+        &dp,
+        "json",
+        r#"[{"op":"test","path":"/spec/replicas","value":1},{"op":"replace","path":"/spec/replicas","value":4},{"op":"add","path":"/spec/template/metadata/labels/v","value":"2"}]"#,
+    )
+    .ok();
+    let d = get();
+    assert_eq!(d["spec"]["replicas"], 4);
+    assert_eq!(d["spec"]["template"]["metadata"]["labels"]["v"], "2");
+
+    // `$deleteFromPrimitiveList` on a list of strings (finalizers).
+    s.kubectl(v, &["create", "configmap", "fin", "--from-literal=a=b"])
+        .ok();
+    let cm = ["configmap", "fin"];
+    patch(
+        &s,
+        v,
+        &cm,
+        "merge",
+        r#"{"metadata":{"finalizers":["e2e/a","e2e/b","e2e/c"]}}"#,
+    )
+    .ok();
+    patch(
+        &s,
+        v,
+        &cm,
+        "strategic",
+        r#"{"metadata":{"$deleteFromPrimitiveList/finalizers":["e2e/b"]}}"#,
+    )
+    .ok();
+    assert_eq!(
+        json(&s, v, &["get", "configmap", "fin"])["metadata"]["finalizers"],
+        serde_json::json!(["e2e/a", "e2e/c"])
+    );
+    patch(&s, v, &cm, "merge", r#"{"metadata":{"finalizers":null}}"#).ok();
+    s.assert_no_panics();
+}
+
+#[test]
+fn patch_types_and_strategic_directives_kubectl_1_27() {
+    patch_cycle("1.27");
+}
+
+#[test]
+fn patch_types_and_strategic_directives_kubectl_1_33() {
+    patch_cycle("1.33");
+}
+
+#[test]
+fn deleting_a_namespace_terminates_it_and_removes_its_contents() {
+    let s = Skiff::start();
+    let v = "1.33";
+    s.kubectl(v, &["create", "namespace", "doomed"]).ok();
+    for name in ["held", "free"] {
+        s.kubectl(
+            v,
+            &["-n", "doomed", "create", "configmap", name, "--from-literal=a=b"],
+        )
+        .ok();
+    }
+    s.kubectl(
+        v,
+        &[
+            "-n",
+            "doomed",
+            "patch",
+            "configmap",
+            "held",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["e2e.skiff.dev/hold"]}}"#,
+        ],
+    )
+    .ok();
+    s.kubectl(v, &["delete", "namespace", "doomed", "--wait=false"])
+        .ok();
+    let ns = s.kubectl(v, &["get", "namespace", "doomed"]).ok().stdout;
+    assert!(ns.contains("Terminating"), "{ns}");
+
+    // Kubernetes' NamespaceLifecycle admission: the message names the object.
+    let e = s
+        .kubectl(
+            v,
+            &["-n", "doomed", "create", "configmap", "late", "--from-literal=a=b"],
+        )
+        .failed()
+        .stderr;
+    assert!(
+        e.contains(
+            "configmaps \"late\" is forbidden: unable to create new content in namespace doomed because it is being terminated"
+        ),
+        "{e}"
+    );
+
+    // The namespace controller deletes the contents; the finalizer holds one.
+    eventually(30, "the namespace's contents to be deleted", || {
+        let o = s
+            .kubectl(v, &["-n", "doomed", "get", "configmaps", "-o", "json"])
+            .ok()
+            .stdout;
+        let l: Value = serde_json::from_str(&o).expect("list");
+        let items = l["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == 1
+            && items[0]["metadata"]["name"] == "held"
+            && items[0]["metadata"]["deletionTimestamp"].is_string())
+        .then_some(())
+    });
+    assert!(s
+        .kubectl(v, &["get", "namespace", "doomed"])
+        .ok()
+        .stdout
+        .contains("Terminating"));
+
+    // Once the finalizer goes, so do the object and the namespace.
+    s.kubectl(
+        v,
+        &[
+            "-n",
+            "doomed",
+            "patch",
+            "configmap",
+            "held",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+    )
+    .ok();
+    eventually(30, "the namespace to go away", || {
+        let o = s.kubectl(v, &["get", "namespace", "doomed"]);
+        (o.code != 0 && o.stderr.contains("NotFound")).then_some(())
+    });
+    s.assert_no_panics();
 }
