@@ -216,6 +216,17 @@ impl Skiff {
         dir.with_extension("stderr.log")
     }
 
+    /// Start on `dir` listening on `addr` (`127.0.0.1:PORT`): a restart on
+    /// the port of the previous run, so kubeconfigs copied before still work.
+    pub fn start_in_at(dir: &Path, addr: &str) -> Skiff {
+        Skiff::start_in_with(dir, &["--listen", addr])
+    }
+
+    /// `127.0.0.1:PORT` of this server.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("https://").to_string()
+    }
+
     fn start_in_with(dir: &Path, extra: &[&str]) -> Skiff {
         let log_path = Skiff::log_path(dir);
         let mut log = std::fs::OpenOptions::new()
@@ -224,10 +235,17 @@ impl Skiff {
             .open(&log_path)
             .expect("server log file");
         let _ = writeln!(log, "==== skiff up --data-dir {}", dir.display());
+        // Port 0 unless told: the kernel picks a free port, and the ready
+        // line says which, so parallel tests never race for one.
+        let listen: &[&str] = if extra.contains(&"--listen") {
+            &[]
+        } else {
+            &["--listen", "127.0.0.1:0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args(["up", "--data-dir"])
             .arg(dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(listen)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,7 +1,34 @@
 //! Restarting on the same data directory keeps everything, and
 //! resourceVersions continue.
 
+use serde_json::Value;
+
 use crate::harness::Skiff;
+
+const DEPLOYMENT: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: kept
+  namespace: keep
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: kept}
+  template:
+    metadata:
+      labels: {app: kept}
+    spec:
+      containers:
+      - name: c
+        image: registry.local/kept:1
+"#;
+
+fn rv(v: &Value) -> u64 {
+    v["metadata"]["resourceVersion"]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("numeric resourceVersion in {v}"))
+}
 
 #[test]
 fn restart_keeps_objects_and_revisions_continue() {
@@ -22,6 +49,18 @@ fn restart_keeps_objects_and_revisions_continue() {
         ],
     )
     .ok();
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(DEPLOYMENT))
+        .ok();
+    s.kubectl(
+        "1.33",
+        &["-n", "keep", "scale", "deployment", "kept", "--replicas=3"],
+    )
+    .ok();
+    let deploy_before = s.get_json("/apis/apps/v1/namespaces/keep/deployments/kept");
+    // A user's kubeconfig copied before the restart must keep working: the
+    // CA and the admin token are state, not regenerated per run.
+    let old_kubeconfig = tmp.path().join("kubeconfig-before.yaml");
+    std::fs::copy(s.kubeconfig(), &old_kubeconfig).expect("copy kubeconfig");
     let last = s.get_json("/api/v1/namespaces/keep/configmaps/a")["metadata"]["resourceVersion"]
         .as_str()
         .expect("resourceVersion")
@@ -33,9 +72,19 @@ fn restart_keeps_objects_and_revisions_continue() {
         .parse()
         .expect("number");
     // SIGKILL: an acknowledged write must already be on disk.
+    let addr = s.addr();
     s.kill();
 
-    let s = Skiff::start_in(&dir);
+    let s = Skiff::start_in_at(&dir, &addr);
+    let deploy_after = s.get_json("/apis/apps/v1/namespaces/keep/deployments/kept");
+    for field in ["uid", "creationTimestamp", "generation", "resourceVersion"] {
+        assert_eq!(
+            deploy_after["metadata"][field], deploy_before["metadata"][field],
+            "metadata.{field} survives a restart"
+        );
+    }
+    assert_eq!(deploy_after["spec"], deploy_before["spec"]);
+    assert_eq!(deploy_after["spec"]["replicas"], 3);
     let a = s.get_json("/api/v1/namespaces/keep/configmaps/a");
     assert_eq!(a["data"]["k"], "v");
     assert_eq!(
@@ -66,7 +115,12 @@ fn restart_keeps_objects_and_revisions_continue() {
         "revisions continue after a restart: {b} after {last}/{list_rv}"
     );
     let names = s
-        .kubectl("1.33", &["get", "namespaces", "-o", "name"])
+        .kubectl_with(
+            "1.33",
+            &old_kubeconfig,
+            &["get", "namespaces", "-o", "name"],
+            None,
+        )
         .ok()
         .stdout;
     assert!(
@@ -122,4 +176,55 @@ fn watch_from_before_a_restart_gets_410_expired_then_relist_works() {
         (200, ""),
         "no events and no error after a fresh list"
     );
+}
+
+#[test]
+fn graceful_stop_exits_zero_and_a_restart_serves_everything() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("data");
+    let mut s = Skiff::start_in(&dir);
+    let mut seen = 0;
+    for i in 0..20 {
+        s.kubectl(
+            if i % 2 == 0 { "1.27" } else { "1.33" },
+            &["create", "configmap", &format!("c{i}"), "--from-literal=k=v"],
+        )
+        .ok();
+    }
+    for item in s.get_json("/api/v1/namespaces/default/configmaps")["items"]
+        .as_array()
+        .expect("items")
+    {
+        seen = seen.max(rv(item));
+    }
+    let status = s.stop();
+    assert!(status.success(), "skiff up exits 0 on Ctrl-C: {status}");
+
+    let s = Skiff::start_in(&dir);
+    let list = s.get_json("/api/v1/namespaces/default/configmaps");
+    let mut names: Vec<String> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["metadata"]["name"].as_str().unwrap_or("").to_string())
+        .collect();
+    names.sort_by_key(|n| n.trim_start_matches('c').parse::<u32>().unwrap_or(u32::MAX));
+    let want: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+    assert_eq!(names, want, "every acknowledged write survives");
+    assert!(rv(&list) >= seen, "a list after restart is not behind: {list}");
+    let (code, body) = s.curl(
+        "POST",
+        "/api/v1/namespaces/default/configmaps",
+        Some("application/json"),
+        Some(br#"{"metadata":{"name":"after"}}"#),
+        true,
+    );
+    assert_eq!(code, 201, "{body}");
+    let after: Value = serde_json::from_str(&body).expect("created");
+    assert!(
+        rv(&after) > seen,
+        "a new write after restart gets a higher resourceVersion: {} vs {seen}",
+        rv(&after)
+    );
+    s.assert_no_panics();
 }
