@@ -1,32 +1,33 @@
-//! The official Python `kubernetes` client against skiff.
+//! The official Python `kubernetes` client against skiff: the script in
+//! `tests/python/client_test.py` does the checking and exits non-zero on
+//! the first failure, which fails this test with its output.
 
 use std::process::Command;
+use std::time::Duration;
 
-use crate::harness::{require, Skiff};
+use crate::harness::{require, run, Skiff};
 
 #[test]
 fn python_client_creates_lists_watches_and_deletes_pods() {
     let python = require("python3", "install Python 3 and `pip install kubernetes`");
-    let probe = Command::new(&python)
-        .args(["-c", "import kubernetes"])
-        .output()
-        .expect("run python3");
-    assert!(
-        probe.status.success(),
+    let mut probe = Command::new(&python);
+    probe.args(["-c", "import kubernetes"]);
+    assert_eq!(
+        run(probe, None, Duration::from_secs(60)).code,
+        0,
         "the Python kubernetes client is needed: pip install kubernetes"
     );
     let s = Skiff::start();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/client_test.py");
-    let out = Command::new(python)
-        .arg(script)
-        .arg(s.kubeconfig())
-        .output()
-        .expect("run the client test");
+    let mut cmd = Command::new(python);
+    cmd.arg(script).arg("--kubeconfig").arg(s.kubeconfig());
+    let out = run(cmd, None, Duration::from_secs(120));
     assert!(
-        out.status.success(),
-        "client_test.py failed\nstdout:\n{}\nstderr:\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        out.code == 0 && out.stdout.contains("python client: all checks passed"),
+        "client_test.py failed ({})\nstdout:\n{}\nstderr:\n{}",
+        out.code,
+        out.stdout,
+        out.stderr
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("python client: all checks passed"));
+    s.assert_no_panics();
 }
