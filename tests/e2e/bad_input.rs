@@ -88,12 +88,22 @@ fn deployment(name: &str, spec_extra: &str, containers: &str) -> String {
 fn malformed_bodies_get_400_and_write_nothing() {
     let s = Skiff::start();
     let r = refused(&s, "truncated JSON", || {
-        post(&s, CMS, "application/json", b"{\"metadata\": {\"name\": \"half\"")
+        post(
+            &s,
+            CMS,
+            "application/json",
+            b"{\"metadata\": {\"name\": \"half\"",
+        )
     });
     status(&r, 400, "BadRequest");
 
     let r = refused(&s, "malformed YAML", || {
-        post(&s, CMS, "application/yaml", b"metadata:\n  name: [unclosed\n")
+        post(
+            &s,
+            CMS,
+            "application/yaml",
+            b"metadata:\n  name: [unclosed\n",
+        )
     });
     status(&r, 400, "BadRequest");
 
@@ -107,7 +117,9 @@ fn malformed_bodies_get_400_and_write_nothing() {
     });
     status(&r, 400, "BadRequest");
 
-    let r = refused(&s, "an empty body", || post(&s, CMS, "application/json", b""));
+    let r = refused(&s, "an empty body", || {
+        post(&s, CMS, "application/json", b"")
+    });
     status(&r, 400, "BadRequest");
 
     let r = refused(&s, "a name of the wrong type", || {

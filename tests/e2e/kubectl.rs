@@ -337,6 +337,21 @@ fn get_prints_kubernetes_columns() {
             )
             .ok();
         assert!(deploy.stdout.contains("deployment.apps/d"));
+        // describe reads each kind (and, for most, its events by field
+        // selector on involvedObject.*).
+        for (kind, name, expect) in [
+            ("pod", "solo", "registry.local/solo:1"),
+            ("node", "edge-1", "arm64"),
+            ("service", "solo", "10.96."),
+            ("namespace", "default", "Active"),
+            ("runtimeclass", "wasmtime", "wasmtime"),
+        ] {
+            let d = s.kubectl(v, &["describe", kind, name]).ok().stdout;
+            assert!(
+                d.contains("Name:") && d.contains(name) && d.contains(expect),
+                "describe {kind} {name}:\n{d}"
+            );
+        }
     }
     let deploy_file = write(&s, "d.yaml", &manifest("cols", 1, "x:1"));
     s.kubectl("1.33", &["apply", "-f", &deploy_file]).ok();
@@ -353,7 +368,9 @@ fn get_prints_kubernetes_columns() {
             &["CONTAINERS", "IMAGES", "SELECTOR"],
         );
         has_columns(
-            &s.kubectl(v, &["-n", "cols", "get", "configmaps"]).ok().stdout,
+            &s.kubectl(v, &["-n", "cols", "get", "configmaps"])
+                .ok()
+                .stdout,
             &["NAME", "DATA", "AGE"],
         );
     }
@@ -546,12 +563,12 @@ fn patch(s: &Skiff, v: &str, kind_name: &[&str], ty: &str, p: &str) -> Out {
     s.kubectl(v, &args)
 }
 
-
 /// `kubectl patch` with each patch type, and the strategic merge patch
 /// directives, as kube-apiserver applies them.
 fn patch_cycle(v: &str) {
     let s = Skiff::start();
-    s.kubectl_stdin(v, &["apply", "-f", "-"], Some(PATCHED)).ok();
+    s.kubectl_stdin(v, &["apply", "-f", "-"], Some(PATCHED))
+        .ok();
     let get = || json(&s, v, &["get", "deployment", "p"]);
     let dp = ["deployment", "p"];
 
@@ -623,7 +640,10 @@ fn patch_cycle(v: &str) {
     )
     .ok();
     let d = get();
-    assert_eq!(d["spec"]["strategy"], serde_json::json!({"type": "Recreate"}));
+    assert_eq!(
+        d["spec"]["strategy"],
+        serde_json::json!({"type": "Recreate"})
+    );
 
     // Labels are metadata: no new generation. A merge patch null deletes.
     let generation = d["metadata"]["generation"].clone();
@@ -712,7 +732,14 @@ fn deleting_a_namespace_terminates_it_and_removes_its_contents() {
     for name in ["held", "free"] {
         s.kubectl(
             v,
-            &["-n", "doomed", "create", "configmap", name, "--from-literal=a=b"],
+            &[
+                "-n",
+                "doomed",
+                "create",
+                "configmap",
+                name,
+                "--from-literal=a=b",
+            ],
         )
         .ok();
     }
@@ -739,7 +766,14 @@ fn deleting_a_namespace_terminates_it_and_removes_its_contents() {
     let e = s
         .kubectl(
             v,
-            &["-n", "doomed", "create", "configmap", "late", "--from-literal=a=b"],
+            &[
+                "-n",
+                "doomed",
+                "create",
+                "configmap",
+                "late",
+                "--from-literal=a=b",
+            ],
         )
         .failed()
         .stderr;

@@ -187,7 +187,12 @@ fn graceful_stop_exits_zero_and_a_restart_serves_everything() {
     for i in 0..20 {
         s.kubectl(
             if i % 2 == 0 { "1.27" } else { "1.33" },
-            &["create", "configmap", &format!("c{i}"), "--from-literal=k=v"],
+            &[
+                "create",
+                "configmap",
+                &format!("c{i}"),
+                "--from-literal=k=v",
+            ],
         )
         .ok();
     }
@@ -211,7 +216,10 @@ fn graceful_stop_exits_zero_and_a_restart_serves_everything() {
     names.sort_by_key(|n| n.trim_start_matches('c').parse::<u32>().unwrap_or(u32::MAX));
     let want: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
     assert_eq!(names, want, "every acknowledged write survives");
-    assert!(rv(&list) >= seen, "a list after restart is not behind: {list}");
+    assert!(
+        rv(&list) >= seen,
+        "a list after restart is not behind: {list}"
+    );
     let (code, body) = s.curl(
         "POST",
         "/api/v1/namespaces/default/configmaps",
