@@ -462,3 +462,74 @@ fn field_validation_strict_warn_and_ignore() {
     }
     s.assert_no_panics();
 }
+
+#[test]
+fn server_side_apply_creates_then_conflicts_with_causes() {
+    let s = Skiff::start();
+    let apply = |query: &str, value: &str| {
+        let body = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  k: {value}\n"
+        );
+        s.request(
+            "PATCH",
+            &format!("{CMS}/ssa{query}"),
+            Some("application/apply-patch+yaml"),
+            Some(body.as_bytes()),
+            true,
+        )
+    };
+    // Apply creates what is missing, with 201 as a create would.
+    let r = apply("?fieldManager=one", "one");
+    assert_eq!(r.code, 201, "{}", r.body);
+    let managers: Vec<Value> = r.json()["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields")
+        .iter()
+        .map(|m| json!([m["manager"], m["operation"]]))
+        .collect();
+    assert_eq!(managers, [json!(["one", "Apply"])]);
+    assert_eq!(apply("?fieldManager=one", "one").code, 200);
+
+    // Another manager changing an owned field: 409 with one cause per field.
+    let r = refused(&s, "a conflicting apply", || {
+        apply("?fieldManager=two", "two")
+    });
+    let v = status(&r, 409, "Conflict");
+    assert_eq!(
+        message(&v),
+        "Apply failed with 1 conflict: conflict with \"one\": .data.k"
+    );
+    assert_eq!(
+        v["details"]["causes"],
+        json!([{"reason": "FieldManagerConflict", "message": "conflict with \"one\"", "field": ".data.k"}])
+    );
+
+    // kube-apiserver validates PatchOptions: apply needs a field manager,
+    // and force belongs to apply only.
+    let r = refused(&s, "an apply with no fieldManager", || apply("", "three"));
+    let v = status(&r, 422, "Invalid");
+    assert!(
+        message(&v).contains("fieldManager: Required value: is required for apply patch"),
+        "{v}"
+    );
+    let r = refused(&s, "force on a merge patch", || {
+        s.request(
+            "PATCH",
+            &format!("{CMS}/ssa?force=true"),
+            Some("application/merge-patch+json"),
+            Some(br#"{"data":{"k":"four"}}"#),
+            true,
+        )
+    });
+    let v = status(&r, 422, "Invalid");
+    assert!(
+        message(&v).contains("force: Forbidden: may not be specified for non-apply patch"),
+        "{v}"
+    );
+
+    // force takes the field over.
+    let r = apply("?fieldManager=two&force=true", "two");
+    assert_eq!(r.code, 200, "{}", r.body);
+    assert_eq!(s.get_json(&format!("{CMS}/ssa"))["data"]["k"], "two");
+    s.assert_no_panics();
+}

@@ -2,9 +2,19 @@
 //! (1.27 and 1.33, and the `/usr/bin/kubectl` dispatcher), the Python
 //! `kubernetes` client and raw HTTPS requests with curl.
 //!
-//! One test binary with a module per area keeps link time down. Tools that
-//! a test needs are checked up front and a missing one fails the test with
-//! what to install; nothing is skipped silently.
+//! One test binary with a module per area keeps link time down. Every test
+//! starts its own server (`harness::Skiff`), so tests are independent and
+//! run in parallel. Tools that a test needs are checked up front and a
+//! missing one fails the test with what to install; nothing is skipped
+//! silently. Assertions are Kubernetes' behaviour (wording, status codes,
+//! list order), never whatever skiff happens to do.
+//!
+//! - `kubectl`: apply (client- and server-side), patch directives, get with
+//!   Table columns, watch, describe, scale, delete, namespaces, auth.
+//! - `python`: `tests/python/client_test.py` with the official client.
+//! - `restart`: state and resourceVersions survive SIGKILL and Ctrl-C.
+//! - `bad_input`: 4xx Status for bad requests, and nothing written.
+//! - `watch`: watch semantics over raw HTTPS.
 
 mod bad_input;
 mod harness;
