@@ -573,9 +573,11 @@ fn patch_cycle(v: &str) {
     let dp = ["deployment", "p"];
 
     // Merge keys: env by name, deleting one with `$patch: delete` and adding
-    // another. Without `$setElementOrder` the patch's relative order is kept
-    // and items only the server has come first ("Preserve Order in Strategic
-    // Merge Patch": server-only items, then the patch's).
+    // another. Without `$setElementOrder`, kube-apiserver's strategicpatch
+    // (normalizeElementOrder → mergeSortedSlice) takes a patch item the live
+    // list lacks before the server-only items, so the new item comes first.
+    // (The older design note "Preserve Order in Strategic Merge Patch" says
+    // otherwise; the server's code is what kubectl meets.)
     patch(
         &s,
         v,
@@ -587,11 +589,11 @@ fn patch_cycle(v: &str) {
     let d = get();
     let a = &d["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(a["name"], "a");
-    assert_eq!(names(&a["env"], "name"), ["AY", "Z"], "{}", a["env"]);
+    assert_eq!(names(&a["env"], "name"), ["Z", "AY"], "{}", a["env"]);
     assert_eq!(a["image"], "registry.local/a:1", "untouched fields stay");
     assert_eq!(d["metadata"]["generation"], 2);
 
-    // ports merge on containerPort.
+    // ports merge on containerPort; the new port comes first, as above.
     patch(
         &s,
         v,
@@ -601,7 +603,7 @@ fn patch_cycle(v: &str) {
     )
     .ok();
     let a = &get()["spec"]["template"]["spec"]["containers"][0];
-    assert_eq!(names(&a["ports"], "containerPort"), ["80", "81", "82"]);
+    assert_eq!(names(&a["ports"], "containerPort"), ["82", "80", "81"]);
 
     // `$setElementOrder` reorders the containers while patching one.
     patch(
@@ -670,7 +672,8 @@ fn patch_cycle(v: &str) {
     )
     .failed()
     .stderr;
-    assert!(e.contains("test"), "{e}");
+    // A 422 Invalid: kubectl prints only "… is invalid" for it.
+    assert!(e.contains("is invalid"), "{e}");
     let d = get();
     assert_eq!(d["spec"]["replicas"], 1);
     assert_eq!(d["metadata"]["resourceVersion"], rv);
