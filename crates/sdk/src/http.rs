@@ -615,11 +615,22 @@ fn is_token_byte(b: u8) -> bool {
 /// environment and stdin, calls `handler`, writes its response to stdout.
 ///
 /// Logging from [`crate::log`] goes to stderr from here on, because stdout is
-/// the response. If the instance was not started with a request (see
-/// [`RequestError`]), or the request is malformed, `serve` answers 500 or
-/// 400 itself and says why on stderr, without calling `handler`.
+/// the response. A malformed request is answered 400 without calling
+/// `handler`, and the reason logged on stderr.
+///
+/// Without `REQUEST_METHOD` the module was not started for a request (a
+/// container without a `containerPort`, or run by hand): `serve` logs why
+/// and exits with code 1, so that the pod shows the mistake as an `Error`.
 pub fn serve<F: Fn(Request) -> Response>(handler: F) {
     crate::log::set_output(crate::log::Output::Stderr);
+    if std::env::var_os("REQUEST_METHOD").is_none() {
+        crate::log::write_stderr(
+            crate::log::Level::Error,
+            &"not started for an HTTP request",
+            &[("error", &RequestError::NotARequest)],
+        );
+        std::process::exit(1);
+    }
     let vars = std::env::vars_os().map(|(k, v)| {
         (
             k.to_string_lossy().into_owned(),
