@@ -35,15 +35,18 @@ impl fmt::Debug for RegistryAuth {
 
 /// The credentials in a `.dockerconfigjson` (or `.dockercfg`) Secret value.
 pub fn auths_from_dockerconfigjson(bytes: &[u8]) -> Result<Vec<RegistryAuth>, ImageError> {
-    let doc: Value = serde_json::from_slice(bytes).map_err(|e| ImageError::DockerConfig(format!("not JSON: {e}")))?;
+    let doc: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ImageError::DockerConfig(format!("not JSON: {e}")))?;
     let map = match doc.get("auths") {
         Some(auths) => auths,
         None => &doc,
     };
-    let map = map
-        .as_object()
-        .ok_or_else(|| ImageError::DockerConfig("\"auths\" must be an object of registries".into()))?;
-    map.iter().map(|(key, entry)| entry_auth(key, entry)).collect()
+    let map = map.as_object().ok_or_else(|| {
+        ImageError::DockerConfig("\"auths\" must be an object of registries".into())
+    })?;
+    map.iter()
+        .map(|(key, entry)| entry_auth(key, entry))
+        .collect()
 }
 
 fn entry_auth(key: &str, entry: &Value) -> Result<RegistryAuth, ImageError> {
@@ -71,23 +74,33 @@ fn decode_auth(key: &str, auth: &str) -> Result<(String, String), ImageError> {
         .decode(auth.trim())
         .map_err(|_| bad("is not base64"))?;
     let text = String::from_utf8(raw).map_err(|_| bad("is not UTF-8"))?;
-    let (u, p) = text.split_once(':').ok_or_else(|| bad("is not user:password"))?;
+    let (u, p) = text
+        .split_once(':')
+        .ok_or_else(|| bad("is not user:password"))?;
     Ok((u.to_string(), p.to_string()))
 }
 
 /// `https://Index.Docker.io/v1/` → `docker.io`; `host:5000/path` → `host:5000`.
 fn normalize_registry(key: &str) -> String {
     let k = key.trim();
-    let k = k.strip_prefix("https://").or_else(|| k.strip_prefix("http://")).unwrap_or(k);
+    let k = k
+        .strip_prefix("https://")
+        .or_else(|| k.strip_prefix("http://"))
+        .unwrap_or(k);
     let host = k.split('/').next().unwrap_or(k).to_ascii_lowercase();
     match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => "docker.io".to_string(),
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_string()
+        }
         _ => host,
     }
 }
 
 /// The credentials to use for `registry`, anonymous when none match.
-pub(crate) fn for_registry(auths: &[RegistryAuth], registry: &str) -> oci_client::secrets::RegistryAuth {
+pub(crate) fn for_registry(
+    auths: &[RegistryAuth],
+    registry: &str,
+) -> oci_client::secrets::RegistryAuth {
     let wanted = normalize_registry(registry);
     auths
         .iter()
@@ -97,6 +110,7 @@ pub(crate) fn for_registry(auths: &[RegistryAuth], registry: &str) -> oci_client
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures are built here
 mod tests {
     use super::*;
 
@@ -110,10 +124,16 @@ mod tests {
         let mut auths = auths_from_dockerconfigjson(json).unwrap();
         auths.sort_by(|a, b| a.registry.cmp(&b.registry));
         assert_eq!(auths[0].registry, "docker.io");
-        assert_eq!((auths[0].username.as_str(), auths[0].password.as_str()), ("bob", "p:w"));
+        assert_eq!(
+            (auths[0].username.as_str(), auths[0].password.as_str()),
+            ("bob", "p:w")
+        );
         assert_eq!(auths[1].registry, "registry.example.com:5000");
         assert_eq!(auths[1].password, "s3cret");
-        assert!(!format!("{:?}", auths[1]).contains("s3cret"), "Debug hides the password");
+        assert!(
+            !format!("{:?}", auths[1]).contains("s3cret"),
+            "Debug hides the password"
+        );
 
         match for_registry(&auths, "index.docker.io") {
             oci_client::secrets::RegistryAuth::Basic(u, _) => assert_eq!(u, "bob"),
@@ -135,15 +155,25 @@ mod tests {
 
     #[test]
     fn broken_secrets_say_what_is_wrong() {
-        let err = auths_from_dockerconfigjson(b"nope").unwrap_err().to_string();
+        let err = auths_from_dockerconfigjson(b"nope")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not JSON"), "{err}");
-        let err = auths_from_dockerconfigjson(br#"{"auths":{"r":{"auth":"%%%"}}}"#).unwrap_err().to_string();
+        let err = auths_from_dockerconfigjson(br#"{"auths":{"r":{"auth":"%%%"}}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not base64"), "{err}");
-        let err = auths_from_dockerconfigjson(br#"{"auths":{"r":{"auth":"bm9jb2xvbg=="}}}"#).unwrap_err().to_string();
+        let err = auths_from_dockerconfigjson(br#"{"auths":{"r":{"auth":"bm9jb2xvbg=="}}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("user:password"), "{err}");
-        let err = auths_from_dockerconfigjson(br#"{"auths":{"r":{}}}"#).unwrap_err().to_string();
+        let err = auths_from_dockerconfigjson(br#"{"auths":{"r":{}}}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("neither"), "{err}");
-        let err = auths_from_dockerconfigjson(br#"{"auths":[]}"#).unwrap_err().to_string();
+        let err = auths_from_dockerconfigjson(br#"{"auths":[]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("object"), "{err}");
     }
 }

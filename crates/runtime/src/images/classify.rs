@@ -26,7 +26,10 @@ const WASM_LAYERS: &[&str] = &[
 const COMPONENT_LAYER: &str = "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm";
 /// Config media types of Wasm artifacts (v0 is the CNCF layout, v1 the one
 /// `oci-client`'s Wasm helpers write).
-const WASM_CONFIGS: &[&str] = &[WASM_CONFIG_MEDIA_TYPE, "application/vnd.wasm.config.v1+json"];
+const WASM_CONFIGS: &[&str] = &[
+    WASM_CONFIG_MEDIA_TYPE,
+    "application/vnd.wasm.config.v1+json",
+];
 
 /// An extracted `.wasm` file bigger than this is refused: a layer is
 /// untrusted input and may be a decompression bomb.
@@ -52,12 +55,17 @@ pub(crate) fn classify(
     layer_paths: &[PathBuf],
     blobs: &dyn Blobs,
 ) -> Result<ImageKind, ImageError> {
-    if let Some(i) = manifest.layers.iter().position(|l| WASM_LAYERS.contains(&l.media_type.as_str())) {
+    if let Some(i) = manifest
+        .layers
+        .iter()
+        .position(|l| WASM_LAYERS.contains(&l.media_type.as_str()))
+    {
         let module = layer_paths[i].clone();
         let component = manifest.layers[i].media_type == COMPONENT_LAYER || is_component(&module);
         return Ok(ImageKind::Wasm { module, component });
     }
-    let says_wasm = WASM_CONFIGS.contains(&manifest.config.media_type.as_str()) || config["architecture"] == "wasm";
+    let says_wasm = WASM_CONFIGS.contains(&manifest.config.media_type.as_str())
+        || config["architecture"] == "wasm";
     if says_wasm || manifest.layers.len() == 1 {
         if let Some(kind) = wasm_in_layers(manifest, config, layer_paths, blobs, says_wasm)? {
             return Ok(kind);
@@ -118,25 +126,35 @@ fn wasm_kind(module: PathBuf) -> ImageKind {
 }
 
 fn normalize(p: &str) -> String {
-    p.trim_start_matches("./").trim_start_matches('/').to_string()
+    p.trim_start_matches("./")
+        .trim_start_matches('/')
+        .to_string()
 }
 
 /// The first 8 bytes of a file (fewer if it is shorter).
 fn header(path: &Path) -> Result<Vec<u8>, ImageError> {
     let mut f = File::open(path).map_err(|e| ImageError::io(path, e))?;
     let mut buf = Vec::with_capacity(8);
-    f.by_ref().take(8).read_to_end(&mut buf).map_err(|e| ImageError::io(path, e))?;
+    f.by_ref()
+        .take(8)
+        .read_to_end(&mut buf)
+        .map_err(|e| ImageError::io(path, e))?;
     Ok(buf)
 }
 
 fn is_component(path: &Path) -> bool {
-    header(path).is_ok_and(|h| h.len() == 8 && &h[..4] == WASM_MAGIC && h[4..8] == COMPONENT_VERSION)
+    header(path)
+        .is_ok_and(|h| h.len() == 8 && &h[..4] == WASM_MAGIC && h[4..8] == COMPONENT_VERSION)
 }
 
 /// The `.wasm` file of a tar layer (gzip or not): the entrypoint when the
 /// config names one, else the only `.wasm` file. `None` when the layer is
 /// not a tar or has no single candidate.
-fn wasm_from_tar(path: &Path, entrypoint: Option<&str>, need_magic: bool) -> Result<Option<Vec<u8>>, ImageError> {
+fn wasm_from_tar(
+    path: &Path,
+    entrypoint: Option<&str>,
+    need_magic: bool,
+) -> Result<Option<Vec<u8>>, ImageError> {
     let gz = header(path)?.starts_with(&[0x1f, 0x8b]);
     let file = File::open(path).map_err(|e| ImageError::io(path, e))?;
     let reader: Box<dyn Read> = if gz {
@@ -151,7 +169,9 @@ fn wasm_from_tar(path: &Path, entrypoint: Option<&str>, need_magic: bool) -> Res
     let mut found: Vec<(String, Vec<u8>)> = Vec::new();
     for entry in entries {
         // A layer that stops parsing as a tar is simply not one.
-        let Ok(mut entry) = entry else { return Ok(None) };
+        let Ok(mut entry) = entry else {
+            return Ok(None);
+        };
         if !entry.header().entry_type().is_file() {
             continue;
         }
@@ -167,7 +187,9 @@ fn wasm_from_tar(path: &Path, entrypoint: Option<&str>, need_magic: bool) -> Res
             continue;
         }
         if entry.size() > MAX_EXTRACTED {
-            return Err(ImageError::Invalid(format!("{name} in the image is larger than 1 GiB")));
+            return Err(ImageError::Invalid(format!(
+                "{name} in the image is larger than 1 GiB"
+            )));
         }
         let mut bytes = Vec::new();
         entry
@@ -188,6 +210,7 @@ fn wasm_from_tar(path: &Path, entrypoint: Option<&str>, need_magic: bool) -> Res
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures are built here
 mod tests {
     use std::cell::RefCell;
     use std::collections::HashMap;
@@ -207,7 +230,12 @@ mod tests {
             Ok(self.kept.borrow().get(layer).cloned())
         }
         fn store_extracted(&self, layer: &str, wasm: &[u8]) -> Result<PathBuf, ImageError> {
-            let p = self.dir.as_ref().unwrap().path().join(format!("x{}", self.kept.borrow().len()));
+            let p = self
+                .dir
+                .as_ref()
+                .unwrap()
+                .path()
+                .join(format!("x{}", self.kept.borrow().len()));
             std::fs::write(&p, wasm).unwrap();
             self.kept.borrow_mut().insert(layer.into(), p.clone());
             Ok(p)
@@ -231,7 +259,11 @@ mod tests {
             schema_version: 2,
             media_type: None,
             config: desc(config_type, 99),
-            layers: layers.iter().enumerate().map(|(i, t)| desc(t, i as u8)).collect(),
+            layers: layers
+                .iter()
+                .enumerate()
+                .map(|(i, t)| desc(t, i as u8))
+                .collect(),
         }
     }
 
@@ -279,7 +311,13 @@ mod tests {
         let paths = files(dir.path(), &[MODULE]);
         let man = manifest(WASM_CONFIG_MEDIA_TYPE, &[WASM_LAYER_MEDIA_TYPE]);
         let kind = classify(&man, &Value::Null, &paths, &m).unwrap();
-        assert_eq!(kind, ImageKind::Wasm { module: paths[0].clone(), component: false });
+        assert_eq!(
+            kind,
+            ImageKind::Wasm {
+                module: paths[0].clone(),
+                component: false
+            }
+        );
     }
 
     #[test]
@@ -287,11 +325,26 @@ mod tests {
         let m = mem();
         let dir = tempfile::tempdir().unwrap();
         let paths = files(dir.path(), &[MODULE]);
-        let man = manifest("application/vnd.oci.image.config.v1+json", &[COMPONENT_LAYER]);
-        assert!(matches!(classify(&man, &Value::Null, &paths, &m).unwrap(), ImageKind::Wasm { component: true, .. }));
+        let man = manifest(
+            "application/vnd.oci.image.config.v1+json",
+            &[COMPONENT_LAYER],
+        );
+        assert!(matches!(
+            classify(&man, &Value::Null, &paths, &m).unwrap(),
+            ImageKind::Wasm {
+                component: true,
+                ..
+            }
+        ));
         let paths = files(dir.path(), &[COMPONENT]);
         let man = manifest("x", &["application/vnd.wasm.content.layer.v1+wasm"]);
-        assert!(matches!(classify(&man, &Value::Null, &paths, &m).unwrap(), ImageKind::Wasm { component: true, .. }));
+        assert!(matches!(
+            classify(&man, &Value::Null, &paths, &m).unwrap(),
+            ImageKind::Wasm {
+                component: true,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -302,14 +355,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layer = tar_of(&[("etc/hosts", b"x"), ("app.wasm", MODULE)], true);
         let paths = files(dir.path(), &[&layer]);
-        let man = manifest("application/vnd.oci.image.config.v1+json", &["application/vnd.oci.image.layer.v1.tar+gzip"]);
+        let man = manifest(
+            "application/vnd.oci.image.config.v1+json",
+            &["application/vnd.oci.image.layer.v1.tar+gzip"],
+        );
         let config = serde_json::json!({"os": "linux", "architecture": "amd64", "config": {"Entrypoint": ["/app.wasm"]}});
-        let ImageKind::Wasm { module, component } = classify(&man, &config, &paths, &m).unwrap() else { panic!() };
+        let ImageKind::Wasm { module, component } = classify(&man, &config, &paths, &m).unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(std::fs::read(&module).unwrap(), MODULE);
         assert!(!component);
         // Classified once: the extracted file is reused.
         let again = classify(&man, &config, &paths, &m).unwrap();
-        assert_eq!(again, ImageKind::Wasm { module, component: false });
+        assert_eq!(
+            again,
+            ImageKind::Wasm {
+                module,
+                component: false
+            }
+        );
         assert_eq!(m.kept.borrow().len(), 1);
     }
 
@@ -320,21 +385,32 @@ mod tests {
         // One layer, a shell script, no .wasm.
         let layer = tar_of(&[("bin/sh", b"#!/bin/sh"), ("app.wasm.txt", b"no")], false);
         let paths = files(dir.path(), &[&layer]);
-        let man = manifest("application/vnd.oci.image.config.v1+json", &["application/vnd.oci.image.layer.v1.tar"]);
+        let man = manifest(
+            "application/vnd.oci.image.config.v1+json",
+            &["application/vnd.oci.image.layer.v1.tar"],
+        );
         let config = serde_json::json!({"os": "linux", "architecture": "amd64"});
         let kind = classify(&man, &config, &paths, &m).unwrap();
-        let ImageKind::Linux { layers, config: c } = kind else { panic!() };
+        let ImageKind::Linux { layers, config: c } = kind else {
+            panic!()
+        };
         assert_eq!(layers.len(), 1);
         assert_eq!(c["architecture"], "amd64");
         // A .wasm name that is not a module, with no metadata saying Wasm,
         // is not enough either.
         let layer = tar_of(&[("fake.wasm", b"hello")], false);
         let paths = files(dir.path(), &[&layer]);
-        assert!(matches!(classify(&man, &config, &paths, &m).unwrap(), ImageKind::Linux { .. }));
+        assert!(matches!(
+            classify(&man, &config, &paths, &m).unwrap(),
+            ImageKind::Linux { .. }
+        ));
         // Two .wasm files and no entrypoint: no single module to run.
         let layer = tar_of(&[("a.wasm", MODULE), ("b.wasm", MODULE)], false);
         let paths = files(dir.path(), &[&layer]);
-        assert!(matches!(classify(&man, &config, &paths, &m).unwrap(), ImageKind::Linux { .. }));
+        assert!(matches!(
+            classify(&man, &config, &paths, &m).unwrap(),
+            ImageKind::Linux { .. }
+        ));
     }
 
     #[test]
@@ -343,7 +419,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layer = tar_of(&[("readme", b"x")], false);
         let paths = files(dir.path(), &[&layer]);
-        let man = manifest("application/vnd.oci.image.config.v1+json", &["application/vnd.oci.image.layer.v1.tar"]);
+        let man = manifest(
+            "application/vnd.oci.image.config.v1+json",
+            &["application/vnd.oci.image.layer.v1.tar"],
+        );
         let config = serde_json::json!({"os": "wasip1", "architecture": "wasm"});
         let err = classify(&man, &config, &paths, &m).unwrap_err().to_string();
         assert!(err.contains("no layer holds a .wasm"), "{err}");
@@ -354,7 +433,13 @@ mod tests {
         let m = mem();
         let dir = tempfile::tempdir().unwrap();
         let paths = files(dir.path(), &[MODULE]);
-        let man = manifest("application/vnd.oci.image.config.v1+json", &["application/octet-stream"]);
-        assert!(matches!(classify(&man, &Value::Null, &paths, &m).unwrap(), ImageKind::Wasm { .. }));
+        let man = manifest(
+            "application/vnd.oci.image.config.v1+json",
+            &["application/octet-stream"],
+        );
+        assert!(matches!(
+            classify(&man, &Value::Null, &paths, &m).unwrap(),
+            ImageKind::Wasm { .. }
+        ));
     }
 }

@@ -7,10 +7,15 @@ use super::ImageError;
 
 /// The hex part of a `sha256:` digest, or an error naming the bad digest.
 pub(crate) fn hex_of(digest: &str) -> Result<&str, ImageError> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .ok_or_else(|| ImageError::Invalid(format!("unsupported digest {digest:?}: only sha256 is accepted")))?;
-    let valid = hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
+        ImageError::Invalid(format!(
+            "unsupported digest {digest:?}: only sha256 is accepted"
+        ))
+    })?;
+    let valid = hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     if valid {
         Ok(hex)
     } else {
@@ -42,6 +47,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures are built here
 mod tests {
     use super::*;
 

@@ -47,7 +47,10 @@ impl ImageStore {
         std::fs::create_dir_all(&dir).map_err(|e| ImageError::io(&dir, e))?;
         tar::Archive::new(reader).unpack(&dir).map_err(|e| {
             let _ = std::fs::remove_dir_all(&dir);
-            ImageError::Invalid(format!("{} is not an OCI layout archive: {e}", archive.display()))
+            ImageError::Invalid(format!(
+                "{} is not an OCI layout archive: {e}",
+                archive.display()
+            ))
         })?;
         Ok(dir)
     }
@@ -61,8 +64,11 @@ impl ImageStore {
             )),
             _ => ImageError::io(&index_path, e),
         })?;
-        let Document::Index(index) = Document::parse(&bytes, None, "the layout's index.json")? else {
-            return Err(ImageError::Invalid("the layout's index.json is a manifest, not an index".into()));
+        let Document::Index(index) = Document::parse(&bytes, None, "the layout's index.json")?
+        else {
+            return Err(ImageError::Invalid(
+                "the layout's index.json is a manifest, not an index".into(),
+            ));
         };
         let node = Platform::node();
         index
@@ -79,7 +85,13 @@ impl ImageStore {
             .collect()
     }
 
-    fn import_entry(&self, dir: &Path, entry: &Descriptor, name: Option<&str>, node: &Platform) -> Result<Image, ImageError> {
+    fn import_entry(
+        &self,
+        dir: &Path,
+        entry: &Descriptor,
+        name: Option<&str>,
+        node: &Platform,
+    ) -> Result<Image, ImageError> {
         let bytes = self.copy_and_read(dir, &entry.digest)?;
         let what = format!("manifest {}", entry.digest);
         let manifest_digest = match Document::parse(&bytes, Some(&entry.media_type), &what)? {

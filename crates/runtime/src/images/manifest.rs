@@ -80,30 +80,46 @@ pub(crate) enum Document {
 impl Document {
     /// Parses a manifest or index; `media_type` (from the registry's
     /// Content-Type or a descriptor) decides when the body does not say.
-    pub(crate) fn parse(bytes: &[u8], media_type: Option<&str>, what: &str) -> Result<Document, ImageError> {
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| ImageError::Invalid(format!("{what} is not JSON: {e}")))?;
+    pub(crate) fn parse(
+        bytes: &[u8],
+        media_type: Option<&str>,
+        what: &str,
+    ) -> Result<Document, ImageError> {
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| ImageError::Invalid(format!("{what} is not JSON: {e}")))?;
         let declared = value["mediaType"].as_str().or(media_type).unwrap_or("");
-        let is_index = declared == OCI_INDEX || declared == DOCKER_LIST || value.get("manifests").is_some();
-        let bad = |e: serde_json::Error| ImageError::Invalid(format!("{what} is not a valid manifest: {e}"));
+        let is_index =
+            declared == OCI_INDEX || declared == DOCKER_LIST || value.get("manifests").is_some();
+        let bad = |e: serde_json::Error| {
+            ImageError::Invalid(format!("{what} is not a valid manifest: {e}"))
+        };
         if is_index {
             Ok(Document::Index(serde_json::from_value(value).map_err(bad)?))
         } else {
-            Ok(Document::Manifest(serde_json::from_value(value).map_err(bad)?))
+            Ok(Document::Manifest(
+                serde_json::from_value(value).map_err(bad)?,
+            ))
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures are built here
 mod tests {
     use super::*;
 
     #[test]
     fn index_and_manifest_are_told_apart() {
         let idx = br#"{"schemaVersion":2,"manifests":[{"mediaType":"x","digest":"sha256:00","size":1,"platform":{"os":"linux","architecture":"riscv64"}}]}"#;
-        assert!(matches!(Document::parse(idx, None, "t").unwrap(), Document::Index(_)));
+        assert!(matches!(
+            Document::parse(idx, None, "t").unwrap(),
+            Document::Index(_)
+        ));
         let man = br#"{"schemaVersion":2,"config":{"mediaType":"c","digest":"sha256:00","size":2},"layers":[]}"#;
-        assert!(matches!(Document::parse(man, None, "t").unwrap(), Document::Manifest(_)));
+        assert!(matches!(
+            Document::parse(man, None, "t").unwrap(),
+            Document::Manifest(_)
+        ));
         let err = Document::parse(b"{\"schemaVersion\":2}", None, "the manifest of x").unwrap_err();
         assert!(err.to_string().contains("the manifest of x"), "{err}");
     }

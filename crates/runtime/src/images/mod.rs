@@ -51,6 +51,10 @@ pub use platform::Platform;
 pub use push::push_wasm;
 pub use store::{ImageStore, StoreConfig};
 
+/// The store's directory under a node's data directory
+/// (`DATA_DIR/images`), shared by the agent and `skiff image import`.
+pub const STORE_DIR: &str = "images";
+
 /// The media type of a Wasm OCI artifact's config (CNCF Wasm OCI artifact layout).
 pub const WASM_CONFIG_MEDIA_TYPE: &str = "application/vnd.wasm.config.v0+json";
 /// The plain Wasm layer media type `skiff image push` writes.

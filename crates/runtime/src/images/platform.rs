@@ -32,7 +32,10 @@ impl Platform {
 
     /// The platform this process runs on, in OCI (GOARCH) spelling.
     pub fn node() -> Platform {
-        Platform::new(std::env::consts::OS, &Self::oci_arch(std::env::consts::ARCH))
+        Platform::new(
+            std::env::consts::OS,
+            &Self::oci_arch(std::env::consts::ARCH),
+        )
     }
 
     /// Rust's architecture names to the GOARCH names OCI uses
@@ -80,10 +83,11 @@ pub(crate) fn resolve<'a>(
     platform: &Platform,
     reference: &str,
 ) -> Result<&'a Descriptor, ImageError> {
-    let wasm = index
-        .manifests
-        .iter()
-        .find(|e| e.platform.as_ref().is_some_and(|p| p.architecture == "wasm"));
+    let wasm = index.manifests.iter().find(|e| {
+        e.platform
+            .as_ref()
+            .is_some_and(|p| p.architecture == "wasm")
+    });
     let native = || {
         index.manifests.iter().find(|e| {
             e.platform
@@ -91,11 +95,12 @@ pub(crate) fn resolve<'a>(
                 .is_some_and(|p| platform.matches(&p.os, &p.architecture, p.variant.as_deref()))
         })
     };
-    wasm.or_else(native).ok_or_else(|| ImageError::NoPlatformMatch {
-        reference: reference.to_string(),
-        wanted: platform.to_string(),
-        offered: offered(index),
-    })
+    wasm.or_else(native)
+        .ok_or_else(|| ImageError::NoPlatformMatch {
+            reference: reference.to_string(),
+            wanted: platform.to_string(),
+            offered: offered(index),
+        })
 }
 
 fn offered(index: &Index) -> String {
@@ -122,6 +127,7 @@ fn offered(index: &Index) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures are built here
 mod tests {
     use super::*;
 
@@ -142,7 +148,8 @@ mod tests {
                 })
             })
             .collect();
-        serde_json::from_value(serde_json::json!({"schemaVersion": 2, "manifests": manifests})).unwrap()
+        serde_json::from_value(serde_json::json!({"schemaVersion": 2, "manifests": manifests}))
+            .unwrap()
     }
 
     #[test]
@@ -172,7 +179,9 @@ mod tests {
         // Like containerd's "no match for platform in manifest" / docker's
         // "no matching manifest for linux/riscv64 in the manifest list entries".
         let idx = index(&[("linux", "amd64", None), ("linux", "arm64", Some("v8"))]);
-        let err = resolve(&idx, &Platform::new("linux", "riscv64"), "r/x:1").unwrap_err().to_string();
+        let err = resolve(&idx, &Platform::new("linux", "riscv64"), "r/x:1")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("linux/riscv64"), "{err}");
         assert!(err.contains("linux/amd64, linux/arm64/v8"), "{err}");
     }

@@ -32,7 +32,9 @@ impl ImageStore {
     ) -> Result<Image, ImageError> {
         let r = reference::parse(reference)?;
         match policy {
-            PullPolicy::Never => self.local(&r)?.ok_or(ImageError::NotPresent { reference: r.whole }),
+            PullPolicy::Never => self
+                .local(&r)?
+                .ok_or(ImageError::NotPresent { reference: r.whole }),
             PullPolicy::IfNotPresent => match self.local(&r) {
                 Ok(Some(image)) => Ok(image),
                 Ok(None) => self.pull(&r, auth, platform, progress).await,
@@ -60,7 +62,9 @@ impl ImageStore {
         }
         match self.load(&r.whole, &digest) {
             Ok(image) => Ok(Some(image)),
-            Err(ImageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(ImageError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -79,7 +83,9 @@ impl ImageStore {
             .await
             .map_err(|e| classify_error(e, r))?;
         let (manifest, digest, bytes) = resolve(&client, r, &auth, platform).await?;
-        let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config).chain(&manifest.layers).collect();
+        let blobs: Vec<&Descriptor> = std::iter::once(&manifest.config)
+            .chain(&manifest.layers)
+            .collect();
         let total = blobs.iter().map(|d| d.size).sum();
         progress(PullProgress::Resolved {
             digest: digest.clone(),
@@ -214,11 +220,20 @@ pub(crate) fn classify_error(e: OciDistributionError, r: &Ref) -> ImageError {
     let reference = r.whole.clone();
     let registry = r.registry.clone();
     match e {
-        OciDistributionError::RequestError(e) => ImageError::Unreachable {
-            reference,
-            registry,
-            detail: error_chain(&e),
-        },
+        OciDistributionError::RequestError(e) => {
+            let mut detail = error_chain(&e);
+            // TLS spoken to a plain-http registry fails with this rustls message.
+            if detail.contains("InvalidContentType") {
+                detail.push_str(
+                    " (the registry speaks plain http: list it with --insecure-registry)",
+                );
+            }
+            ImageError::Unreachable {
+                reference,
+                registry,
+                detail,
+            }
+        }
         OciDistributionError::UnauthorizedError { url } => ImageError::Unauthorized {
             reference,
             registry,
@@ -233,7 +248,10 @@ pub(crate) fn classify_error(e: OciDistributionError, r: &Ref) -> ImageError {
         OciDistributionError::RegistryError { envelope, .. } => {
             let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
             let has = |c: OciErrorCode| codes.contains(&&c);
-            if has(OciErrorCode::ManifestUnknown) || has(OciErrorCode::NameUnknown) || has(OciErrorCode::NotFound) {
+            if has(OciErrorCode::ManifestUnknown)
+                || has(OciErrorCode::NameUnknown)
+                || has(OciErrorCode::NotFound)
+            {
                 ImageError::NotFound { reference }
             } else if has(OciErrorCode::Unauthorized) || has(OciErrorCode::Denied) {
                 ImageError::Unauthorized {
@@ -249,18 +267,23 @@ pub(crate) fn classify_error(e: OciDistributionError, r: &Ref) -> ImageError {
             }
         }
         OciDistributionError::ServerError { code: 404, .. } => ImageError::NotFound { reference },
-        OciDistributionError::ServerError { code: code @ (401 | 403), url, .. } => ImageError::Unauthorized {
+        OciDistributionError::ServerError {
+            code: code @ (401 | 403),
+            url,
+            ..
+        } => ImageError::Unauthorized {
             reference,
             registry,
             detail: format!("{code} from {url}"),
         },
-        OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) => {
-            ImageError::DigestMismatch {
-                what: format!("content of {reference}"),
-                expected,
-                actual,
-            }
-        }
+        OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError {
+            expected,
+            actual,
+        }) => ImageError::DigestMismatch {
+            what: format!("content of {reference}"),
+            expected,
+            actual,
+        },
         other => ImageError::Registry {
             reference,
             detail: other.to_string(),

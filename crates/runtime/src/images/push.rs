@@ -61,7 +61,8 @@ pub(crate) fn wasm_artifact(wasm: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ImageErro
 }
 
 fn encode(value: &impl serde::Serialize) -> Result<Vec<u8>, ImageError> {
-    serde_json::to_vec(value).map_err(|e| ImageError::Invalid(format!("cannot encode the artifact: {e}")))
+    serde_json::to_vec(value)
+        .map_err(|e| ImageError::Invalid(format!("cannot encode the artifact: {e}")))
 }
 
 /// Packages `file` as a Wasm OCI artifact and pushes it as `reference`.
@@ -74,11 +75,17 @@ pub async fn push_wasm(
     auths: &[RegistryAuth],
     progress: &dyn Fn(PullProgress),
 ) -> Result<String, ImageError> {
-    let wasm = tokio::fs::read(file).await.map_err(|e| ImageError::io(file, e))?;
+    let wasm = tokio::fs::read(file)
+        .await
+        .map_err(|e| ImageError::io(file, e))?;
     let (config, manifest) = wasm_artifact(&wasm)
         .map_err(|e| ImageError::Invalid(format!("{}: {e}", file.display())))?;
     let r = reference::parse(reference)?;
-    let insecure: Vec<String> = if insecure { vec![r.registry.clone()] } else { Vec::new() };
+    let insecure: Vec<String> = if insecure {
+        vec![r.registry.clone()]
+    } else {
+        Vec::new()
+    };
     let client = registry_client(&insecure)?;
     let auth = auth::for_registry(auths, &r.registry);
     client
@@ -110,7 +117,11 @@ async fn push_blob(
     progress: &dyn Fn(PullProgress),
 ) -> Result<(), ImageError> {
     let size = data.len() as u64;
-    if client.blob_exists(&r.oci, blob_digest).await.unwrap_or(false) {
+    if client
+        .blob_exists(&r.oci, blob_digest)
+        .await
+        .unwrap_or(false)
+    {
         progress(PullProgress::Cached {
             digest: blob_digest.to_string(),
             size,
@@ -145,6 +156,7 @@ async fn push_blob(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures are built here
 mod tests {
     use super::*;
     use crate::images::manifest::Document;
@@ -156,7 +168,9 @@ mod tests {
         let c: serde_json::Value = serde_json::from_slice(&config).unwrap();
         assert_eq!(c["architecture"], "wasm");
         assert_eq!(c["os"], "wasip1");
-        let Document::Manifest(m) = Document::parse(&manifest, None, "t").unwrap() else { panic!() };
+        let Document::Manifest(m) = Document::parse(&manifest, None, "t").unwrap() else {
+            panic!()
+        };
         assert_eq!(m.config.media_type, WASM_CONFIG_MEDIA_TYPE);
         assert_eq!(m.config.digest, digest::of(&config));
         assert_eq!(m.layers.len(), 1);
@@ -174,7 +188,9 @@ mod tests {
 
     #[test]
     fn non_wasm_files_are_refused() {
-        let err = wasm_artifact(b"#!/bin/sh\necho hi\n").unwrap_err().to_string();
+        let err = wasm_artifact(b"#!/bin/sh\necho hi\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not a WebAssembly binary"), "{err}");
         assert!(wasm_artifact(b"\0asm").is_err(), "too short for a version");
     }

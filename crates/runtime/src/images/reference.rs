@@ -17,10 +17,13 @@ pub(crate) struct Ref {
 }
 
 pub(crate) fn parse(reference: &str) -> Result<Ref, ImageError> {
-    let oci: Reference = reference.parse().map_err(|e: oci_client::ParseError| ImageError::InvalidReference {
-        reference: reference.to_string(),
-        reason: e.to_string(),
-    })?;
+    let oci: Reference =
+        reference
+            .parse()
+            .map_err(|e: oci_client::ParseError| ImageError::InvalidReference {
+                reference: reference.to_string(),
+                reason: e.to_string(),
+            })?;
     // The distribution grammar (and so containerd) allows only lowercase
     // repository names; some parsers are lenient, registries are not.
     if oci.repository().bytes().any(|b| b.is_ascii_uppercase()) {
@@ -48,6 +51,7 @@ impl Ref {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures are built here
 mod tests {
     use super::*;
 
@@ -68,7 +72,10 @@ mod tests {
         // kubelet reports InvalidImageName for these.
         for bad in ["", "UPPER/case:1", "a b", "x:@"] {
             let err = parse(bad).unwrap_err();
-            assert!(matches!(err, ImageError::InvalidReference { .. }), "{bad}: {err}");
+            assert!(
+                matches!(err, ImageError::InvalidReference { .. }),
+                "{bad}: {err}"
+            );
         }
     }
 }

@@ -89,7 +89,11 @@ impl ImageStore {
 
     /// Every reference the store knows, with its manifest digest.
     pub fn references(&self) -> Vec<(String, String)> {
-        self.lock().refs.iter().map(|(r, d)| (r.clone(), d.clone())).collect()
+        self.lock()
+            .refs
+            .iter()
+            .map(|(r, d)| (r.clone(), d.clone()))
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, IndexFile> {
@@ -101,7 +105,9 @@ impl ImageStore {
     /// Records `reference` → `manifest_digest` and persists the index.
     pub(crate) fn set_ref(&self, reference: &str, manifest_digest: &str) -> Result<(), ImageError> {
         let mut index = self.lock();
-        index.refs.insert(reference.to_string(), manifest_digest.to_string());
+        index
+            .refs
+            .insert(reference.to_string(), manifest_digest.to_string());
         self.persist(&index)
     }
 
@@ -109,9 +115,15 @@ impl ImageStore {
         self.lock().extracted.get(layer_digest).cloned()
     }
 
-    pub(crate) fn set_extracted(&self, layer_digest: &str, wasm_digest: &str) -> Result<(), ImageError> {
+    pub(crate) fn set_extracted(
+        &self,
+        layer_digest: &str,
+        wasm_digest: &str,
+    ) -> Result<(), ImageError> {
         let mut index = self.lock();
-        index.extracted.insert(layer_digest.to_string(), wasm_digest.to_string());
+        index
+            .extracted
+            .insert(layer_digest.to_string(), wasm_digest.to_string());
         self.persist(&index)
     }
 
@@ -129,7 +141,9 @@ impl ImageStore {
     /// A fresh name under `tmp/`, unique within this process.
     pub(crate) fn temp_path(&self, prefix: &str) -> PathBuf {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        self.root.join("tmp").join(format!("{prefix}{}-{n}", std::process::id()))
+        self.root
+            .join("tmp")
+            .join(format!("{prefix}{}-{n}", std::process::id()))
     }
 
     fn temp_file(&self) -> Result<(PathBuf, File), ImageError> {
@@ -237,7 +251,8 @@ impl ImageStore {
     /// classified, known as `reference`.
     pub(crate) fn load(&self, reference: &str, manifest_digest: &str) -> Result<Image, ImageError> {
         let bytes = self.read_blob(manifest_digest)?;
-        let manifest = match Document::parse(&bytes, None, &format!("the manifest of {reference}"))? {
+        let manifest = match Document::parse(&bytes, None, &format!("the manifest of {reference}"))?
+        {
             Document::Manifest(m) => m,
             Document::Index(_) => {
                 return Err(ImageError::Invalid(format!(
@@ -248,9 +263,15 @@ impl ImageStore {
         self.load_manifest(reference, manifest_digest, &manifest)
     }
 
-    fn load_manifest(&self, reference: &str, manifest_digest: &str, manifest: &Manifest) -> Result<Image, ImageError> {
+    fn load_manifest(
+        &self,
+        reference: &str,
+        manifest_digest: &str,
+        manifest: &Manifest,
+    ) -> Result<Image, ImageError> {
         let config_bytes = self.read_blob(&manifest.config.digest)?;
-        let config: serde_json::Value = serde_json::from_slice(&config_bytes).unwrap_or(serde_json::Value::Null);
+        let config: serde_json::Value =
+            serde_json::from_slice(&config_bytes).unwrap_or(serde_json::Value::Null);
         let mut layer_paths = Vec::with_capacity(manifest.layers.len());
         for layer in &manifest.layers {
             layer_paths.push(self.verify_blob(&layer.digest)?);
@@ -304,7 +325,9 @@ pub(crate) struct BlobWriter {
 impl BlobWriter {
     pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), ImageError> {
         self.hasher.update(bytes);
-        self.file.write_all(bytes).map_err(|e| ImageError::io(&self.tmp, e))
+        self.file
+            .write_all(bytes)
+            .map_err(|e| ImageError::io(&self.tmp, e))
     }
 
     /// Verifies the digest and moves the blob into place.
@@ -318,7 +341,9 @@ impl BlobWriter {
                 actual,
             });
         }
-        self.file.sync_all().map_err(|e| ImageError::io(&self.tmp, e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| ImageError::io(&self.tmp, e))?;
         fs::rename(&self.tmp, &self.dest).map_err(|e| ImageError::io(&self.dest, e))?;
         Ok(self.dest.clone())
     }
@@ -332,6 +357,7 @@ impl Drop for BlobWriter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures are built here
 mod tests {
     use super::*;
 
@@ -347,14 +373,20 @@ mod tests {
         let claimed = digest::of(b"expected");
         let err = s.write_blob(&claimed, b"something else").unwrap_err();
         match err {
-            ImageError::DigestMismatch { expected, actual, .. } => {
+            ImageError::DigestMismatch {
+                expected, actual, ..
+            } => {
                 assert_eq!(expected, claimed);
                 assert_eq!(actual, digest::of(b"something else"));
             }
             other => panic!("{other}"),
         }
         assert!(!s.has_blob(&claimed));
-        assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0, "no temp file left");
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0,
+            "no temp file left"
+        );
     }
 
     #[test]
@@ -366,7 +398,10 @@ mod tests {
         fs::write(&path, b"hellO").unwrap();
         let err = s.read_blob(&d).unwrap_err().to_string();
         assert!(err.contains("digest mismatch") && err.contains(&d), "{err}");
-        assert!(!s.has_blob(&d), "a corrupted blob is removed so it is fetched again");
+        assert!(
+            !s.has_blob(&d),
+            "a corrupted blob is removed so it is fetched again"
+        );
     }
 
     #[test]

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)] // fixtures are built by the tests themselves
+
 //! The image store against a real registry (Debian's `docker-registry`
 //! on loopback) and hand-written OCI layouts.
 
@@ -32,7 +34,11 @@ impl Registry {
             bin.display()
         );
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
@@ -52,7 +58,10 @@ impl Registry {
         let host = format!("127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(&host).is_err() {
-            assert!(Instant::now() < deadline, "docker-registry did not listen on {host}");
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry did not listen on {host}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Registry {
@@ -115,7 +124,9 @@ async fn pushed_wasm_is_pulled_classified_and_kept_for_if_not_present() {
     let store = store_for(&dir, &reg);
     let events = RefCell::new(Vec::new());
     let image = store
-        .ensure(&reference, PullPolicy::IfNotPresent, &[], &amd64(), &|p| events.borrow_mut().push(p))
+        .ensure(&reference, PullPolicy::IfNotPresent, &[], &amd64(), &|p| {
+            events.borrow_mut().push(p)
+        })
         .await
         .unwrap();
     assert_eq!(image.digest, digest);
@@ -123,10 +134,29 @@ async fn pushed_wasm_is_pulled_classified_and_kept_for_if_not_present() {
     assert_eq!(image.platform, Some(Platform::new("wasip1", "wasm")));
     let module = require_wasm(&image).unwrap();
     assert_eq!(std::fs::read(module).unwrap(), MODULE);
-    assert!(matches!(image.kind, ImageKind::Wasm { component: false, .. }));
+    assert!(matches!(
+        image.kind,
+        ImageKind::Wasm {
+            component: false,
+            ..
+        }
+    ));
     let events = events.into_inner();
-    assert!(matches!(events.first(), Some(PullProgress::Resolved { .. })), "{events:?}");
-    assert!(events.iter().any(|e| matches!(e, PullProgress::Blob { done: 8, size: 8, .. })), "{events:?}");
+    assert!(
+        matches!(events.first(), Some(PullProgress::Resolved { .. })),
+        "{events:?}"
+    );
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            PullProgress::Blob {
+                done: 8,
+                size: 8,
+                ..
+            }
+        )),
+        "{events:?}"
+    );
 
     // IfNotPresent and Never do not touch the registry: stop it.
     reg.stop();
@@ -146,7 +176,10 @@ async fn pushed_wasm_is_pulled_classified_and_kept_for_if_not_present() {
     // The index survives a restart of the node.
     drop(store);
     let store = store_for(&dir, &reg);
-    let kept = store.ensure(&reference, PullPolicy::Never, &[], &amd64(), &|_| {}).await.unwrap();
+    let kept = store
+        .ensure(&reference, PullPolicy::Never, &[], &amd64(), &|_| {})
+        .await
+        .unwrap();
     assert_eq!(kept.digest, digest);
 }
 
@@ -156,18 +189,31 @@ async fn always_pulls_the_new_tag_and_reuses_blobs_it_has() {
     let tmp = tempfile::tempdir().unwrap();
     let reference = format!("{}/skiff/moving:latest", reg.host);
     let file = wasm_file(tmp.path());
-    push_wasm(&file, &reference, true, &[], &|_| {}).await.unwrap();
+    push_wasm(&file, &reference, true, &[], &|_| {})
+        .await
+        .unwrap();
     let store = store_for(&tmp.path().join("store"), &reg);
-    let first = store.ensure(&reference, PullPolicy::Always, &[], &amd64(), &|_| {}).await.unwrap();
+    let first = store
+        .ensure(&reference, PullPolicy::Always, &[], &amd64(), &|_| {})
+        .await
+        .unwrap();
 
     // A new module under the same tag (a custom section makes it differ).
     let mut v2 = MODULE.to_vec();
     v2.extend_from_slice(&[0x00, 0x03, 0x01, b'x', 0x00]);
     std::fs::write(&file, &v2).unwrap();
-    let d2 = push_wasm(&file, &reference, true, &[], &|_| {}).await.unwrap();
-    let stale = store.ensure(&reference, PullPolicy::IfNotPresent, &[], &amd64(), &|_| {}).await.unwrap();
+    let d2 = push_wasm(&file, &reference, true, &[], &|_| {})
+        .await
+        .unwrap();
+    let stale = store
+        .ensure(&reference, PullPolicy::IfNotPresent, &[], &amd64(), &|_| {})
+        .await
+        .unwrap();
     assert_eq!(stale.digest, first.digest, "IfNotPresent keeps what it has");
-    let fresh = store.ensure(&reference, PullPolicy::Always, &[], &amd64(), &|_| {}).await.unwrap();
+    let fresh = store
+        .ensure(&reference, PullPolicy::Always, &[], &amd64(), &|_| {})
+        .await
+        .unwrap();
     assert_eq!(fresh.digest, d2, "Always resolves the tag again");
     assert_eq!(std::fs::read(require_wasm(&fresh).unwrap()).unwrap(), v2);
 }
@@ -177,18 +223,31 @@ async fn never_with_nothing_local_fails_like_err_image_never_pull() {
     let tmp = tempfile::tempdir().unwrap();
     let store = ImageStore::open(tmp.path(), StoreConfig::default()).unwrap();
     let err = store
-        .ensure("example.com/app:1", PullPolicy::Never, &[], &amd64(), &|_| {})
+        .ensure(
+            "example.com/app:1",
+            PullPolicy::Never,
+            &[],
+            &amd64(),
+            &|_| {},
+        )
         .await
         .unwrap_err();
     // kubelet: Container image "…" is not present with pull policy of Never
     assert!(matches!(err, ImageError::NotPresent { .. }));
-    assert!(err.to_string().contains("example.com/app:1") && err.to_string().contains("Never"), "{err}");
+    assert!(
+        err.to_string().contains("example.com/app:1") && err.to_string().contains("Never"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
 async fn a_registry_that_is_down_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let host = format!("127.0.0.1:{port}");
     let store = ImageStore::open(
         tmp.path(),
@@ -198,13 +257,25 @@ async fn a_registry_that_is_down_is_named() {
     )
     .unwrap();
     let err = store
-        .ensure(&format!("{host}/x/y:1"), PullPolicy::IfNotPresent, &[], &amd64(), &|_| {})
+        .ensure(
+            &format!("{host}/x/y:1"),
+            PullPolicy::IfNotPresent,
+            &[],
+            &amd64(),
+            &|_| {},
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ImageError::Unreachable { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains(&format!("registry {host} is unreachable")), "{text}");
-    assert!(text.to_lowercase().contains("refused"), "the cause is shown: {text}");
+    assert!(
+        text.contains(&format!("registry {host} is unreachable")),
+        "{text}"
+    );
+    assert!(
+        text.to_lowercase().contains("refused"),
+        "the cause is shown: {text}"
+    );
 }
 
 #[tokio::test]
@@ -226,33 +297,64 @@ async fn a_corrupted_blob_on_disk_is_detected_and_fetched_again() {
     let reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let reference = format!("{}/skiff/hello:v1", reg.host);
-    push_wasm(&wasm_file(tmp.path()), &reference, true, &[], &|_| {}).await.unwrap();
+    push_wasm(&wasm_file(tmp.path()), &reference, true, &[], &|_| {})
+        .await
+        .unwrap();
     let store = store_for(&tmp.path().join("store"), &reg);
-    let image = store.ensure(&reference, PullPolicy::IfNotPresent, &[], &amd64(), &|_| {}).await.unwrap();
+    let image = store
+        .ensure(&reference, PullPolicy::IfNotPresent, &[], &amd64(), &|_| {})
+        .await
+        .unwrap();
     let module = require_wasm(&image).unwrap().to_path_buf();
     std::fs::write(&module, b"\0asm\x01\0\0\x01").unwrap();
 
-    let err = store.ensure(&reference, PullPolicy::Never, &[], &amd64(), &|_| {}).await.unwrap_err();
-    let ImageError::DigestMismatch { expected, actual, .. } = &err else { panic!("{err}") };
+    let err = store
+        .ensure(&reference, PullPolicy::Never, &[], &amd64(), &|_| {})
+        .await
+        .unwrap_err();
+    let ImageError::DigestMismatch {
+        expected, actual, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
     assert_eq!(expected, &digest::of(MODULE));
     assert_eq!(actual, &digest::of(b"\0asm\x01\0\0\x01"));
-    assert!(err.to_string().contains(expected.as_str()) && err.to_string().contains(actual.as_str()));
+    assert!(
+        err.to_string().contains(expected.as_str()) && err.to_string().contains(actual.as_str())
+    );
 
     // IfNotPresent heals it from the registry.
     std::fs::write(&module, b"garbage").unwrap();
-    let healed = store.ensure(&reference, PullPolicy::IfNotPresent, &[], &amd64(), &|_| {}).await.unwrap();
-    assert_eq!(std::fs::read(require_wasm(&healed).unwrap()).unwrap(), MODULE);
+    let healed = store
+        .ensure(&reference, PullPolicy::IfNotPresent, &[], &amd64(), &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read(require_wasm(&healed).unwrap()).unwrap(),
+        MODULE
+    );
 }
 
 /// Pushes a tiny Linux image for each platform and an index over them.
 async fn push_multi_platform(reg: &Registry, repo: &str, platforms: &[(&str, &str)]) -> String {
-    let client = pull::registry_client(&[reg.host.clone()]).unwrap();
+    let client = pull::registry_client(std::slice::from_ref(&reg.host)).unwrap();
     let reference = format!("{}/{repo}:multi", reg.host);
     let r = reference::parse(&reference).unwrap();
-    client.auth(&r.oci, &OciAuth::Anonymous, oci_client::RegistryOperation::Push).await.unwrap();
+    client
+        .auth(
+            &r.oci,
+            &OciAuth::Anonymous,
+            oci_client::RegistryOperation::Push,
+        )
+        .await
+        .unwrap();
     let mut entries = Vec::new();
     for (os, arch) in platforms {
-        let config = serde_json::to_vec(&json!({"os": os, "architecture": arch, "rootfs": {"type": "layers", "diff_ids": []}})).unwrap();
+        let config = serde_json::to_vec(
+            &json!({"os": os, "architecture": arch, "rootfs": {"type": "layers", "diff_ids": []}}),
+        )
+        .unwrap();
         let layer = format!("layer for {arch}").into_bytes();
         let (cd, ld) = (digest::of(&config), digest::of(&layer));
         client.push_blob(&r.oci, config.clone(), &cd).await.unwrap();
@@ -265,12 +367,19 @@ async fn push_multi_platform(reg: &Registry, repo: &str, platforms: &[(&str, &st
         .unwrap();
         let md = digest::of(&manifest);
         client
-            .push_manifest_raw(&r.at(&md), manifest.clone(), HeaderValue::from_static(OCI_MANIFEST))
+            .push_manifest_raw(
+                &r.at(&md),
+                manifest.clone(),
+                HeaderValue::from_static(OCI_MANIFEST),
+            )
             .await
             .unwrap();
         entries.push(json!({"mediaType": OCI_MANIFEST, "digest": md, "size": manifest.len(), "platform": {"os": os, "architecture": arch}}));
     }
-    let index = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries})).unwrap();
+    let index = serde_json::to_vec(
+        &json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}),
+    )
+    .unwrap();
     client
         .push_manifest_raw(&r.oci, index, HeaderValue::from_static(OCI_INDEX))
         .await
@@ -281,28 +390,53 @@ async fn push_multi_platform(reg: &Registry, repo: &str, platforms: &[(&str, &st
 #[tokio::test]
 async fn an_index_without_the_nodes_platform_says_what_it_offers() {
     let reg = Registry::start();
-    let reference = push_multi_platform(&reg, "skiff/multi", &[("linux", "amd64"), ("linux", "arm64")]).await;
+    let reference = push_multi_platform(
+        &reg,
+        "skiff/multi",
+        &[("linux", "amd64"), ("linux", "arm64")],
+    )
+    .await;
     let tmp = tempfile::tempdir().unwrap();
     let store = store_for(tmp.path(), &reg);
     let err = store
-        .ensure(&reference, PullPolicy::Always, &[], &Platform::new("linux", "riscv64"), &|_| {})
+        .ensure(
+            &reference,
+            PullPolicy::Always,
+            &[],
+            &Platform::new("linux", "riscv64"),
+            &|_| {},
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ImageError::NoPlatformMatch { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("linux/riscv64") && text.contains("linux/amd64, linux/arm64"), "{text}");
+    assert!(
+        text.contains("linux/riscv64") && text.contains("linux/amd64, linux/arm64"),
+        "{text}"
+    );
 
     // The arm64 node gets the arm64 manifest, a Linux image, which a
     // wasmtime pod refuses clearly.
     let image = store
-        .ensure(&reference, PullPolicy::Always, &[], &Platform::new("linux", "arm64"), &|_| {})
+        .ensure(
+            &reference,
+            PullPolicy::Always,
+            &[],
+            &Platform::new("linux", "arm64"),
+            &|_| {},
+        )
         .await
         .unwrap();
     assert_eq!(image.platform, Some(Platform::new("linux", "arm64")));
-    let ImageKind::Linux { layers, .. } = &image.kind else { panic!("{:?}", image.kind) };
+    let ImageKind::Linux { layers, .. } = &image.kind else {
+        panic!("{:?}", image.kind)
+    };
     assert_eq!(std::fs::read(&layers[0].path).unwrap(), b"layer for arm64");
     let err = require_wasm(&image).unwrap_err().to_string();
-    assert!(err.contains("not a Wasm image") && err.contains("linux/arm64"), "{err}");
+    assert!(
+        err.contains("not a Wasm image") && err.contains("linux/arm64"),
+        "{err}"
+    );
 }
 
 /// Writes an OCI layout by hand: a Wasm artifact, plus a Docker-style
@@ -349,10 +483,19 @@ async fn import_of_an_oci_layout_for_air_gapped_nodes() {
     assert_eq!(images[1].digest, md, "the list resolved to its wasm entry");
     // Now usable with Never: no registry is involved.
     let image = store
-        .ensure("registry.local/air/hello:1", PullPolicy::Never, &[], &amd64(), &|_| {})
+        .ensure(
+            "registry.local/air/hello:1",
+            PullPolicy::Never,
+            &[],
+            &amd64(),
+            &|_| {},
+        )
         .await
         .unwrap();
-    assert_eq!(std::fs::read(require_wasm(&image).unwrap()).unwrap(), MODULE);
+    assert_eq!(
+        std::fs::read(require_wasm(&image).unwrap()).unwrap(),
+        MODULE
+    );
 }
 
 #[test]
@@ -377,7 +520,11 @@ fn import_of_an_archive_gzip_or_not() {
         let store = ImageStore::open(&store_dir, StoreConfig::default()).unwrap();
         let images = store.import(&archive).unwrap();
         assert_eq!(images[0].reference, "registry.local/air/tarred:2");
-        assert_eq!(std::fs::read_dir(store_dir.join("tmp")).unwrap().count(), 0, "unpacked copy removed");
+        assert_eq!(
+            std::fs::read_dir(store_dir.join("tmp")).unwrap().count(),
+            0,
+            "unpacked copy removed"
+        );
     }
 }
 
@@ -411,7 +558,13 @@ async fn a_bad_reference_is_invalid_before_any_network() {
     let tmp = tempfile::tempdir().unwrap();
     let store = ImageStore::open(tmp.path(), StoreConfig::default()).unwrap();
     let err = store
-        .ensure("Not A Reference", PullPolicy::Always, &[], &amd64(), &|_| {})
+        .ensure(
+            "Not A Reference",
+            PullPolicy::Always,
+            &[],
+            &amd64(),
+            &|_| {},
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ImageError::InvalidReference { .. }), "{err}");
@@ -419,7 +572,10 @@ async fn a_bad_reference_is_invalid_before_any_network() {
 
 #[test]
 fn pull_policy_parses_kubernetes_spelling() {
-    assert_eq!(PullPolicy::parse("IfNotPresent"), Some(PullPolicy::IfNotPresent));
+    assert_eq!(
+        PullPolicy::parse("IfNotPresent"),
+        Some(PullPolicy::IfNotPresent)
+    );
     assert_eq!(PullPolicy::parse("Always"), Some(PullPolicy::Always));
     assert_eq!(PullPolicy::parse("Never"), Some(PullPolicy::Never));
     assert_eq!(PullPolicy::parse("never"), None);
