@@ -1,6 +1,7 @@
 //! skiff's command-line verbs, one file each.
 
 mod bench;
+mod image;
 mod kubectl;
 mod up;
 
@@ -27,6 +28,8 @@ enum Command {
     /// Run kubectl against the cluster in a data directory
     /// (`skiff kubectl get pods`).
     Kubectl(kubectl::KubectlArgs),
+    /// Push, pull and import images (`skiff image push hello.wasm REF`).
+    Image(image::ImageArgs),
 }
 
 impl Cli {
@@ -35,6 +38,7 @@ impl Cli {
             Command::Up(a) => up::run(a),
             Command::Kubectl(a) => kubectl::run(a),
             Command::Bench(a) => bench::run(a),
+            Command::Image(a) => image::run(a),
         };
         match result {
             Ok(code) => code,

@@ -1,0 +1,197 @@
+//! `skiff image push`: a `.wasm` file packaged as a Wasm OCI artifact.
+//!
+//! The artifact follows the CNCF Wasm OCI layout: a config of media type
+//! `application/vnd.wasm.config.v0+json` saying `architecture: wasm` and
+//! `os: wasip1` (or `wasip2` for a component), and one `application/wasm`
+//! layer holding the file unchanged. The manifest is serialized here, so
+//! the digest returned is the digest of the exact bytes pushed.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::HeaderValue;
+use oci_client::RegistryOperation;
+use serde_json::json;
+
+use super::auth::{self, RegistryAuth};
+use super::manifest::{Descriptor, Manifest, OCI_MANIFEST};
+use super::pull::{classify_error, registry_client};
+use super::reference::{self, Ref};
+use super::{digest, ImageError, PullProgress, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
+
+/// Pieces the layer is streamed in, so progress moves while it uploads.
+const CHUNK: usize = 256 * 1024;
+
+/// The config and manifest of a Wasm artifact for `wasm`, as
+/// `(config bytes, manifest bytes)`.
+pub(crate) fn wasm_artifact(wasm: &[u8]) -> Result<(Vec<u8>, Vec<u8>), ImageError> {
+    if !wasm.starts_with(b"\0asm") || wasm.len() < 8 {
+        return Err(ImageError::Invalid(
+            "not a WebAssembly binary (it does not start with \\0asm and a version)".into(),
+        ));
+    }
+    let component = wasm[4..8] == [0x0d, 0x00, 0x01, 0x00];
+    let layer_digest = digest::of(wasm);
+    let config = json!({
+        "architecture": "wasm",
+        "os": if component { "wasip2" } else { "wasip1" },
+        "layerDigests": [layer_digest],
+        "component": component,
+    });
+    let config = encode(&config)?;
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_string()),
+        config: Descriptor {
+            media_type: WASM_CONFIG_MEDIA_TYPE.to_string(),
+            digest: digest::of(&config),
+            size: config.len() as u64,
+            ..Default::default()
+        },
+        layers: vec![Descriptor {
+            media_type: WASM_LAYER_MEDIA_TYPE.to_string(),
+            digest: layer_digest,
+            size: wasm.len() as u64,
+            ..Default::default()
+        }],
+    };
+    let manifest = encode(&manifest)?;
+    Ok((config, manifest))
+}
+
+fn encode(value: &impl serde::Serialize) -> Result<Vec<u8>, ImageError> {
+    serde_json::to_vec(value)
+        .map_err(|e| ImageError::Invalid(format!("cannot encode the artifact: {e}")))
+}
+
+/// Packages `file` as a Wasm OCI artifact and pushes it as `reference`.
+/// `insecure` allows plain http to that registry. Returns the manifest
+/// digest.
+pub async fn push_wasm(
+    file: &Path,
+    reference: &str,
+    insecure: bool,
+    auths: &[RegistryAuth],
+    progress: &dyn Fn(PullProgress),
+) -> Result<String, ImageError> {
+    let wasm = tokio::fs::read(file)
+        .await
+        .map_err(|e| ImageError::io(file, e))?;
+    let (config, manifest) = wasm_artifact(&wasm)
+        .map_err(|e| ImageError::Invalid(format!("{}: {e}", file.display())))?;
+    let r = reference::parse(reference)?;
+    let insecure: Vec<String> = if insecure {
+        vec![r.registry.clone()]
+    } else {
+        Vec::new()
+    };
+    let client = registry_client(&insecure)?;
+    let auth = auth::for_registry(auths, &r.registry);
+    client
+        .auth(&r.oci, &auth, RegistryOperation::Push)
+        .await
+        .map_err(|e| classify_error(e, &r))?;
+    let layer_digest = digest::of(&wasm);
+    let config_digest = digest::of(&config);
+    progress(PullProgress::Resolved {
+        digest: digest::of(&manifest),
+        total: (wasm.len() + config.len()) as u64,
+    });
+    push_blob(&client, &r, Bytes::from(wasm), &layer_digest, progress).await?;
+    push_blob(&client, &r, Bytes::from(config), &config_digest, progress).await?;
+    let content_type = HeaderValue::from_static(OCI_MANIFEST);
+    client
+        .push_manifest_raw(&r.oci, manifest.clone(), content_type)
+        .await
+        .map_err(|e| classify_error(e, &r))?;
+    Ok(digest::of(&manifest))
+}
+
+/// Uploads one blob unless the registry has it, reporting bytes as they go.
+async fn push_blob(
+    client: &oci_client::Client,
+    r: &Ref,
+    data: Bytes,
+    blob_digest: &str,
+    progress: &dyn Fn(PullProgress),
+) -> Result<(), ImageError> {
+    let size = data.len() as u64;
+    if client
+        .blob_exists(&r.oci, blob_digest)
+        .await
+        .unwrap_or(false)
+    {
+        progress(PullProgress::Cached {
+            digest: blob_digest.to_string(),
+            size,
+        });
+        return Ok(());
+    }
+    // The upload stream must be 'static, so it reports through a channel
+    // that this function drains while the upload runs.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let chunks: Vec<Bytes> = (0..data.len())
+        .step_by(CHUNK)
+        .map(|at| data.slice(at..(at + CHUNK).min(data.len())))
+        .collect();
+    let stream = futures::stream::iter(chunks).map(move |c| {
+        let _ = tx.send(c.len() as u64);
+        Ok::<_, oci_client::errors::OciDistributionError>(c)
+    });
+    let upload = client.push_blob_stream(&r.oci, stream, blob_digest, Some(size));
+    let report = async {
+        let mut done = 0;
+        while let Some(n) = rx.recv().await {
+            done += n;
+            progress(PullProgress::Blob {
+                digest: blob_digest.to_string(),
+                done,
+                size,
+            });
+        }
+    };
+    let (result, ()) = futures::join!(upload, report);
+    result.map(|_| ()).map_err(|e| classify_error(e, r))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures are built here
+mod tests {
+    use super::*;
+    use crate::images::manifest::Document;
+
+    #[test]
+    fn artifact_is_a_wasm_oci_artifact() {
+        let module = b"\0asm\x01\0\0\0";
+        let (config, manifest) = wasm_artifact(module).unwrap();
+        let c: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        assert_eq!(c["architecture"], "wasm");
+        assert_eq!(c["os"], "wasip1");
+        let Document::Manifest(m) = Document::parse(&manifest, None, "t").unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.config.media_type, WASM_CONFIG_MEDIA_TYPE);
+        assert_eq!(m.config.digest, digest::of(&config));
+        assert_eq!(m.layers.len(), 1);
+        assert_eq!(m.layers[0].media_type, "application/wasm");
+        assert_eq!(m.layers[0].digest, digest::of(module));
+        assert_eq!(m.layers[0].size, 8);
+    }
+
+    #[test]
+    fn components_are_wasip2() {
+        let (config, _) = wasm_artifact(b"\0asm\x0d\0\x01\0").unwrap();
+        let c: serde_json::Value = serde_json::from_slice(&config).unwrap();
+        assert_eq!(c["os"], "wasip2");
+    }
+
+    #[test]
+    fn non_wasm_files_are_refused() {
+        let err = wasm_artifact(b"#!/bin/sh\necho hi\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a WebAssembly binary"), "{err}");
+        assert!(wasm_artifact(b"\0asm").is_err(), "too short for a version");
+    }
+}
