@@ -45,6 +45,50 @@ pub fn type_errors(schema: &SchemaSet, ty: &TypeRef, obj: &Value) -> Vec<String>
     walk.type_errors
 }
 
+/// Remove the fields [`unknown_fields`] reports, as Kubernetes' decoder
+/// drops them under `fieldValidation=Warn` and `Ignore`: an unknown field
+/// is never stored.
+pub fn prune_unknown(schema: &SchemaSet, ty: &TypeRef, obj: &mut Value) {
+    prune(schema, ty, obj, true);
+}
+
+fn prune(schema: &SchemaSet, ty: &TypeRef, value: &mut Value, root: bool) {
+    if !type_matches(ty, value) {
+        return;
+    }
+    match (ty, value) {
+        (TypeRef::Named(name), Value::Object(fields)) => {
+            let Some(object_type) = schema.get(name) else {
+                return;
+            };
+            fields.retain(|k, _| {
+                object_type.fields.contains_key(k)
+                    || (root && matches!(k.as_str(), "apiVersion" | "kind" | "metadata"))
+            });
+            for (k, v) in fields.iter_mut() {
+                match object_type.fields.get(k) {
+                    Some(field) => prune(schema, &field.ty, v, false),
+                    None if k == "metadata" => {
+                        prune(schema, &TypeRef::Named(OBJECT_META.to_string()), v, false)
+                    }
+                    None => {}
+                }
+            }
+        }
+        (TypeRef::Array(item), Value::Array(items)) => {
+            for v in items {
+                prune(schema, item, v, false);
+            }
+        }
+        (TypeRef::Map(inner), Value::Object(entries)) => {
+            for v in entries.values_mut() {
+                prune(schema, inner, v, false);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// One pass over an object, collecting both kinds of problem.
 struct Walk<'a> {
     schema: &'a SchemaSet,
@@ -396,5 +440,16 @@ mod tests {
                 r#"metadata.name: Invalid value: "integer": metadata.name in body must be of type string: "integer""#
             ]
         );
+    }
+
+    #[test]
+    fn prune_removes_exactly_what_is_reported() {
+        let (schema, ty) = (schema(), root());
+        let mut v = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a", "bogus": 1}, "spec": {"replicasx": 3}});
+        assert!(!unknown_fields(&schema, &ty, &v).is_empty());
+        prune_unknown(&schema, &ty, &mut v);
+        assert!(unknown_fields(&schema, &ty, &v).is_empty(), "{v}");
+        assert_eq!(v["metadata"]["name"], "a");
+        assert_eq!(v["apiVersion"], "apps/v1");
     }
 }

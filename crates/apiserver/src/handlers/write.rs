@@ -31,7 +31,8 @@ fn root_type(r: &Resource) -> TypeRef {
 
 /// Unknown-field handling: `Strict` refuses, `Warn` (the default) answers
 /// with warnings, `Ignore` says nothing.
-fn field_validation(ctx: &Ctx, r: &Resource, obj: &Value) -> ApiResult<Vec<String>> {
+/// Unknown fields are dropped once checked: Kubernetes never stores them.
+fn field_validation(ctx: &Ctx, r: &Resource, obj: &mut Value) -> ApiResult<Vec<String>> {
     let schema = crate::openapi::schema_set();
     let ty = root_type(r);
     let type_errors = apimachinery::fields::type_errors(schema, &ty, obj);
@@ -46,6 +47,7 @@ fn field_validation(ctx: &Ctx, r: &Resource, obj: &Value) -> ApiResult<Vec<Strin
     }
     let mode = ctx.query.get("fieldValidation").unwrap_or("Warn");
     if mode == "Ignore" {
+        apimachinery::fields::prune_unknown(schema, &ty, obj);
         return Ok(Vec::new());
     }
     let unknown: Vec<String> = apimachinery::fields::unknown_fields(schema, &ty, obj)
@@ -60,7 +62,10 @@ fn field_validation(ctx: &Ctx, r: &Resource, obj: &Value) -> ApiResult<Vec<Strin
             r.kind,
             unknown.join(", ")
         ))),
-        "Strict" | "Warn" => Ok(unknown),
+        "Strict" | "Warn" => {
+            apimachinery::fields::prune_unknown(schema, &ty, obj);
+            Ok(unknown)
+        }
         other => Err(ApiError::bad_request(format!(
             "fieldValidation must be one of Ignore, Warn or Strict, not {other:?}"
         ))),
@@ -178,7 +183,8 @@ impl ApiServer {
     }
 
     /// Namespaced writes need a namespace that exists and is not going away.
-    fn check_namespace_open(&self, r: &Resource, ns: Option<&str>) -> ApiResult<()> {
+    /// `name` is the object being created, which the refusal names.
+    fn check_namespace_open(&self, r: &Resource, ns: Option<&str>, name: &str) -> ApiResult<()> {
         let Some(ns) = ns.filter(|_| r.namespaced()) else {
             return Ok(());
         };
@@ -189,11 +195,15 @@ impl ApiServer {
             .get("deletionTimestamp")
             .is_some_and(|t| !t.is_null())
         {
-            return Err(ApiError::forbidden(format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            let mut err = ApiError::forbidden(format!(
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 qualified(r),
-                name_of(&stored.value)
-            )));
+            ));
+            err.details = Some(json!({
+                "name": name, "group": r.group, "kind": r.plural,
+                "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}],
+            }));
+            return Err(err);
         }
         Ok(())
     }
@@ -229,7 +239,7 @@ impl ApiServer {
                 ctx.accept,
             ));
         }
-        let warnings = field_validation(ctx, r, &obj)?;
+        let warnings = field_validation(ctx, r, &mut obj)?;
         check_namespace(ctx, &mut obj)?;
         let generate = obj["metadata"]
             .get("generateName")
@@ -257,7 +267,12 @@ impl ApiServer {
                 "resourceVersion should not be set on objects to be created",
             ));
         }
-        self.check_namespace_open(r, ctx.info.namespace.as_deref())?;
+        let shown = if name.is_empty() {
+            generate.clone().unwrap_or_default()
+        } else {
+            name.clone()
+        };
+        self.check_namespace_open(r, ctx.info.namespace.as_deref(), &shown)?;
         registry::prepare_create(r, &mut obj);
         let manager = ctx.field_manager();
         for attempt in 0..8 {
@@ -334,7 +349,7 @@ impl ApiServer {
             return self.set_scale(ctx, replicas, rv).await;
         }
         check_type(r, &mut new)?;
-        let warnings = field_validation(ctx, r, &new)?;
+        let warnings = field_validation(ctx, r, &mut new)?;
         check_namespace(ctx, &mut new)?;
         if name_of(&new) != name {
             return Err(ApiError::bad_request(format!(
@@ -451,6 +466,13 @@ impl ApiServer {
                 "PATCH needs application/merge-patch+json, application/json-patch+json, application/strategic-merge-patch+json or application/apply-patch+yaml",
             ));
         }
+        if ctx.query.0.contains_key("force") {
+            return Err(patch_options_invalid(
+                "force",
+                "Forbidden: may not be specified for non-apply patch",
+                "FieldValueForbidden",
+            ));
+        }
         let patch_doc = body::decode(bt, bytes, bt == BodyType::JsonPatch)?;
         let name = ctx.info.name.clone().unwrap_or_default();
         let scale = ctx.info.subresource.as_deref() == Some("scale");
@@ -483,7 +505,7 @@ impl ApiServer {
             }
             let mut new = patched;
             check_type(r, &mut new)?;
-            let warnings = field_validation(ctx, r, &new)?;
+            let warnings = field_validation(ctx, r, &mut new)?;
             if name_of(&new) != name {
                 return Err(ApiError::bad_request(
                     "metadata.name cannot be changed by a patch",
@@ -519,8 +541,10 @@ impl ApiServer {
         let r = ctx.info.resource;
         let name = ctx.info.name.clone().unwrap_or_default();
         let Some(manager) = ctx.query.get("fieldManager").map(str::to_string) else {
-            return Err(ApiError::bad_request(
-                "fieldManager is required for apply requests",
+            return Err(patch_options_invalid(
+                "fieldManager",
+                "Required value: is required for apply patch",
+                "FieldValueRequired",
             ));
         };
         let mut config = body::decode(BodyType::ApplyPatch, bytes, false)?;
@@ -532,7 +556,7 @@ impl ApiServer {
                 o.remove("status");
             }
         }
-        let warnings = field_validation(ctx, r, &config)?;
+        let warnings = field_validation(ctx, r, &mut config)?;
         check_namespace(ctx, &mut config)?;
         if name_of(&config) != name {
             return Err(ApiError::bad_request(format!(
@@ -561,7 +585,7 @@ impl ApiServer {
             let merged = apply::apply(old.as_ref().map(|s| &*s.value), &config, &params)
                 .map_err(|e| apply_error(r, &name, e))?;
             let Some(old) = old else {
-                self.check_namespace_open(r, ctx.info.namespace.as_deref())?;
+                self.check_namespace_open(r, ctx.info.namespace.as_deref(), &name)?;
                 let mut obj = merged;
                 let managed = obj["metadata"].get("managedFields").cloned();
                 registry::prepare_create(r, &mut obj);
@@ -956,6 +980,18 @@ fn delete_options(ctx: &Ctx, bytes: &[u8]) -> ApiResult<DeleteOptions> {
 /// Every retry of a read-modify-write lost to a concurrent writer.
 fn retries_exhausted(r: &Resource, name: &str) -> ApiError {
     ApiError::conflict(&qualified(r), name, "too many concurrent writes; try again")
+}
+
+/// 422 for PatchOptions, as Kubernetes' ValidatePatchOptions words it.
+fn patch_options_invalid(field: &str, what: &str, reason: &str) -> ApiError {
+    let detail = what.split_once(": ").map_or(what, |(_, d)| d);
+    ApiError::invalid(
+        "PatchOptions",
+        "meta.k8s.io",
+        "",
+        format!("PatchOptions.meta.k8s.io \"\" is invalid: {field}: {what}"),
+        vec![json!({"reason": reason, "message": detail, "field": field})],
+    )
 }
 
 fn patch_error(r: &Resource, name: &str, e: patch::PatchError) -> ApiError {
