@@ -74,7 +74,6 @@ fn random_suffix() -> String {
 /// The Event object for `ev` about `pod`, named `<pod>.<suffix>`.
 pub fn event_object(pod: &Pod, node: &str, ev: &PodEvent, suffix: &str) -> Value {
     let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
-    let micro = Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true);
     let name = pod.metadata.name.clone().unwrap_or_default();
     let mut involved = json!({
         "apiVersion": "v1", "kind": "Pod", "name": name,
@@ -84,6 +83,8 @@ pub fn event_object(pod: &Pod, node: &str, ev: &PodEvent, suffix: &str) -> Value
     if let Some(fp) = &ev.field_path {
         involved["fieldPath"] = json!(fp);
     }
+    // Written as the kubelet's recorder writes core/v1 Events: no
+    // eventTime (that form belongs to events.k8s.io clients).
     json!({
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": format!("{name}.{suffix}"), "namespace": pod.metadata.namespace},
@@ -96,8 +97,6 @@ pub fn event_object(pod: &Pod, node: &str, ev: &PodEvent, suffix: &str) -> Value
         "reportingInstance": node,
         "firstTimestamp": now,
         "lastTimestamp": now,
-        "eventTime": micro,
-        "action": ev.reason,
         "count": 1,
     })
 }

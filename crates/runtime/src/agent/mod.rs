@@ -25,6 +25,8 @@ pub mod node;
 pub mod pods;
 pub mod server;
 pub mod status;
+#[cfg(test)]
+mod tests_api;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -192,16 +194,34 @@ pub async fn run(
         node_ip,
         recorder,
     });
-    let lease = tokio::spawn(lease::run(ctx.clone(), node_uid));
-    let heartbeat = tokio::spawn(node::heartbeat(ctx.clone(), handlers));
-    let serve = tokio::spawn(server::serve(listener, ctx.cfg.data_dir.clone()));
-    let pods = tokio::spawn(pods::run(ctx.clone()));
-    let ended = tokio::select! {
-        _ = lease => "lease",
-        _ = heartbeat => "node status",
-        _ = serve => "node endpoint",
-        _ = pods => "pods",
-    };
+    // The tasks are owned: cancelling `run` (dropping its future) stops
+    // the whole agent, pods included, as a process exit would.
+    let mut tasks = tokio::task::JoinSet::new();
+    let c = ctx.clone();
+    tasks.spawn(async move {
+        lease::run(c, node_uid).await;
+        "lease"
+    });
+    let c = ctx.clone();
+    tasks.spawn(async move {
+        node::heartbeat(c, handlers).await;
+        "node status"
+    });
+    let dir = ctx.cfg.data_dir.clone();
+    tasks.spawn(async move {
+        server::serve(listener, dir).await;
+        "node endpoint"
+    });
+    let c = ctx.clone();
+    tasks.spawn(async move {
+        pods::run(c).await;
+        "pods"
+    });
+    let ended = tasks
+        .join_next()
+        .await
+        .and_then(Result::ok)
+        .unwrap_or("agent");
     Err(AgentError::TaskEnded(ended))
 }
 

@@ -25,7 +25,8 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
 
 use super::container::{ContainerLoop, Outcome, BACKOFF_START};
 use super::env::{self, PodAddresses};
@@ -46,6 +47,16 @@ impl PodShared {
             f(&mut r);
         }
         self.changed.notify_one();
+    }
+}
+
+/// A task that ends with its owner (the pod task being cancelled with
+/// the agent must not leave its status writer behind).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -74,18 +85,23 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
         .default_backoff()
         .boxed();
     let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
+    // Owned, so that stopping the agent stops its pods' tasks.
+    let mut tasks: JoinSet<String> = JoinSet::new();
     let mut listed: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
-            Some(uid) = done_rx.recv() => { workers.remove(&uid); }
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(uid) = done {
+                    workers.remove(&uid);
+                }
+            }
             ev = stream.next() => match ev {
                 None => return,
                 Some(Err(e)) => tracing::warn!(error = %e, "watching this node's pods; retrying"),
                 Some(Ok(Event::Init)) => listed.clear(),
                 Some(Ok(Event::InitApply(p))) => {
                     listed.insert(uid_of(&p));
-                    dispatch(&ctx, &mut workers, &done_tx, p);
+                    dispatch(&ctx, &mut workers, &mut tasks, p);
                 }
                 Some(Ok(Event::InitDone)) => {
                     // Pods deleted while the watch was down.
@@ -96,7 +112,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
                     }
                     remove_orphans(&ctx.cfg.data_dir, &listed, &workers);
                 }
-                Some(Ok(Event::Apply(p))) => dispatch(&ctx, &mut workers, &done_tx, p),
+                Some(Ok(Event::Apply(p))) => dispatch(&ctx, &mut workers, &mut tasks, p),
                 Some(Ok(Event::Delete(p))) => {
                     if let Some(tx) = workers.get(&uid_of(&p)) {
                         tx.send_replace(None);
@@ -110,7 +126,7 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
 fn dispatch(
     ctx: &Arc<Ctx>,
     workers: &mut HashMap<String, watch::Sender<Option<Pod>>>,
-    done: &mpsc::UnboundedSender<String>,
+    tasks: &mut JoinSet<String>,
     pod: Pod,
 ) {
     let uid = uid_of(&pod);
@@ -120,10 +136,10 @@ fn dispatch(
     }
     let (tx, rx) = watch::channel(Some(pod));
     workers.insert(uid.clone(), tx);
-    let (ctx, done) = (ctx.clone(), done.clone());
-    tokio::spawn(async move {
+    let ctx = ctx.clone();
+    tasks.spawn(async move {
         pod_task(ctx, rx).await;
-        let _ = done.send(uid);
+        uid
     });
 }
 
@@ -199,12 +215,12 @@ async fn pod_task(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
     });
     let (stop_tx, stop_rx) = watch::channel(None);
     let writer = (!already_done).then(|| {
-        tokio::spawn(status_writer(
+        AbortOnDrop(tokio::spawn(status_writer(
             ctx.clone(),
             shared.clone(),
             pod.clone(),
             state_path,
-        ))
+        )))
     });
     shared.changed.notify_one();
     let lifecycle = run_containers(
@@ -234,9 +250,7 @@ async fn pod_task(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
     if !finished {
         lifecycle.await;
     }
-    if let Some(w) = writer {
-        w.abort();
-    }
+    drop(writer);
     if let Some(p) = last {
         confirm_deletion(&ctx, &p).await;
     }
