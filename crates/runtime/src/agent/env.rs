@@ -366,10 +366,10 @@ pub fn resolve_env(
                     )?
                 } else if let Some(r) = &from.field_ref {
                     Some(field_value(pod, &r.field_path, addrs)?)
-                } else if let Some(r) = &from.resource_field_ref {
-                    Some(resource_field(c, &r.resource))
                 } else {
-                    None
+                    from.resource_field_ref
+                        .as_ref()
+                        .map(|r| resource_field(c, &r.resource))
                 }
             }
         };

@@ -7,7 +7,7 @@
 //! real `WasmRuntime` with WAT fixtures once that is on main.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,8 @@ impl ImageSource for LocalImages {
             Ok(PulledImage {
                 digest: format!("sha256:{:x}", sha2::Sha256::digest(&bytes)),
                 module_path: path,
-                is_wasm: true,
+                // Stands for an ordinary OCI image in the bad-input tests.
+                is_wasm: !name.starts_with("linux-"),
             })
         })
     }
@@ -505,14 +506,12 @@ async fn deleting_a_running_pod_stops_it_within_grace_and_the_pod_goes() {
         took <= Duration::from_secs(5),
         "stopped within its grace period: {took:?}"
     );
-    assert!(
-        !pods::pod_dir(&c.data, "x")
-            .parent()
-            .is_some_and(|d| std::fs::read_dir(d)
-                .map(|mut r| r.next().is_some())
-                .unwrap_or(false)),
-        "pod files removed"
-    );
+    let pods_dir = c.data.join("pods");
+    eventually(5, "pod files removed", || async {
+        let empty = std::fs::read_dir(&pods_dir).map_or(true, |mut d| d.next().is_none());
+        empty.then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -575,5 +574,31 @@ async fn restarted_agent_readopts_its_pods_without_doubling() {
         "a completed pod is not run again"
     );
     assert_eq!(container_status(&o)["restartCount"], 0);
-    let _ = Path::new("");
+}
+
+#[tokio::test]
+async fn linux_image_without_runtime_class_fails_with_a_clear_reason() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let image = c.image("linux-nginx", "not wasm");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "nginx", "namespace": "default"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "web", "image": image}]}}),
+    )
+    .expect("pod");
+    Api::<Pod>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let p = eventually(20, "CreateContainerError", || async {
+        let p = c.pod_json("nginx").await?;
+        (container_status(&p)["state"]["waiting"]["reason"] == "CreateContainerError").then_some(p)
+    })
+    .await;
+    let msg = container_status(&p)["state"]["waiting"]["message"].clone();
+    assert!(
+        msg.as_str()
+            .is_some_and(|m| m.contains("Linux container image")),
+        "{msg}"
+    );
 }
