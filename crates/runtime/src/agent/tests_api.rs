@@ -170,6 +170,10 @@ impl cri::Container for ScriptContainer {
 
 struct Cluster {
     client: kube::Client,
+    /// What the agent uses: direct, or through a proxy a test can cut.
+    agent_client: kube::Client,
+    api_addr: std::net::SocketAddr,
+    kubeconfig: Box<dyn Fn(std::net::SocketAddr) -> String + Send + Sync>,
     images: PathBuf,
     data: PathBuf,
     _dir: tempfile::TempDir,
@@ -189,6 +193,8 @@ async fn cluster() -> Cluster {
         .await
         .expect("config");
     let client = kube::Client::try_from(kcfg).expect("client");
+    let (ca, token) = (running.ca_pem.clone(), running.admin_token.clone());
+    let kubeconfig = Box::new(move |addr| apiserver::server::kubeconfig_yaml(addr, &ca, &token));
     let images = dir.path().join("images");
     std::fs::create_dir_all(&images).expect("mkdir");
     let rc: RuntimeClass =
@@ -200,6 +206,9 @@ async fn cluster() -> Cluster {
         .expect("RuntimeClass");
     let data = dir.path().join("node");
     Cluster {
+        api_addr: running.addr,
+        agent_client: client.clone(),
+        kubeconfig,
         client,
         images,
         data,
@@ -220,7 +229,7 @@ impl Cluster {
         tune(&mut cfg);
         let runtimes: Vec<Arc<dyn cri::ContainerRuntime>> = vec![Arc::new(ScriptRuntime)];
         tokio::spawn(run(
-            self.client.clone(),
+            self.agent_client.clone(),
             cfg,
             runtimes,
             Arc::new(LocalImages(self.images.clone())),
@@ -601,4 +610,85 @@ async fn linux_image_without_runtime_class_fails_with_a_clear_reason() {
             .is_some_and(|m| m.contains("Linux container image")),
         "{msg}"
     );
+}
+
+/// A TCP forwarder to the API server that a test can take down: while down
+/// it drops every connection, as an unreachable server would.
+struct Outage {
+    up: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Outage {
+    async fn start(target: std::net::SocketAddr) -> (Self, std::net::SocketAddr) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (u, c) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = l.accept().await {
+                if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let h = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                c.lock().expect("lock").push(h);
+            }
+        });
+        (Outage { up, conns }, addr)
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            for h in self.conns.lock().expect("lock").drain(..) {
+                h.abort();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn api_server_outage_keeps_pods_running_and_status_catches_up() {
+    let mut c = cluster().await;
+    let target = c.api_addr;
+    let (outage, proxy) = Outage::start(target).await;
+    let kc = kube::config::Kubeconfig::from_yaml(&(c.kubeconfig)(proxy)).expect("kubeconfig");
+    let kcfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    c.agent_client = kube::Client::try_from(kcfg).expect("client");
+    let _agent = c.start_agent("n1", |_| {});
+    let image = c.image("job", "echo started\nsleep 2000\nexit 0\n");
+    c.pod("job", &image, "Never", json!({})).await;
+    eventually(20, "job Running", || async {
+        (c.pod_json("job").await?["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    outage.set_up(false);
+    // The guest finishes while the API server is unreachable.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        c.pod_json("job").await.expect("job")["status"]["phase"],
+        "Running",
+        "nothing reached the API meanwhile"
+    );
+    outage.set_up(true);
+    let p = eventually(40, "status to catch up", || async {
+        let p = c.pod_json("job").await?;
+        (p["status"]["phase"] == "Succeeded").then_some(p)
+    })
+    .await;
+    assert_eq!(
+        container_status(&p)["state"]["terminated"]["exitCode"],
+        0,
+        "the pod ran once and was not restarted"
+    );
+    assert_eq!(container_status(&p)["restartCount"], 0);
 }
