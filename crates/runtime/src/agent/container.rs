@@ -407,6 +407,10 @@ impl ContainerLoop {
             if self.sleep_or_stop(BACKOFF_START).await {
                 return None;
             }
+            // The missing ConfigMap or Secret may exist by now.
+            if let Ok(sources) = env::fetch_sources(&self.ctx.client, &self.pod).await {
+                self.sources = sources;
+            }
         }
     }
 

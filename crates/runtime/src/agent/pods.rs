@@ -233,16 +233,19 @@ async fn pod_task(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
     );
     tokio::pin!(lifecycle);
     let mut finished = already_done;
+    // The first sight may already carry a deletionTimestamp (the agent
+    // restarted during a deletion), so the pod is checked before waiting.
+    let mut current = Some(pod.clone());
     let last = loop {
+        match current {
+            None => break None,
+            Some(p) if p.metadata.deletion_timestamp.is_some() => break Some(p),
+            Some(_) => {}
+        }
         tokio::select! {
-            _ = &mut lifecycle, if !finished => finished = true,
+            _ = &mut lifecycle, if !finished => { finished = true; current = rx.borrow().clone(); }
             changed = rx.changed() => {
-                let current = if changed.is_err() { None } else { rx.borrow_and_update().clone() };
-                match current {
-                    None => break None,
-                    Some(p) if p.metadata.deletion_timestamp.is_some() => break Some(p),
-                    Some(_) => {}
-                }
+                current = if changed.is_err() { None } else { rx.borrow_and_update().clone() };
             }
         }
     };

@@ -692,3 +692,41 @@ async fn api_server_outage_keeps_pods_running_and_status_catches_up() {
     );
     assert_eq!(container_status(&p)["restartCount"], 0);
 }
+
+#[tokio::test]
+async fn missing_configmap_waits_in_create_container_config_error_until_created() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let image = c.image("greeter", "echo ${GREETING}\nexit 0\n");
+    let env = json!({"containers": [{"name": "main", "image": image, "env": [
+        {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "late", "key": "GREETING"}}}]}]});
+    c.pod("greeter", &image, "Never", env).await;
+    let p = eventually(20, "CreateContainerConfigError", || async {
+        let p = c.pod_json("greeter").await?;
+        (container_status(&p)["state"]["waiting"]["reason"] == "CreateContainerConfigError")
+            .then_some(p)
+    })
+    .await;
+    // The kubelet's wording.
+    assert_eq!(
+        container_status(&p)["state"]["waiting"]["message"],
+        "configmap \"late\" not found"
+    );
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "late"}, "data": {"GREETING": "better late"}}),
+    )
+    .expect("cm");
+    Api::<ConfigMap>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("cm");
+    eventually(30, "greeter Succeeded", || async {
+        (c.pod_json("greeter").await?["status"]["phase"] == "Succeeded").then_some(())
+    })
+    .await;
+    let logs = Api::<Pod>::namespaced(c.client.clone(), "default")
+        .logs("greeter", &LogParams::default())
+        .await
+        .expect("logs");
+    assert_eq!(logs, "better late\n");
+}
