@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 use tokio::net::TcpListener;
 
+use super::status::{PodRecord, State};
 use super::{AgentConfig, AgentError};
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -272,11 +273,47 @@ async fn follow(
             Ok(_) => {}
             Err(_) => return,
         }
-        if tx.is_closed() || !path.exists() || newer_run_exists(&path) {
+        if tx.is_closed() || !path.exists() || newer_run_exists(&path) || run_finished(&path) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Whether the run writing `path` has ended (`kubectl logs -f` of a
+/// finished container returns, as with the kubelet). The pod's state file
+/// sits beside the logs: `<data>/logs/<ns>_<pod>_<uid>/<container>/<n>.log`
+/// ↔ `<data>/pods/<uid>/state.json`.
+fn run_finished(path: &Path) -> bool {
+    let run: Option<u32> = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok());
+    let container_dir = path.parent();
+    let container = container_dir
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let pod_dir = container_dir.and_then(Path::parent);
+    let uid = pod_dir
+        .and_then(|d| d.file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit('_').next())
+        .map(str::to_string);
+    let data_dir = pod_dir.and_then(Path::parent).and_then(Path::parent);
+    let (Some(run), Some(container), Some(uid), Some(data_dir)) = (run, container, uid, data_dir)
+    else {
+        return false;
+    };
+    let Some(record) = PodRecord::load(&super::pods::pod_dir(data_dir, &uid).join("state.json"))
+    else {
+        return false;
+    };
+    record
+        .init
+        .iter()
+        .chain(record.containers.iter())
+        .find(|c| c.name == container)
+        .is_some_and(|c| c.restart_count == run && matches!(c.state, State::Terminated(_)))
 }
 
 fn newer_run_exists(path: &Path) -> bool {
@@ -323,6 +360,38 @@ mod tests {
             "\n",
             "empty lines stay"
         );
+    }
+
+    #[test]
+    fn follow_ends_when_the_run_has_terminated() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("logs/ns_web_u1/main/0.log");
+        std::fs::create_dir_all(log.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&log, "").expect("write");
+        let state = crate::agent::pods::pod_dir(dir.path(), "u1");
+        std::fs::create_dir_all(&state).expect("mkdir");
+        let mut r = PodRecord {
+            uid: "u1".into(),
+            ..PodRecord::default()
+        };
+        let mut c = crate::agent::status::ContainerRecord::waiting("main", "img", "x");
+        c.state = State::Running {
+            started_at: "t".into(),
+        };
+        r.containers.push(c.clone());
+        r.save(&state.join("state.json")).expect("save");
+        assert!(!run_finished(&log), "still running");
+        c.state = State::Terminated(crate::agent::status::Terminated {
+            exit_code: 0,
+            reason: "Completed".into(),
+            message: None,
+            started_at: None,
+            finished_at: "t".into(),
+            container_id: String::new(),
+        });
+        r.containers[0] = c;
+        r.save(&state.join("state.json")).expect("save");
+        assert!(run_finished(&log));
     }
 
     #[test]

@@ -435,6 +435,21 @@ async fn one_shot_pod_runs_to_succeeded_with_configmap_env_in_its_log() {
         logs, "main: hello from a configmap\n",
         "argv[0] is the container name; env from the ConfigMap"
     );
+    // Following a finished container returns, as with the kubelet.
+    let followed = tokio::time::timeout(
+        Duration::from_secs(5),
+        pods.logs(
+            "hello",
+            &LogParams {
+                follow: true,
+                ..LogParams::default()
+            },
+        ),
+    )
+    .await
+    .expect("follow of a completed container ends")
+    .expect("logs");
+    assert_eq!(followed, "main: hello from a configmap\n");
     let events: Api<Event> = Api::namespaced(c.client.clone(), "default");
     let reasons: Vec<String> = eventually(10, "events", || async {
         let list = events.list(&Default::default()).await.ok()?;
