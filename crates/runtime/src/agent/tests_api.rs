@@ -745,3 +745,51 @@ async fn missing_configmap_waits_in_create_container_config_error_until_created(
         .expect("logs");
     assert_eq!(logs, "better late\n");
 }
+
+#[tokio::test]
+async fn init_containers_run_in_order_before_the_containers() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let first = c.image("first", "echo first\nsleep 300\nexit 0\n");
+    let second = c.image("second", "echo second\nexit 0\n");
+    let main = c.image("main", "echo main\nexit 0\n");
+    let spec = json!({
+        "initContainers": [{"name": "first", "image": first}, {"name": "second", "image": second}],
+        "containers": [{"name": "main", "image": main}],
+    });
+    c.pod("init", &main, "Never", spec).await;
+    let p = eventually(20, "init pod Succeeded", || async {
+        let p = c.pod_json("init").await?;
+        (p["status"]["phase"] == "Succeeded").then_some(p)
+    })
+    .await;
+    let inits = p["status"]["initContainerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(inits.len(), 2);
+    let finished = |s: &Value| {
+        s["state"]["terminated"]["finishedAt"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let started = |s: &Value| {
+        s["state"]["terminated"]["startedAt"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert!(
+        inits
+            .iter()
+            .all(|s| s["state"]["terminated"]["reason"] == "Completed"),
+        "{inits:?}"
+    );
+    // Each starts only after the previous one finished.
+    assert!(finished(&inits[0]) <= started(&inits[1]), "{inits:?}");
+    assert!(finished(&inits[1]) <= started(&container_status(&p)), "{p}");
+    let initialized = p["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Initialized").cloned())
+        .expect("Initialized");
+    assert_eq!(initialized["status"], "True");
+}
