@@ -202,17 +202,34 @@ impl ContainerLoop {
     async fn back_off(&mut self, failures: u32) -> bool {
         let delay = backoff(failures);
         let (init, name) = (self.init, self.spec.name.clone());
-        if !delay.is_zero() {
-            let pod = self.pod.metadata.name.clone().unwrap_or_default();
-            let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
-            let uid = self.pod.metadata.uid.clone().unwrap_or_default();
-            self.waiting(
-                "CrashLoopBackOff",
-                Some(format!(
+        let pod = self.pod.metadata.name.clone().unwrap_or_default();
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        // The run that just ended moves to lastState while the next waits,
+        // as `kubectl describe` shows it during CrashLoopBackOff.
+        let waiting = if delay.is_zero() {
+            State::Waiting {
+                reason: "ContainerCreating".into(),
+                message: None,
+            }
+        } else {
+            State::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: Some(format!(
                     "back-off {}s restarting failed container={name} pod={pod}_{ns}({uid})",
                     delay.as_secs()
                 )),
-            );
+            }
+        };
+        self.shared.update(|r| {
+            if let Some(c) = r.container_mut(init, &name) {
+                if let State::Terminated(t) = &c.state {
+                    c.last_terminated = Some(t.clone());
+                }
+                c.state = waiting;
+            }
+        });
+        if !delay.is_zero() {
             self.event(
                 EventType::Warning,
                 "BackOff",
@@ -224,9 +241,6 @@ impl ContainerLoop {
         }
         self.shared.update(|r| {
             if let Some(c) = r.container_mut(init, &name) {
-                if let State::Terminated(t) = &c.state {
-                    c.last_terminated = Some(t.clone());
-                }
                 c.restart_count += 1;
             }
         });
@@ -236,11 +250,11 @@ impl ContainerLoop {
     /// Pull, start and wait once. None when the pod stopped before the
     /// container ran; else the exit code and how long it ran.
     async fn run_once(&mut self) -> Option<(i32, Duration)> {
-        let (image, mut container) = loop {
+        let (image, handler, mut container) = loop {
             let image = self.pull().await?;
             let (runtime, config) = self.prepare(&image).await?;
             match runtime.start(config).await {
-                Ok(c) => break (image, c),
+                Ok(c) => break (image, runtime.handler(), c),
                 Err(e) => {
                     self.event(EventType::Warning, "Failed", format!("Error: {e}"));
                     self.waiting("CreateContainerError", Some(e.to_string()));
@@ -252,7 +266,7 @@ impl ContainerLoop {
         };
         let started = Instant::now();
         let id = format!(
-            "wasmtime://{:016x}{:016x}",
+            "{handler}://{:016x}{:016x}",
             rand::random::<u64>(),
             rand::random::<u64>()
         );

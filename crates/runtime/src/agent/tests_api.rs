@@ -487,6 +487,15 @@ async fn failing_container_restarts_and_backs_off_in_crash_loop() {
         p["status"]["phase"], "Running",
         "a crash-looping Always pod is Running, as in Kubernetes"
     );
+    // lastState is the run that just ended, not the first one.
+    assert_eq!(
+        st["lastState"]["terminated"]["containerID"], st["containerID"],
+        "{st}"
+    );
+    assert_eq!(
+        st["restartCount"], 1,
+        "the second run failed; the second restart waits 10 s"
+    );
     // The previous run's output is there for `kubectl logs --previous`.
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
     let prev = pods
