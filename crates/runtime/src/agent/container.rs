@@ -1,7 +1,7 @@
 //! One container's lifecycle: pull, resolve, start, wait, and restart with
 //! back-off as the pod's restartPolicy says.
 //!
-//! Every step is reported into the pod's [`PodRecord`] (and so to
+//! Every step is reported into the pod's [`PodRecord`](super::status::PodRecord) (and so to
 //! `pods/status`) and as an Event, with the kubelet's reasons:
 //! ErrImagePull/ImagePullBackOff, CreateContainerConfigError,
 //! CreateContainerError, CrashLoopBackOff.

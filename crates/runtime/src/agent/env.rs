@@ -396,7 +396,7 @@ fn resource_field(c: &Container, resource: &str) -> String {
 }
 
 /// argv for a Wasm container. A Wasm image has no entrypoint, so `command`
-/// (if set) is argv, else argv[0] is the container's name; `args` follow.
+/// (if set) is argv, else `argv[0]` is the container's name; `args` follow.
 /// `$(VAR)` references expand against the container's environment.
 pub fn argv(c: &Container, env: &[(String, String)]) -> Vec<String> {
     let vars: HashMap<String, String> = env.iter().cloned().collect();

@@ -12,7 +12,7 @@
 //! - [`container`]: one container's lifecycle (pull, start, wait, restart).
 //! - [`status`]: pod and container status as Kubernetes reports it.
 //! - [`events`]: core/v1 Events.
-//! - [`env`]: command/args, env and volumes resolved into a [`ContainerConfig`].
+//! - [`env`](mod@env): command/args, env and volumes resolved into a [`ContainerConfig`].
 //! - [`server`]: the node endpoint (HTTPS) the API server proxies `pods/log` to.
 //!
 //! [`ContainerConfig`]: crate::cri::ContainerConfig
