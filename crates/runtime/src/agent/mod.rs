@@ -1,1 +1,246 @@
-//! PLACEHOLDER: see the module's issue.
+//! The node agent: skiff's kubelet.
+//!
+//! It registers this machine as a Node, keeps a Lease in `kube-node-lease`
+//! renewed, watches the pods bound to the node and drives each one through
+//! its lifecycle with the runtime its RuntimeClass names, reporting status
+//! and Events through the Kubernetes API. It is an ordinary API client
+//! (kube-rs): the API server may be in this process or across the network.
+//!
+//! - [`node`]: the Node object and its periodic status heartbeat.
+//! - [`lease`]: the node Lease, renewed every 10 s.
+//! - [`pods`]: the watch on bound pods and one task per pod.
+//! - [`container`]: one container's lifecycle (pull, start, wait, restart).
+//! - [`status`]: pod and container status as Kubernetes reports it.
+//! - [`events`]: core/v1 Events.
+//! - [`env`](mod@env): command/args, env and volumes resolved into a [`ContainerConfig`].
+//! - [`server`]: the node endpoint (HTTPS) the API server proxies `pods/log` to.
+//!
+//! [`ContainerConfig`]: crate::cri::ContainerConfig
+
+pub mod container;
+pub mod env;
+pub mod events;
+pub mod lease;
+pub mod node;
+pub mod pods;
+pub mod server;
+pub mod status;
+#[cfg(test)]
+mod tests_api;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::cri::ContainerRuntime;
+
+/// Where the agent gets a container's image from: the image store, or any
+/// other source that can hand over a verified module on disk.
+pub trait ImageSource: Send + Sync {
+    /// Make `image` available on this node, honouring `policy`
+    /// (`Always`, `IfNotPresent` or `Never`) and using the pod's pull
+    /// secrets (each a `.dockerconfigjson` document). The error is the
+    /// message the pod shows under `ErrImagePull`.
+    fn pull<'a>(
+        &'a self,
+        image: &'a str,
+        policy: &'a str,
+        pull_secrets: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<PulledImage, String>>;
+}
+
+/// An image ready to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulledImage {
+    /// Content digest (`sha256:…`), reported as the container's `imageID`.
+    pub digest: String,
+    /// The module or component on disk.
+    pub module_path: PathBuf,
+    /// Whether the image is a Wasm module or component (rather than a
+    /// Linux image).
+    pub is_wasm: bool,
+}
+
+/// How the agent presents itself and where it keeps its files.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// The Node's name (`kubernetes.io/hostname` too).
+    pub node_name: String,
+    /// `kubernetes.io/arch` as Kubernetes names it (`amd64`, `arm64`).
+    pub arch: String,
+    /// Extra Node labels (`--node-label k=v`).
+    pub labels: BTreeMap<String, String>,
+    /// Per-pod state, volumes and container logs live here.
+    pub data_dir: PathBuf,
+    /// The node's InternalIP; the first non-loopback IPv4 when unset.
+    pub internal_ip: Option<IpAddr>,
+    /// The node endpoint's port (`daemonEndpoints.kubeletEndpoint.Port`);
+    /// 0 picks a free one.
+    pub port: u16,
+    /// `capacity.pods`. Kubernetes' default is 110; in-process Wasm pods
+    /// cost kilobytes, so Wasm nodes may set this much higher.
+    pub max_pods: u32,
+    /// skiff's version, reported in `nodeInfo`.
+    pub version: String,
+    /// How often the Lease is renewed.
+    pub lease_renew: std::time::Duration,
+    /// How often the Node's status is refreshed when nothing changed.
+    pub status_refresh: std::time::Duration,
+}
+
+impl AgentConfig {
+    /// Defaults as the kubelet has them: the host's architecture, port
+    /// 10250, 110 pods, Lease renewed every 10 s, status every minute.
+    pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        AgentConfig {
+            node_name: node_name.into(),
+            arch: host_arch().to_string(),
+            labels: BTreeMap::new(),
+            data_dir: data_dir.into(),
+            internal_ip: None,
+            port: 10250,
+            max_pods: 110,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            lease_renew: std::time::Duration::from_secs(10),
+            status_refresh: std::time::Duration::from_secs(60),
+        }
+    }
+}
+
+/// The host's architecture under its Kubernetes (Go) name.
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
+/// Why the agent stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("registering node {node}: {source}")]
+    Register {
+        node: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("preparing the agent's data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("node endpoint: {0}")]
+    Server(String),
+    #[error("the agent's {0} task ended unexpectedly")]
+    TaskEnded(&'static str),
+}
+
+/// Shared by every task of the agent.
+pub(crate) struct Ctx {
+    pub client: kube::Client,
+    pub cfg: AgentConfig,
+    pub runtimes: Vec<Arc<dyn ContainerRuntime>>,
+    pub images: Arc<dyn ImageSource>,
+    /// The address pods report as hostIP and, for in-process Wasm, podIP.
+    pub node_ip: IpAddr,
+    pub recorder: events::Recorder,
+}
+
+impl Ctx {
+    pub fn runtime(&self, handler: &str) -> Option<Arc<dyn ContainerRuntime>> {
+        self.runtimes
+            .iter()
+            .find(|r| r.handler() == handler)
+            .cloned()
+    }
+}
+
+/// Run the agent until a fatal error: register the Node, then heartbeat,
+/// serve the node endpoint and run the pods bound to this node.
+///
+/// The API server may go away at any time after registration: the agent
+/// keeps its pods running and retries with back-off.
+pub async fn run(
+    client: kube::Client,
+    cfg: AgentConfig,
+    runtimes: Vec<Arc<dyn ContainerRuntime>>,
+    images: Arc<dyn ImageSource>,
+) -> Result<(), AgentError> {
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
+        path: cfg.data_dir.clone(),
+        source,
+    })?;
+    let mut cfg = cfg;
+    let node_ip = cfg.internal_ip.unwrap_or_else(node::first_ipv4);
+    let handlers: Vec<&'static str> = runtimes.iter().map(|r| r.handler()).collect();
+    let listener = server::bind(&cfg, node_ip).await?;
+    cfg.port = listener.port();
+    let node_uid = node::register(&client, &cfg, node_ip, &handlers).await?;
+    let recorder = events::Recorder::new(client.clone(), cfg.node_name.clone());
+    let ctx = Arc::new(Ctx {
+        client,
+        cfg,
+        runtimes,
+        images,
+        node_ip,
+        recorder,
+    });
+    // The tasks are owned: cancelling `run` (dropping its future) stops
+    // the whole agent, pods included, as a process exit would.
+    let mut tasks = tokio::task::JoinSet::new();
+    let c = ctx.clone();
+    tasks.spawn(async move {
+        lease::run(c, node_uid).await;
+        "lease"
+    });
+    let c = ctx.clone();
+    tasks.spawn(async move {
+        node::heartbeat(c, handlers).await;
+        "node status"
+    });
+    let dir = ctx.cfg.data_dir.clone();
+    tasks.spawn(async move {
+        server::serve(listener, dir).await;
+        "node endpoint"
+    });
+    let c = ctx.clone();
+    tasks.spawn(async move {
+        pods::run(c).await;
+        "pods"
+    });
+    let ended = tasks
+        .join_next()
+        .await
+        .and_then(Result::ok)
+        .unwrap_or("agent");
+    Err(AgentError::TaskEnded(ended))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_arch_uses_kubernetes_names() {
+        // Kubernetes labels nodes with GOARCH names, never Rust's.
+        let arch = host_arch();
+        assert!(!["x86_64", "aarch64"].contains(&arch), "{arch}");
+    }
+
+    #[test]
+    fn defaults_match_the_kubelet() {
+        let cfg = AgentConfig::new("n1", "/tmp/x");
+        assert_eq!(cfg.port, 10250);
+        assert_eq!(cfg.max_pods, 110);
+        assert_eq!(cfg.lease_renew.as_secs(), 10);
+    }
+}

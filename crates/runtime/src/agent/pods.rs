@@ -1,0 +1,513 @@
+//! The pods bound to this node: a watch (`spec.nodeName=<node>`) feeding
+//! one task per pod.
+//!
+//! A pod's task prepares its volumes, runs its init containers in order,
+//! then its containers side by side ([`super::container`]), and writes the
+//! pod's status whenever its [`PodRecord`] changes. When the pod gets a
+//! deletionTimestamp it stops the containers within the grace period and
+//! confirms the deletion (`gracePeriodSeconds=0`); a pod that vanishes from
+//! the API is simply stopped.
+//!
+//! The API server may be unreachable at any time: the watch re-connects
+//! with back-off, running containers are left alone, and the status writer
+//! keeps retrying with the latest state, so the API catches up when it
+//! returns.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::node::v1::RuntimeClass;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+use super::container::{ContainerLoop, Outcome, BACKOFF_START};
+use super::env::{self, PodAddresses};
+use super::events::{EventType, PodEvent};
+use super::status::{pod_status, PodRecord, State};
+use super::Ctx;
+
+/// A pod's record, shared by its container loops and its status writer.
+pub(crate) struct PodShared {
+    pub record: Mutex<PodRecord>,
+    changed: Notify,
+}
+
+impl PodShared {
+    /// Change the record and wake the status writer.
+    pub fn update(&self, f: impl FnOnce(&mut PodRecord)) {
+        if let Ok(mut r) = self.record.lock() {
+            f(&mut r);
+        }
+        self.changed.notify_one();
+    }
+}
+
+/// A task that ends with its owner (the pod task being cancelled with
+/// the agent must not leave its status writer behind).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Where the agent keeps pod `uid`'s state file and volumes.
+pub fn pod_dir(data_dir: &Path, uid: &str) -> PathBuf {
+    data_dir.join("pods").join(uid)
+}
+
+/// Where pod `uid`'s container logs go:
+/// `<data>/logs/<namespace>_<name>_<uid>/<container>/<restartCount>.log`,
+/// the kubelet's layout, which the node endpoint finds by name.
+pub fn log_dir(data_dir: &Path, ns: &str, name: &str, uid: &str) -> PathBuf {
+    data_dir.join("logs").join(format!("{ns}_{name}_{uid}"))
+}
+
+fn uid_of(p: &Pod) -> String {
+    p.metadata.uid.clone().unwrap_or_default()
+}
+
+/// Watch the node's pods and keep one task per pod, for as long as the
+/// agent runs.
+pub(crate) async fn run(ctx: Arc<Ctx>) {
+    let api: Api<Pod> = Api::all(ctx.client.clone());
+    let selector = format!("spec.nodeName={}", ctx.cfg.node_name);
+    let mut stream = watcher(api, watcher::Config::default().fields(&selector))
+        .default_backoff()
+        .boxed();
+    let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
+    // Owned, so that stopping the agent stops its pods' tasks.
+    let mut tasks: JoinSet<String> = JoinSet::new();
+    let mut listed: HashSet<String> = HashSet::new();
+    loop {
+        tokio::select! {
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Ok(uid) = done {
+                    workers.remove(&uid);
+                }
+            }
+            ev = stream.next() => match ev {
+                None => return,
+                Some(Err(e)) => tracing::warn!(error = %e, "watching this node's pods; retrying"),
+                Some(Ok(Event::Init)) => listed.clear(),
+                Some(Ok(Event::InitApply(p))) => {
+                    listed.insert(uid_of(&p));
+                    dispatch(&ctx, &mut workers, &mut tasks, p);
+                }
+                Some(Ok(Event::InitDone)) => {
+                    // Pods deleted while the watch was down.
+                    for (uid, tx) in &workers {
+                        if !listed.contains(uid) {
+                            tx.send_replace(None);
+                        }
+                    }
+                    remove_orphans(&ctx.cfg.data_dir, &listed, &workers);
+                }
+                Some(Ok(Event::Apply(p))) => dispatch(&ctx, &mut workers, &mut tasks, p),
+                Some(Ok(Event::Delete(p))) => {
+                    if let Some(tx) = workers.get(&uid_of(&p)) {
+                        tx.send_replace(None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn dispatch(
+    ctx: &Arc<Ctx>,
+    workers: &mut HashMap<String, watch::Sender<Option<Pod>>>,
+    tasks: &mut JoinSet<String>,
+    pod: Pod,
+) {
+    let uid = uid_of(&pod);
+    if let Some(tx) = workers.get(&uid) {
+        tx.send_replace(Some(pod));
+        return;
+    }
+    let (tx, rx) = watch::channel(Some(pod));
+    workers.insert(uid.clone(), tx);
+    let ctx = ctx.clone();
+    tasks.spawn(async move {
+        pod_task(ctx, rx).await;
+        uid
+    });
+}
+
+/// Files of pods the API no longer has (deleted while the agent was
+/// down). Their in-process guests died with the previous agent.
+fn remove_orphans(
+    data_dir: &Path,
+    listed: &HashSet<String>,
+    workers: &HashMap<String, watch::Sender<Option<Pod>>>,
+) {
+    let Ok(entries) = std::fs::read_dir(data_dir.join("pods")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let uid = e.file_name().to_string_lossy().into_owned();
+        if listed.contains(&uid) || workers.contains_key(&uid) {
+            continue;
+        }
+        if let Some(r) = PodRecord::load(&e.path().join("state.json")) {
+            let _ = std::fs::remove_dir_all(log_dir(data_dir, &r.namespace, &r.name, &uid));
+        }
+        let _ = std::fs::remove_dir_all(e.path());
+    }
+}
+
+/// The grace period a stop gets: the deletion's, else the pod's
+/// `terminationGracePeriodSeconds`, else Kubernetes' default of 30 s.
+pub fn grace_period(pod: &Pod) -> Duration {
+    let secs = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| {
+            pod.spec
+                .as_ref()
+                .and_then(|s| s.termination_grace_period_seconds)
+        })
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+/// One pod from its first sight to its deletion.
+async fn pod_task(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
+    let Some(pod) = rx.borrow().clone() else {
+        return;
+    };
+    let (ns, name, uid) = (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+        uid_of(&pod),
+    );
+    let dir = pod_dir(&ctx.cfg.data_dir, &uid);
+    let logs = log_dir(&ctx.cfg.data_dir, &ns, &name, &uid);
+    let state_path = dir.join("state.json");
+    let adopted = PodRecord::load(&state_path);
+    let already_done = adopted.is_none()
+        && matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+    let record = adopted.map_or_else(
+        || PodRecord::new(&ns, &name, &uid, &pod.spec.clone().unwrap_or_default()),
+        |mut r| {
+            r.adopt_after_restart();
+            r
+        },
+    );
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        tracing::warn!(pod = %name, error = %e, "creating the pod's directory");
+    }
+    let shared = Arc::new(PodShared {
+        record: Mutex::new(record),
+        changed: Notify::new(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let writer = (!already_done).then(|| {
+        AbortOnDrop(tokio::spawn(status_writer(
+            ctx.clone(),
+            shared.clone(),
+            pod.clone(),
+            state_path,
+        )))
+    });
+    shared.changed.notify_one();
+    let lifecycle = run_containers(
+        ctx.clone(),
+        pod.clone(),
+        shared.clone(),
+        stop_rx,
+        dir.clone(),
+        logs.clone(),
+    );
+    tokio::pin!(lifecycle);
+    let mut finished = already_done;
+    // The first sight may already carry a deletionTimestamp (the agent
+    // restarted during a deletion), so the pod is checked before waiting.
+    let mut current = Some(pod.clone());
+    let last = loop {
+        match current {
+            None => break None,
+            Some(p) if p.metadata.deletion_timestamp.is_some() => break Some(p),
+            Some(_) => {}
+        }
+        tokio::select! {
+            _ = &mut lifecycle, if !finished => { finished = true; current = rx.borrow().clone(); }
+            changed = rx.changed() => {
+                current = if changed.is_err() { None } else { rx.borrow_and_update().clone() };
+            }
+        }
+    };
+    let _ = stop_tx.send(Some(grace_period(last.as_ref().unwrap_or(&pod))));
+    if !finished {
+        lifecycle.await;
+    }
+    drop(writer);
+    if let Some(p) = last {
+        confirm_deletion(&ctx, &p).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&logs);
+}
+
+/// Volumes, then init containers in order, then the containers together.
+async fn run_containers(
+    ctx: Arc<Ctx>,
+    pod: Pod,
+    shared: Arc<PodShared>,
+    stop: watch::Receiver<Option<Duration>>,
+    dir: PathBuf,
+    logs: PathBuf,
+) {
+    let Some((sources, volumes, handler)) =
+        prepare_pod(&ctx, &pod, &shared, &dir, stop.clone()).await
+    else {
+        return;
+    };
+    let spec = pod.spec.clone().unwrap_or_default();
+    let make = |c: &k8s_openapi::api::core::v1::Container, init: bool| ContainerLoop {
+        ctx: ctx.clone(),
+        pod: pod.clone(),
+        spec: c.clone(),
+        init,
+        shared: shared.clone(),
+        stop: stop.clone(),
+        sources: sources.clone(),
+        volumes: volumes.clone(),
+        handler: handler.clone(),
+        log_dir: logs.clone(),
+    };
+    for c in spec.init_containers.iter().flatten() {
+        if make(c, true).run().await != Outcome::Succeeded {
+            return;
+        }
+    }
+    // Main containers wait in PodInitializing until the init containers are done.
+    shared.update(|r| {
+        for c in &mut r.containers {
+            if matches!(&c.state, State::Waiting { reason, .. } if reason == "PodInitializing") {
+                c.state = State::Waiting {
+                    reason: "ContainerCreating".into(),
+                    message: None,
+                };
+            }
+        }
+    });
+    futures::future::join_all(spec.containers.iter().map(|c| make(c, false).run())).await;
+}
+
+type Prepared = (
+    env::Sources,
+    HashMap<String, env::HostVolume>,
+    Option<String>,
+);
+
+/// What every container of the pod shares: the ConfigMaps and Secrets it
+/// refers to, its volumes on disk and its runtime handler. Retried with
+/// back-off (the ConfigMap may be created later); None when stopped.
+async fn prepare_pod(
+    ctx: &Ctx,
+    pod: &Pod,
+    shared: &PodShared,
+    dir: &Path,
+    mut stop: watch::Receiver<Option<Duration>>,
+) -> Option<Prepared> {
+    let addrs = PodAddresses {
+        pod_ip: ctx.node_ip.to_string(),
+        host_ip: ctx.node_ip.to_string(),
+    };
+    loop {
+        let attempt = async {
+            let sources = env::fetch_sources(&ctx.client, pod)
+                .await
+                .map_err(|e| e.to_string())?;
+            let volumes =
+                env::materialize_volumes(pod, &sources, &addrs, dir).map_err(|e| e.to_string())?;
+            let handler = runtime_handler(&ctx.client, pod).await?;
+            Ok::<_, String>((sources, volumes, handler))
+        };
+        match attempt.await {
+            Ok(p) => return Some(p),
+            Err(message) => {
+                ctx.recorder.record(
+                    pod,
+                    PodEvent {
+                        kind: EventType::Warning,
+                        reason: "Failed",
+                        message: format!("Error: {message}"),
+                        field_path: None,
+                    },
+                );
+                shared.update(|r| {
+                    for c in r.init.iter_mut().chain(r.containers.iter_mut()) {
+                        if matches!(c.state, State::Waiting { .. }) {
+                            c.state = State::Waiting {
+                                reason: "CreateContainerConfigError".into(),
+                                message: Some(message.clone()),
+                            };
+                        }
+                    }
+                });
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(BACKOFF_START) => {}
+            _ = stop.wait_for(|s| s.is_some()) => return None,
+        }
+    }
+}
+
+/// The handler of the pod's RuntimeClass, or None without one.
+async fn runtime_handler(client: &kube::Client, pod: &Pod) -> Result<Option<String>, String> {
+    let Some(name) = pod.spec.as_ref().and_then(|s| s.runtime_class_name.clone()) else {
+        return Ok(None);
+    };
+    let api: Api<RuntimeClass> = Api::all(client.clone());
+    match api.get_opt(&name).await {
+        Ok(Some(rc)) => Ok(Some(rc.handler)),
+        Ok(None) => Err(format!("RuntimeClass \"{name}\" not found")),
+        Err(e) => Err(format!("reading RuntimeClass \"{name}\": {e}")),
+    }
+}
+
+/// Write the pod's status whenever its record changes, retrying with
+/// back-off while the API server is unreachable; also saves the state file.
+async fn status_writer(ctx: Arc<Ctx>, shared: Arc<PodShared>, pod: Pod, state_path: PathBuf) {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let policy = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.clone())
+        .unwrap_or_else(|| "Always".into());
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let ip = ctx.node_ip.to_string();
+    let mut sent: Option<Value> = None;
+    loop {
+        shared.changed.notified().await;
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let Some((status, record)) = shared
+                .record
+                .lock()
+                .ok()
+                .map(|mut r| (pod_status(&mut r, &policy, &ip, &ip), r.clone()))
+            else {
+                return;
+            };
+            if let Err(e) = record.save(&state_path) {
+                tracing::warn!(pod = %name, error = %e, "saving the pod's state file");
+            }
+            if sent.as_ref() == Some(&status) {
+                break;
+            }
+            let patch = json!({ "status": status });
+            match api
+                .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {
+                    sent = Some(status);
+                    break;
+                }
+                Err(kube::Error::Api(s)) if s.code == 404 => break,
+                Err(e) => {
+                    tracing::warn!(pod = %name, error = %e, "writing pod status; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shared.changed.notified() => {}
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+}
+
+/// Tell the API server the pod's containers are gone: delete it with
+/// `gracePeriodSeconds=0`, for this uid only.
+async fn confirm_deletion(ctx: &Ctx, pod: &Pod) {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let params = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match api.delete(&name, &params).await {
+            Ok(_) => return,
+            // Gone already, or the name now belongs to a new pod.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
+            Err(e) => {
+                tracing::warn!(pod = %name, error = %e, "confirming pod deletion; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grace_period_prefers_the_deletions() {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"deletionGracePeriodSeconds": 2}, "spec": {"terminationGracePeriodSeconds": 9, "containers": []}})).expect("pod");
+        assert_eq!(grace_period(&p), Duration::from_secs(2));
+        let p: Pod = serde_json::from_value(
+            json!({"metadata": {}, "spec": {"terminationGracePeriodSeconds": 9, "containers": []}}),
+        )
+        .expect("pod");
+        assert_eq!(grace_period(&p), Duration::from_secs(9));
+        let p: Pod = serde_json::from_value(json!({"metadata": {}})).expect("pod");
+        assert_eq!(
+            grace_period(&p),
+            Duration::from_secs(30),
+            "Kubernetes' default"
+        );
+    }
+
+    #[test]
+    fn orphaned_pod_files_are_removed_listed_ones_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for uid in ["keep", "gone"] {
+            std::fs::create_dir_all(pod_dir(dir.path(), uid)).expect("mkdir");
+        }
+        let r = PodRecord {
+            namespace: "ns".into(),
+            name: "p".into(),
+            uid: "gone".into(),
+            ..PodRecord::default()
+        };
+        r.save(&pod_dir(dir.path(), "gone").join("state.json"))
+            .expect("save");
+        let logs = log_dir(dir.path(), "ns", "p", "gone");
+        std::fs::create_dir_all(&logs).expect("mkdir");
+        remove_orphans(
+            dir.path(),
+            &HashSet::from(["keep".to_string()]),
+            &HashMap::new(),
+        );
+        assert!(pod_dir(dir.path(), "keep").exists());
+        assert!(!pod_dir(dir.path(), "gone").exists());
+        assert!(!logs.exists());
+    }
+}

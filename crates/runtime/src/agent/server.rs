@@ -1,0 +1,421 @@
+//! The node endpoint: HTTPS on `daemonEndpoints.kubeletEndpoint.Port`.
+//!
+//! The API server proxies `pods/log` here as kube-apiserver proxies to the
+//! kubelet: `GET /containerLogs/{namespace}/{pod}/{container}` with
+//! `follow`, `tailLines`, `timestamps` and `previous`. `/healthz` answers
+//! `ok`. The certificate is self-signed and made at each start; the API
+//! server finds the node through its Node object (see its proxy).
+
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
+use tokio::net::TcpListener;
+
+use super::status::{PodRecord, State};
+use super::{AgentConfig, AgentError};
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// The listener and TLS settings, made before the Node is registered so
+/// that the Node reports the port actually bound (`port: 0` picks one).
+pub struct Listener {
+    tcp: TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+}
+
+impl Listener {
+    /// The port bound.
+    pub fn port(&self) -> u16 {
+        self.tcp.local_addr().map_or(0, |a| a.port())
+    }
+}
+
+/// Bind `cfg.port` on every address, with a fresh self-signed certificate
+/// for the node's name and addresses.
+pub async fn bind(cfg: &AgentConfig, ip: std::net::IpAddr) -> Result<Listener, AgentError> {
+    let err = |e: &dyn std::fmt::Display| AgentError::Server(e.to_string());
+    let names = vec![
+        cfg.node_name.clone(),
+        ip.to_string(),
+        "localhost".to_string(),
+    ];
+    let cert = rcgen::generate_simple_self_signed(names).map_err(|e| err(&e))?;
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(&e))?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .map_err(|e| err(&e))?;
+    let tcp = TcpListener::bind(("0.0.0.0", cfg.port))
+        .await
+        .map_err(|e| AgentError::Server(format!("binding port {}: {e}", cfg.port)))?;
+    Ok(Listener {
+        tcp,
+        tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+    })
+}
+
+/// Serve until the process ends.
+pub async fn serve(listener: Listener, data_dir: PathBuf) {
+    let data_dir = Arc::new(data_dir);
+    loop {
+        let Ok((tcp, _)) = listener.tcp.accept().await else {
+            continue;
+        };
+        let (tls, data_dir) = (listener.tls.clone(), data_dir.clone());
+        tokio::spawn(async move {
+            let Ok(stream) = tls.accept(tcp).await else {
+                return;
+            };
+            let svc = hyper::service::service_fn(move |req| handle(req, data_dir.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+fn text(code: StatusCode, s: String) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(s))
+            .map_err(|e: Infallible| match e {})
+            .boxed(),
+    );
+    *r.status_mut() = code;
+    r
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    data_dir: Arc<PathBuf>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let query = LogQuery::parse(req.uri().query().unwrap_or(""));
+    if path == "/healthz" {
+        return Ok(text(StatusCode::OK, "ok".into()));
+    }
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let resp = match parts.as_slice() {
+        ["containerLogs", ns, pod, container] => {
+            container_logs(&data_dir, ns, pod, container, query).await
+        }
+        _ => text(StatusCode::NOT_FOUND, format!("{path} not found")),
+    };
+    Ok(resp)
+}
+
+/// The query of a log request.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    pub follow: bool,
+    pub previous: bool,
+    pub timestamps: bool,
+    pub tail_lines: Option<usize>,
+}
+
+impl LogQuery {
+    /// Parse `follow=true&tailLines=10…`; unknown keys are ignored.
+    pub fn parse(q: &str) -> Self {
+        let mut out = LogQuery::default();
+        for (k, v) in q
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+        {
+            let on = v.is_empty() || v == "true" || v == "1";
+            match k {
+                "follow" => out.follow = on,
+                "previous" => out.previous = on,
+                "timestamps" => out.timestamps = on,
+                "tailLines" => out.tail_lines = v.parse().ok(),
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// The log file of a container run: the newest pod directory for
+/// `ns/pod` (a pod re-created under the same name has a new uid), the
+/// highest restart number, or the one before it for `previous`.
+pub fn find_log(
+    data_dir: &Path,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+) -> Option<PathBuf> {
+    let prefix = format!("{ns}_{pod}_");
+    let dirs = std::fs::read_dir(data_dir.join("logs")).ok()?;
+    let pod_dir = dirs
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())?
+        .path();
+    let mut runs: Vec<(u32, PathBuf)> = std::fs::read_dir(pod_dir.join(container))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let n = e
+                .file_name()
+                .to_string_lossy()
+                .strip_suffix(".log")?
+                .parse()
+                .ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    runs.sort();
+    let idx = runs.len().checked_sub(if previous { 2 } else { 1 })?;
+    runs.get(idx).map(|(_, p)| p.clone())
+}
+
+/// A CRI log line (`<time> <stream> <P|F> <text>`) as kubectl shows it.
+pub fn render_line(line: &str, timestamps: bool) -> String {
+    let mut parts = line.splitn(4, ' ');
+    let (Some(ts), Some(_stream), Some(_tag)) = (parts.next(), parts.next(), parts.next()) else {
+        return format!("{line}\n");
+    };
+    let msg = parts.next().unwrap_or("");
+    if timestamps {
+        format!("{ts} {msg}\n")
+    } else {
+        format!("{msg}\n")
+    }
+}
+
+// A stand-in for `crate::logs::read` until that lands on main: reads the
+// CRI file, honours tailLines and timestamps, and follows by polling.
+async fn container_logs(
+    data_dir: &Path,
+    ns: &str,
+    pod: &str,
+    container: &str,
+    q: LogQuery,
+) -> Response<Body> {
+    let Some(path) = find_log(data_dir, ns, pod, container, q.previous) else {
+        let what = if q.previous {
+            "previous terminated container"
+        } else {
+            "container"
+        };
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("{what} \"{container}\" in pod \"{pod}\" has no logs on this node"),
+        );
+    };
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("log file {} is gone", path.display()),
+        );
+    };
+    let mut reader = BufReader::new(file);
+    let mut head = String::new();
+    let mut lines: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    loop {
+        head.clear();
+        match reader.read_line(&mut head).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) if !head.ends_with('\n') => {
+                // A partial last line: leave it for the follower.
+                let back = i64::try_from(head.len()).unwrap_or(0);
+                let _ = reader.seek(std::io::SeekFrom::Current(-back)).await;
+                break;
+            }
+            Ok(_) => {
+                lines.push_back(render_line(head.trim_end_matches('\n'), q.timestamps));
+                if q.tail_lines.is_some_and(|t| lines.len() > t) {
+                    lines.pop_front();
+                }
+            }
+        }
+    }
+    let first: String = lines.into_iter().collect();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(16);
+    let _ = tx.send(Ok(Frame::data(Bytes::from(first)))).await;
+    if q.follow {
+        tokio::spawn(follow(reader, path, q.timestamps, tx));
+    }
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    Response::new(StreamBody::new(stream).boxed())
+}
+
+/// Send lines as they are appended, until the client leaves, the log file
+/// is removed, or a newer run of the container starts a new file.
+async fn follow(
+    mut reader: BufReader<tokio::fs::File>,
+    path: PathBuf,
+    timestamps: bool,
+    tx: tokio::sync::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>,
+) {
+    let mut line = String::new();
+    loop {
+        match reader.read_line(&mut line).await {
+            Ok(n) if n > 0 && line.ends_with('\n') => {
+                let out = render_line(line.trim_end_matches('\n'), timestamps);
+                line.clear();
+                if tx.send(Ok(Frame::data(Bytes::from(out)))).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(_) => return,
+        }
+        if tx.is_closed() || !path.exists() || newer_run_exists(&path) || run_finished(&path) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether the run writing `path` has ended (`kubectl logs -f` of a
+/// finished container returns, as with the kubelet). The pod's state file
+/// sits beside the logs: `<data>/logs/<ns>_<pod>_<uid>/<container>/<n>.log`
+/// ↔ `<data>/pods/<uid>/state.json`.
+fn run_finished(path: &Path) -> bool {
+    let run: Option<u32> = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok());
+    let container_dir = path.parent();
+    let container = container_dir
+        .and_then(|d| d.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let pod_dir = container_dir.and_then(Path::parent);
+    let uid = pod_dir
+        .and_then(|d| d.file_name())
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.rsplit('_').next())
+        .map(str::to_string);
+    let data_dir = pod_dir.and_then(Path::parent).and_then(Path::parent);
+    let (Some(run), Some(container), Some(uid), Some(data_dir)) = (run, container, uid, data_dir)
+    else {
+        return false;
+    };
+    let Some(record) = PodRecord::load(&super::pods::pod_dir(data_dir, &uid).join("state.json"))
+    else {
+        return false;
+    };
+    record
+        .init
+        .iter()
+        .chain(record.containers.iter())
+        .find(|c| c.name == container)
+        .is_some_and(|c| c.restart_count == run && matches!(c.state, State::Terminated(_)))
+}
+
+fn newer_run_exists(path: &Path) -> bool {
+    let n: Option<u32> = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok());
+    match (n, path.parent()) {
+        (Some(n), Some(dir)) => dir.join(format!("{}.log", n + 1)).exists(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_query_as_the_api_server_forwards_it() {
+        let q = LogQuery::parse("follow=true&tailLines=5&timestamps=true");
+        assert_eq!(
+            q,
+            LogQuery {
+                follow: true,
+                previous: false,
+                timestamps: true,
+                tail_lines: Some(5)
+            }
+        );
+        assert_eq!(LogQuery::parse(""), LogQuery::default());
+        assert_eq!(LogQuery::parse("tailLines=x").tail_lines, None);
+    }
+
+    #[test]
+    fn cri_lines_rendered_with_or_without_timestamps() {
+        let l = "2026-01-01T00:00:00.000000000Z stdout F hello world";
+        assert_eq!(render_line(l, false), "hello world\n");
+        assert_eq!(
+            render_line(l, true),
+            "2026-01-01T00:00:00.000000000Z hello world\n"
+        );
+        assert_eq!(
+            render_line("2026 stdout F ", false),
+            "\n",
+            "empty lines stay"
+        );
+    }
+
+    #[test]
+    fn follow_ends_when_the_run_has_terminated() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let log = dir.path().join("logs/ns_web_u1/main/0.log");
+        std::fs::create_dir_all(log.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&log, "").expect("write");
+        let state = crate::agent::pods::pod_dir(dir.path(), "u1");
+        std::fs::create_dir_all(&state).expect("mkdir");
+        let mut r = PodRecord {
+            uid: "u1".into(),
+            ..PodRecord::default()
+        };
+        let mut c = crate::agent::status::ContainerRecord::waiting("main", "img", "x");
+        c.state = State::Running {
+            started_at: "t".into(),
+        };
+        r.containers.push(c.clone());
+        r.save(&state.join("state.json")).expect("save");
+        assert!(!run_finished(&log), "still running");
+        c.state = State::Terminated(crate::agent::status::Terminated {
+            exit_code: 0,
+            reason: "Completed".into(),
+            message: None,
+            started_at: None,
+            finished_at: "t".into(),
+            container_id: String::new(),
+        });
+        r.containers[0] = c;
+        r.save(&state.join("state.json")).expect("save");
+        assert!(run_finished(&log));
+    }
+
+    #[test]
+    fn finds_current_and_previous_runs() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let c = dir.path().join("logs/ns_web_u1/main");
+        std::fs::create_dir_all(&c).expect("mkdir");
+        for n in [0, 1, 10] {
+            std::fs::write(c.join(format!("{n}.log")), "").expect("write");
+        }
+        assert_eq!(
+            find_log(dir.path(), "ns", "web", "main", false),
+            Some(c.join("10.log")),
+            "numeric, not lexical"
+        );
+        assert_eq!(
+            find_log(dir.path(), "ns", "web", "main", true),
+            Some(c.join("1.log"))
+        );
+        assert_eq!(find_log(dir.path(), "ns", "web", "other", false), None);
+        assert_eq!(
+            find_log(dir.path(), "ns", "we", "main", false),
+            None,
+            "pod names match whole"
+        );
+    }
+}

@@ -1,0 +1,804 @@
+//! The agent against the real API server, in-process.
+//!
+//! Until the wasmtime handler lands, the runtime here is `ScriptRuntime`: a
+//! stand-in that runs a few-line script (`echo`, `sleep`, `exit`, `loop`)
+//! and writes CRI-format logs, so the agent's lifecycle, status, Events,
+//! deletion and logs path are exercised end to end. It is replaced by the
+//! real `WasmRuntime` with WAT fixtures once that is on main.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
+use k8s_openapi::api::node::v1::RuntimeClass;
+use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use serde_json::{json, Value};
+use sha2::Digest;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
+
+use super::*;
+use crate::cri::{self, ContainerConfig, ExitReason, ExitStatus, RuntimeError};
+
+/// Images are files in a directory: `local/NAME` is `dir/NAME`.
+struct LocalImages(PathBuf);
+
+impl ImageSource for LocalImages {
+    fn pull<'a>(
+        &'a self,
+        image: &'a str,
+        _policy: &'a str,
+        _secrets: Vec<Vec<u8>>,
+    ) -> BoxFuture<'a, Result<PulledImage, String>> {
+        Box::pin(async move {
+            let name = image
+                .strip_prefix("local/")
+                .ok_or_else(|| format!("{image}: not a local image"))?;
+            let path = self.0.join(name);
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+            Ok(PulledImage {
+                digest: format!("sha256:{:x}", sha2::Sha256::digest(&bytes)),
+                module_path: path,
+                // Stands for an ordinary OCI image in the bad-input tests.
+                is_wasm: !name.starts_with("linux-"),
+            })
+        })
+    }
+}
+
+struct ScriptRuntime;
+
+struct ScriptContainer {
+    exit: watch::Receiver<Option<ExitStatus>>,
+    stop: watch::Sender<Option<Duration>>,
+}
+
+async fn log(f: &mut tokio::fs::File, line: &str) {
+    let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let _ = f
+        .write_all(format!("{ts} stdout F {line}\n").as_bytes())
+        .await;
+}
+
+async fn run_script(
+    cfg: ContainerConfig,
+    mut stop: watch::Receiver<Option<Duration>>,
+) -> ExitStatus {
+    let script = std::fs::read_to_string(&cfg.module_path).unwrap_or_default();
+    let env: HashMap<String, String> = cfg.env.iter().cloned().collect();
+    let Ok(mut out) = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&cfg.log_path)
+        .await
+    else {
+        return ExitStatus {
+            code: 1,
+            reason: ExitReason::Error,
+            message: Some("log".into()),
+        };
+    };
+    let killed = ExitStatus {
+        code: 137,
+        reason: ExitReason::Killed,
+        message: None,
+    };
+    for line in script.lines() {
+        let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
+        match cmd {
+            "echo" => {
+                let text = env.iter().fold(rest.to_string(), |t, (k, v)| {
+                    t.replace(&format!("${{{k}}}"), v)
+                });
+                log(&mut out, &text.replace("${ARGV0}", &cfg.args[0])).await;
+            }
+            "sleep" => tokio::time::sleep(Duration::from_millis(rest.parse().unwrap_or(0))).await,
+            "exit" => {
+                let code = rest.parse().unwrap_or(0);
+                let reason = if code == 0 {
+                    ExitReason::Completed
+                } else {
+                    ExitReason::Error
+                };
+                return ExitStatus {
+                    code,
+                    reason,
+                    message: None,
+                };
+            }
+            "loop" => {
+                // Ignores the stop request, like a guest spinning: only the
+                // forced stop after the grace period ends it.
+                let _ = stop.wait_for(|s| s.is_some()).await;
+                let grace = stop.borrow().unwrap_or_default();
+                tokio::time::sleep(grace).await;
+                return killed;
+            }
+            _ => {}
+        }
+    }
+    ExitStatus {
+        code: 0,
+        reason: ExitReason::Completed,
+        message: None,
+    }
+}
+
+impl cri::ContainerRuntime for ScriptRuntime {
+    fn handler(&self) -> &'static str {
+        "wasmtime"
+    }
+    fn start(
+        &self,
+        config: ContainerConfig,
+    ) -> BoxFuture<'_, Result<Box<dyn cri::Container>, RuntimeError>> {
+        Box::pin(async move {
+            if std::fs::read_to_string(&config.module_path).is_err() {
+                return Err(RuntimeError::InvalidImage("not a script".into()));
+            }
+            let (exit_tx, exit) = watch::channel(None);
+            let (stop, stop_rx) = watch::channel(None);
+            tokio::spawn(async move {
+                let status = run_script(config, stop_rx).await;
+                let _ = exit_tx.send(Some(status));
+            });
+            Ok(Box::new(ScriptContainer { exit, stop }) as Box<dyn cri::Container>)
+        })
+    }
+}
+
+impl cri::Container for ScriptContainer {
+    fn wait(&mut self) -> BoxFuture<'_, ExitStatus> {
+        Box::pin(async move {
+            let r = self.exit.wait_for(|e| e.is_some()).await;
+            r.ok().and_then(|e| e.clone()).unwrap_or(ExitStatus {
+                code: 137,
+                reason: ExitReason::Killed,
+                message: None,
+            })
+        })
+    }
+    fn stop(&self, grace: Duration) {
+        let _ = self.stop.send(Some(grace));
+    }
+}
+
+struct Cluster {
+    client: kube::Client,
+    /// What the agent uses: direct, or through a proxy a test can cut.
+    agent_client: kube::Client,
+    api_addr: std::net::SocketAddr,
+    kubeconfig: Box<dyn Fn(std::net::SocketAddr) -> String + Send + Sync>,
+    images: PathBuf,
+    data: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = apiserver::server::Config::new(
+        dir.path().join("api"),
+        "127.0.0.1:0".parse().expect("addr"),
+    );
+    let running = apiserver::server::start(cfg).await.expect("API server");
+    let yaml =
+        apiserver::server::kubeconfig_yaml(running.addr, &running.ca_pem, &running.admin_token);
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
+    let kcfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(kcfg).expect("client");
+    let (ca, token) = (running.ca_pem.clone(), running.admin_token.clone());
+    let kubeconfig = Box::new(move |addr| apiserver::server::kubeconfig_yaml(addr, &ca, &token));
+    let images = dir.path().join("images");
+    std::fs::create_dir_all(&images).expect("mkdir");
+    let rc: RuntimeClass =
+        serde_json::from_value(json!({"metadata": {"name": "wasmtime"}, "handler": "wasmtime"}))
+            .expect("rc");
+    Api::<RuntimeClass>::all(client.clone())
+        .create(&PostParams::default(), &rc)
+        .await
+        .expect("RuntimeClass");
+    let data = dir.path().join("node");
+    Cluster {
+        api_addr: running.addr,
+        agent_client: client.clone(),
+        kubeconfig,
+        client,
+        images,
+        data,
+        _dir: dir,
+    }
+}
+
+impl Cluster {
+    fn start_agent(
+        &self,
+        name: &str,
+        tune: impl FnOnce(&mut AgentConfig),
+    ) -> tokio::task::JoinHandle<Result<(), AgentError>> {
+        let mut cfg = AgentConfig::new(name, self.data.clone());
+        cfg.port = 0;
+        cfg.internal_ip = Some("127.0.0.1".parse().expect("ip"));
+        cfg.labels.insert("wasm".into(), "yes".into());
+        tune(&mut cfg);
+        let runtimes: Vec<Arc<dyn cri::ContainerRuntime>> = vec![Arc::new(ScriptRuntime)];
+        tokio::spawn(run(
+            self.agent_client.clone(),
+            cfg,
+            runtimes,
+            Arc::new(LocalImages(self.images.clone())),
+        ))
+    }
+
+    fn image(&self, name: &str, script: &str) -> String {
+        std::fs::write(self.images.join(name), script).expect("write image");
+        format!("local/{name}")
+    }
+
+    async fn pod(&self, name: &str, image: &str, restart: &str, extra: Value) -> Pod {
+        let mut spec = json!({
+            "nodeName": "n1", "runtimeClassName": "wasmtime", "restartPolicy": restart,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "main", "image": image}],
+        });
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                s.insert(k.clone(), v.clone());
+            }
+        }
+        let pod: Pod = serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": "default"}, "spec": spec}),
+        )
+        .expect("pod");
+        Api::<Pod>::namespaced(self.client.clone(), "default")
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create pod")
+    }
+
+    async fn pod_json(&self, name: &str) -> Option<Value> {
+        let p = Api::<Pod>::namespaced(self.client.clone(), "default")
+            .get_opt(name)
+            .await
+            .expect("get pod")?;
+        Some(serde_json::to_value(p).expect("json"))
+    }
+}
+
+async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn container_status(p: &Value) -> Value {
+    p["status"]["containerStatuses"][0].clone()
+}
+
+#[tokio::test]
+async fn node_registers_with_labels_handlers_capacity_and_renews_its_lease() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |cfg| {
+        cfg.max_pods = 2000;
+        cfg.arch = "arm64".into();
+        cfg.lease_renew = Duration::from_millis(300);
+    });
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let node = eventually(20, "node registered with status", || async {
+        nodes
+            .get_opt("n1")
+            .await
+            .ok()
+            .flatten()
+            .filter(|n| n.status.as_ref().is_some_and(|s| s.node_info.is_some()))
+    })
+    .await;
+    let v = serde_json::to_value(&node).expect("json");
+    let labels = &v["metadata"]["labels"];
+    assert_eq!(labels["kubernetes.io/arch"], "arm64");
+    assert_eq!(labels["kubernetes.io/os"], "linux");
+    assert_eq!(labels["kubernetes.io/hostname"], "n1");
+    assert_eq!(labels["wasm"], "yes");
+    let s = &v["status"];
+    assert_eq!(s["capacity"]["pods"], "2000");
+    assert_eq!(s["runtimeHandlers"][0]["name"], "wasmtime");
+    assert_eq!(s["nodeInfo"]["architecture"], "arm64");
+    assert_eq!(s["addresses"][0]["address"], "127.0.0.1");
+    assert!(
+        s["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    );
+    let uid = node.metadata.uid.clone();
+
+    let leases: Api<Lease> = Api::namespaced(c.client.clone(), "kube-node-lease");
+    let renew = |l: &Lease| {
+        l.spec
+            .as_ref()
+            .and_then(|s| s.renew_time.clone())
+            .map(|t| t.0)
+    };
+    let first = eventually(10, "lease", || async {
+        leases.get_opt("n1").await.ok().flatten()
+    })
+    .await;
+    assert_eq!(
+        first
+            .spec
+            .as_ref()
+            .and_then(|s| s.holder_identity.clone())
+            .as_deref(),
+        Some("n1")
+    );
+    assert_eq!(
+        first.spec.as_ref().and_then(|s| s.lease_duration_seconds),
+        Some(40)
+    );
+    assert_eq!(
+        first
+            .metadata
+            .owner_references
+            .as_ref()
+            .map(|o| o[0].uid.clone()),
+        uid.clone()
+    );
+    let t0 = renew(&first);
+    eventually(10, "lease renewed", || async {
+        let l = leases.get_opt("n1").await.ok().flatten()?;
+        (renew(&l) != t0).then_some(())
+    })
+    .await;
+
+    // A restarted agent keeps the same Node.
+    _agent.abort();
+    let _again = c.start_agent("n1", |_| {});
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let again = nodes.get("n1").await.expect("node");
+    assert_eq!(again.metadata.uid, uid, "re-registration keeps the Node");
+}
+
+#[tokio::test]
+async fn one_shot_pod_runs_to_succeeded_with_configmap_env_in_its_log() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "greeting"}, "data": {"GREETING": "hello from a configmap"}}),
+    )
+    .expect("cm");
+    Api::<ConfigMap>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("cm");
+    let image = c.image("hello", "echo ${ARGV0}: ${GREETING}\nsleep 1500\nexit 0\n");
+    let env = json!({"containers": [{"name": "main", "image": image, "env": [
+        {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "greeting", "key": "GREETING"}}}]}]});
+    c.pod("hello", &image, "Never", env).await;
+    let running = eventually(20, "hello Running", || async {
+        let p = c.pod_json("hello").await?;
+        (p["status"]["phase"] == "Running").then_some(p)
+    })
+    .await;
+    let st = container_status(&running);
+    assert!(st["state"]["running"]["startedAt"].is_string(), "{st}");
+    assert_eq!(st["ready"], true);
+    assert!(
+        st["containerID"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("wasmtime://")),
+        "{st}"
+    );
+    assert!(
+        st["imageID"]
+            .as_str()
+            .is_some_and(|id| id.starts_with("sha256:")),
+        "{st}"
+    );
+    assert_eq!(running["status"]["podIP"], "127.0.0.1");
+    let done = eventually(20, "hello Succeeded", || async {
+        let p = c.pod_json("hello").await?;
+        (p["status"]["phase"] == "Succeeded").then_some(p)
+    })
+    .await;
+    let t = &container_status(&done)["state"]["terminated"];
+    assert_eq!(t["exitCode"], 0);
+    assert_eq!(t["reason"], "Completed");
+    assert!(t["startedAt"].is_string() && t["finishedAt"].is_string());
+    let ready = done["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready").cloned())
+        .expect("Ready");
+    assert_eq!(ready["reason"], "PodCompleted");
+
+    // kubectl logs goes through the API server to the node endpoint.
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let logs = pods
+        .logs("hello", &LogParams::default())
+        .await
+        .expect("logs");
+    assert_eq!(
+        logs, "main: hello from a configmap\n",
+        "argv[0] is the container name; env from the ConfigMap"
+    );
+    // Following a finished container returns, as with the kubelet.
+    let followed = tokio::time::timeout(
+        Duration::from_secs(5),
+        pods.logs(
+            "hello",
+            &LogParams {
+                follow: true,
+                ..LogParams::default()
+            },
+        ),
+    )
+    .await
+    .expect("follow of a completed container ends")
+    .expect("logs");
+    assert_eq!(followed, "main: hello from a configmap\n");
+    let events: Api<Event> = Api::namespaced(c.client.clone(), "default");
+    let reasons: Vec<String> = eventually(10, "events", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        let r: Vec<String> = list.items.iter().filter_map(|e| e.reason.clone()).collect();
+        r.iter().any(|x| x == "Started").then_some(r)
+    })
+    .await;
+    for want in ["Pulling", "Pulled", "Created", "Started"] {
+        assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
+    }
+}
+
+#[tokio::test]
+async fn failing_container_restarts_and_backs_off_in_crash_loop() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let image = c.image("trap", "echo failing\nexit 3\n");
+    c.pod("trap", &image, "Always", json!({})).await;
+    let p = eventually(30, "CrashLoopBackOff", || async {
+        let p = c.pod_json("trap").await?;
+        (container_status(&p)["state"]["waiting"]["reason"] == "CrashLoopBackOff").then_some(p)
+    })
+    .await;
+    let st = container_status(&p);
+    assert!(st["restartCount"].as_u64().unwrap_or(0) >= 1, "{st}");
+    assert_eq!(st["lastState"]["terminated"]["exitCode"], 3);
+    assert_eq!(st["lastState"]["terminated"]["reason"], "Error");
+    assert!(
+        st["state"]["waiting"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("back-off 10s restarting failed container=main")),
+        "{st}"
+    );
+    assert_eq!(
+        p["status"]["phase"], "Running",
+        "a crash-looping Always pod is Running, as in Kubernetes"
+    );
+    // lastState is the run that just ended, not the first one.
+    assert_eq!(
+        st["lastState"]["terminated"]["containerID"], st["containerID"],
+        "{st}"
+    );
+    assert_eq!(
+        st["restartCount"], 1,
+        "the second run failed; the second restart waits 10 s"
+    );
+    // The previous run's output is there for `kubectl logs --previous`.
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let prev = pods
+        .logs(
+            "trap",
+            &LogParams {
+                previous: true,
+                ..LogParams::default()
+            },
+        )
+        .await
+        .expect("previous logs");
+    assert_eq!(prev, "failing\n");
+}
+
+#[tokio::test]
+async fn deleting_a_running_pod_stops_it_within_grace_and_the_pod_goes() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let image = c.image("spin", "echo spinning\nloop\n");
+    c.pod("spin", &image, "Always", json!({})).await;
+    eventually(20, "spin Running", || async {
+        (c.pod_json("spin").await?["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    let t = Instant::now();
+    pods.delete("spin", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually(15, "spin gone", || async {
+        c.pod_json("spin").await.is_none().then_some(())
+    })
+    .await;
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "the 1 s grace period was given: {took:?}"
+    );
+    assert!(
+        took <= Duration::from_secs(5),
+        "stopped within its grace period: {took:?}"
+    );
+    let pods_dir = c.data.join("pods");
+    eventually(5, "pod files removed", || async {
+        let empty = std::fs::read_dir(&pods_dir).map_or(true, |mut d| d.next().is_none());
+        empty.then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn unpullable_image_shows_err_image_pull_then_back_off() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    c.pod("missing", "registry.invalid/nope:v1", "Always", json!({}))
+        .await;
+    let p = eventually(20, "ImagePullBackOff", || async {
+        let p = c.pod_json("missing").await?;
+        (container_status(&p)["state"]["waiting"]["reason"] == "ImagePullBackOff").then_some(p)
+    })
+    .await;
+    assert_eq!(p["status"]["phase"], "Pending");
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let node = serde_json::to_value(nodes.get("n1").await.expect("node")).expect("json");
+    assert!(
+        node["status"]["conditions"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")),
+        "the node stays Ready"
+    );
+}
+
+#[tokio::test]
+async fn restarted_agent_readopts_its_pods_without_doubling() {
+    let c = cluster().await;
+    let agent = c.start_agent("n1", |_| {});
+    let long = c.image("long", "echo up\nloop\n");
+    let once = c.image("once", "exit 0\n");
+    c.pod("long", &long, "Always", json!({})).await;
+    c.pod("once", &once, "Never", json!({})).await;
+    eventually(20, "long Running and once Succeeded", || async {
+        let (l, o) = (c.pod_json("long").await?, c.pod_json("once").await?);
+        (l["status"]["phase"] == "Running" && o["status"]["phase"] == "Succeeded").then_some(())
+    })
+    .await;
+    agent.abort();
+    let _ = agent.await;
+    let _again = c.start_agent("n1", |_| {});
+    let p = eventually(20, "long restarted once", || async {
+        let p = c.pod_json("long").await?;
+        let st = container_status(&p);
+        (st["restartCount"] == 1 && st["state"]["running"].is_object()).then_some(p)
+    })
+    .await;
+    assert_eq!(
+        container_status(&p)["lastState"]["terminated"]["reason"],
+        "ContainerStatusUnknown"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        container_status(&c.pod_json("long").await.expect("long"))["restartCount"],
+        1,
+        "restarted once, not again"
+    );
+    let o = c.pod_json("once").await.expect("once");
+    assert_eq!(
+        o["status"]["phase"], "Succeeded",
+        "a completed pod is not run again"
+    );
+    assert_eq!(container_status(&o)["restartCount"], 0);
+}
+
+#[tokio::test]
+async fn linux_image_without_runtime_class_fails_with_a_clear_reason() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let image = c.image("linux-nginx", "not wasm");
+    let pod: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "nginx", "namespace": "default"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "web", "image": image}]}}),
+    )
+    .expect("pod");
+    Api::<Pod>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create");
+    let p = eventually(20, "CreateContainerError", || async {
+        let p = c.pod_json("nginx").await?;
+        (container_status(&p)["state"]["waiting"]["reason"] == "CreateContainerError").then_some(p)
+    })
+    .await;
+    let msg = container_status(&p)["state"]["waiting"]["message"].clone();
+    assert!(
+        msg.as_str()
+            .is_some_and(|m| m.contains("Linux container image")),
+        "{msg}"
+    );
+}
+
+/// A TCP forwarder to the API server that a test can take down: while down
+/// it drops every connection, as an unreachable server would.
+struct Outage {
+    up: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Outage {
+    async fn start(target: std::net::SocketAddr) -> (Self, std::net::SocketAddr) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let up = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (u, c) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = l.accept().await {
+                if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue;
+                }
+                let h = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                c.lock().expect("lock").push(h);
+            }
+        });
+        (Outage { up, conns }, addr)
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            for h in self.conns.lock().expect("lock").drain(..) {
+                h.abort();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn api_server_outage_keeps_pods_running_and_status_catches_up() {
+    let mut c = cluster().await;
+    let target = c.api_addr;
+    let (outage, proxy) = Outage::start(target).await;
+    let kc = kube::config::Kubeconfig::from_yaml(&(c.kubeconfig)(proxy)).expect("kubeconfig");
+    let kcfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    c.agent_client = kube::Client::try_from(kcfg).expect("client");
+    let _agent = c.start_agent("n1", |_| {});
+    let image = c.image("job", "echo started\nsleep 2000\nexit 0\n");
+    c.pod("job", &image, "Never", json!({})).await;
+    eventually(20, "job Running", || async {
+        (c.pod_json("job").await?["status"]["phase"] == "Running").then_some(())
+    })
+    .await;
+    outage.set_up(false);
+    // The guest finishes while the API server is unreachable.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        c.pod_json("job").await.expect("job")["status"]["phase"],
+        "Running",
+        "nothing reached the API meanwhile"
+    );
+    outage.set_up(true);
+    let p = eventually(40, "status to catch up", || async {
+        let p = c.pod_json("job").await?;
+        (p["status"]["phase"] == "Succeeded").then_some(p)
+    })
+    .await;
+    assert_eq!(
+        container_status(&p)["state"]["terminated"]["exitCode"],
+        0,
+        "the pod ran once and was not restarted"
+    );
+    assert_eq!(container_status(&p)["restartCount"], 0);
+}
+
+#[tokio::test]
+async fn missing_configmap_waits_in_create_container_config_error_until_created() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let image = c.image("greeter", "echo ${GREETING}\nexit 0\n");
+    let env = json!({"containers": [{"name": "main", "image": image, "env": [
+        {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "late", "key": "GREETING"}}}]}]});
+    c.pod("greeter", &image, "Never", env).await;
+    let p = eventually(20, "CreateContainerConfigError", || async {
+        let p = c.pod_json("greeter").await?;
+        (container_status(&p)["state"]["waiting"]["reason"] == "CreateContainerConfigError")
+            .then_some(p)
+    })
+    .await;
+    // The kubelet's wording.
+    assert_eq!(
+        container_status(&p)["state"]["waiting"]["message"],
+        "configmap \"late\" not found"
+    );
+    let cm: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "late"}, "data": {"GREETING": "better late"}}),
+    )
+    .expect("cm");
+    Api::<ConfigMap>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("cm");
+    eventually(30, "greeter Succeeded", || async {
+        (c.pod_json("greeter").await?["status"]["phase"] == "Succeeded").then_some(())
+    })
+    .await;
+    let logs = Api::<Pod>::namespaced(c.client.clone(), "default")
+        .logs("greeter", &LogParams::default())
+        .await
+        .expect("logs");
+    assert_eq!(logs, "better late\n");
+}
+
+#[tokio::test]
+async fn init_containers_run_in_order_before_the_containers() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let first = c.image("first", "echo first\nsleep 300\nexit 0\n");
+    let second = c.image("second", "echo second\nexit 0\n");
+    let main = c.image("main", "echo main\nexit 0\n");
+    let spec = json!({
+        "initContainers": [{"name": "first", "image": first}, {"name": "second", "image": second}],
+        "containers": [{"name": "main", "image": main}],
+    });
+    c.pod("init", &main, "Never", spec).await;
+    let p = eventually(20, "init pod Succeeded", || async {
+        let p = c.pod_json("init").await?;
+        (p["status"]["phase"] == "Succeeded").then_some(p)
+    })
+    .await;
+    let inits = p["status"]["initContainerStatuses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(inits.len(), 2);
+    let finished = |s: &Value| {
+        s["state"]["terminated"]["finishedAt"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let started = |s: &Value| {
+        s["state"]["terminated"]["startedAt"]
+            .as_str()
+            .map(str::to_string)
+    };
+    assert!(
+        inits
+            .iter()
+            .all(|s| s["state"]["terminated"]["reason"] == "Completed"),
+        "{inits:?}"
+    );
+    // Each starts only after the previous one finished.
+    assert!(finished(&inits[0]) <= started(&inits[1]), "{inits:?}");
+    assert!(finished(&inits[1]) <= started(&container_status(&p)), "{p}");
+    let initialized = p["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Initialized").cloned())
+        .expect("Initialized");
+    assert_eq!(initialized["status"], "True");
+}
