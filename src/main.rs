@@ -1,7 +1,6 @@
 //! The `skiff` command.
 
 mod client;
-mod cluster;
 mod commands;
 
 use clap::Parser;
