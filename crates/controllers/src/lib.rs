@@ -7,3 +7,5 @@
 pub mod deployment;
 pub mod replicaset;
 pub mod scheduler;
+#[cfg(test)]
+pub(crate) mod testing;
