@@ -5,6 +5,8 @@
 //! idempotently, requeue with back-off.
 
 pub mod deployment;
+pub mod hash;
+pub mod reconcile;
 pub mod replicaset;
 pub mod scheduler;
 #[cfg(test)]

@@ -1,0 +1,487 @@
+//! The reconcile machinery the workload controllers share: a work queue keyed
+//! by namespace/name, the workers that drain it, and watches that feed a
+//! cache and the queue.
+//!
+//! It follows client-go's work queue rather than kube-runtime's `Controller`
+//! because the ReplicaSet and Deployment controllers need what `Controller`
+//! keeps private: their own caches of the objects they own (to read pods and
+//! ReplicaSets without listing), and the raw watch events (to map an orphan
+//! to every owner whose selector matches it). The queue's guarantees are the
+//! ones Kubernetes' controllers rely on:
+//!
+//! - a key is queued at most once however often it is added;
+//! - a key is never processed by two workers at once; an add while it is
+//!   being processed runs it once more afterwards;
+//! - failures requeue with per-key exponential back-off, reset on success.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apimachinery::selector::LabelSelector;
+use futures::{Stream, StreamExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Map, Value};
+use tokio::sync::mpsc;
+
+/// Which object a reconcile is about: its namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    /// The namespace (workloads are always namespaced).
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+}
+
+impl Key {
+    /// The key of a cached object.
+    pub fn of<K: Resource>(obj: &K) -> Key {
+        Key {
+            namespace: obj.meta().namespace.clone().unwrap_or_default(),
+            name: obj.meta().name.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The cache reference for this key.
+    pub fn object_ref<K>(&self) -> reflector::ObjectRef<K>
+    where
+        K: Resource,
+        K::DynamicType: Default,
+    {
+        reflector::ObjectRef::new(&self.name).within(&self.namespace)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What a reconcile asks of the queue once it is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requeue {
+    /// Nothing more until a watch event adds the key again.
+    Never,
+    /// Look again after this long (e.g. when minReadySeconds will pass).
+    After(Duration),
+}
+
+impl Requeue {
+    /// The sooner of two requests.
+    pub fn min(self, other: Requeue) -> Requeue {
+        match (self, other) {
+            (Requeue::Never, o) | (o, Requeue::Never) => o,
+            (Requeue::After(a), Requeue::After(b)) => Requeue::After(a.min(b)),
+        }
+    }
+}
+
+#[derive(Default)]
+struct QueueState {
+    /// Keys waiting to be processed (each is in the channel exactly once).
+    dirty: HashSet<Key>,
+    /// Keys a worker holds right now.
+    processing: HashSet<Key>,
+    /// Consecutive failures per key, for the back-off.
+    failures: HashMap<Key, u32>,
+}
+
+/// A deduplicating work queue of object keys (client-go's semantics).
+#[derive(Clone)]
+pub struct WorkQueue {
+    state: Arc<Mutex<QueueState>>,
+    tx: mpsc::UnboundedSender<Key>,
+    rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Key>>>,
+}
+
+impl Default for WorkQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// client-go's default per-item back-off: 5ms doubling up to 1000s.
+fn backoff(failures: u32) -> Duration {
+    let ms = 5u64.saturating_mul(1u64 << failures.min(30));
+    Duration::from_millis(ms).min(Duration::from_secs(1000))
+}
+
+impl WorkQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        WorkQueue {
+            state: Arc::new(Mutex::new(QueueState::default())),
+            tx,
+            rx: Arc::new(tokio::sync::Mutex::new(rx)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // A worker that panicked while holding the lock left consistent
+        // sets behind (every update is a single insert or remove).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue a key unless it is already waiting.
+    pub fn add(&self, key: Key) {
+        let mut s = self.lock();
+        if s.dirty.contains(&key) {
+            return;
+        }
+        s.dirty.insert(key.clone());
+        if !s.processing.contains(&key) {
+            // The receiver lives as long as the queue; a send can only fail
+            // while everything is shutting down.
+            let _ = self.tx.send(key);
+        }
+    }
+
+    /// Queue a key after a delay.
+    pub fn add_after(&self, key: Key, after: Duration) {
+        if after.is_zero() {
+            return self.add(key);
+        }
+        let q = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            q.add(key);
+        });
+    }
+
+    /// Queue a key after its back-off, and lengthen the back-off.
+    fn add_rate_limited(&self, key: Key) {
+        let delay = {
+            let mut s = self.lock();
+            let n = s.failures.entry(key.clone()).or_insert(0);
+            let d = backoff(*n);
+            *n = n.saturating_add(1);
+            d
+        };
+        self.add_after(key, delay);
+    }
+
+    /// Forget a key's failures after it reconciled cleanly.
+    fn forget(&self, key: &Key) {
+        self.lock().failures.remove(key);
+    }
+
+    /// Wait for the next key and mark it as being processed.
+    async fn get(&self) -> Option<Key> {
+        let key = self.rx.lock().await.recv().await?;
+        let mut s = self.lock();
+        s.dirty.remove(&key);
+        s.processing.insert(key.clone());
+        Some(key)
+    }
+
+    /// Release a key; if it was added meanwhile, queue it again.
+    fn done(&self, key: &Key) {
+        let mut s = self.lock();
+        s.processing.remove(key);
+        if s.dirty.contains(key) {
+            let _ = self.tx.send(key.clone());
+        }
+    }
+
+    /// Run `workers` concurrent workers calling `reconcile` for each key
+    /// until the queue closes. Errors are logged and retried with back-off.
+    pub async fn run<F, Fut, E>(&self, workers: usize, reconcile: F)
+    where
+        F: Fn(Key) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<Requeue, E>> + Send,
+        E: fmt::Display + Send,
+    {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers.max(1) {
+            let q = self.clone();
+            let f = reconcile.clone();
+            tasks.spawn(async move {
+                while let Some(key) = q.get().await {
+                    match f(key.clone()).await {
+                        Ok(requeue) => {
+                            q.forget(&key);
+                            if let Requeue::After(d) = requeue {
+                                q.add_after(key.clone(), d);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(%key, error = %e, "reconcile failed; will retry");
+                            q.add_rate_limited(key.clone());
+                        }
+                    }
+                    q.done(&key);
+                }
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// A watch event reduced to what the controllers act on.
+pub enum Seen<K> {
+    /// An object was added or changed (or listed on a (re)start).
+    Applied(K),
+    /// An object was deleted.
+    Deleted(K),
+    /// A (re)list finished: the cache is whole again.
+    Synced,
+}
+
+/// Watch every `K` in the cluster into a cache; the returned stream yields
+/// each event after the cache has applied it, so handlers that read the cache
+/// see the object they are told about. Retries the watch with back-off.
+pub fn watch<K>(api: Api<K>) -> (Store<K>, impl Stream<Item = Seen<K>> + Send)
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let events = reflector::reflector(
+        writer,
+        watcher(api, watcher::Config::default()).default_backoff(),
+    )
+    .filter_map(|ev| async move {
+        match ev {
+            Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => {
+                Some(Seen::Applied(o))
+            }
+            Ok(watcher::Event::Delete(o)) => Some(Seen::Deleted(o)),
+            Ok(watcher::Event::InitDone) => Some(Seen::Synced),
+            Ok(watcher::Event::Init) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch failed; retrying");
+                None
+            }
+        }
+    });
+    (reader, events)
+}
+
+/// The ownerReference with `controller: true`, if any (Kubernetes'
+/// `metav1.GetControllerOf`).
+pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {
+    meta.owner_references
+        .as_deref()?
+        .iter()
+        .find(|r| r.controller == Some(true))
+}
+
+/// Whether the object is being deleted.
+pub fn is_deleting(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
+}
+
+/// The owner a claim is made for.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    /// `apps/v1`.
+    pub api_version: String,
+    /// `ReplicaSet` or `Deployment`.
+    pub kind: String,
+    /// The owner's name.
+    pub name: String,
+    /// The owner's UID: ownership is by UID, never by name.
+    pub uid: String,
+    /// An owner being deleted adopts nothing and releases nothing.
+    pub deleting: bool,
+}
+
+impl Owner {
+    /// The owner of a cached object of kind `K` (`apps/v1` kinds).
+    pub fn of<K: Resource<DynamicType = ()>>(obj: &K) -> Owner {
+        Owner {
+            api_version: K::api_version(&()).into_owned(),
+            kind: K::kind(&()).into_owned(),
+            name: obj.meta().name.clone().unwrap_or_default(),
+            uid: obj.meta().uid.clone().unwrap_or_default(),
+            deleting: is_deleting(obj.meta()),
+        }
+    }
+
+    /// The controller ownerReference Kubernetes' controllers set on what
+    /// they create or adopt.
+    pub fn reference(&self) -> OwnerReference {
+        OwnerReference {
+            api_version: self.api_version.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            uid: self.uid.clone(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        }
+    }
+}
+
+/// Convert a `metav1.LabelSelector` for matching. A selector that cannot be
+/// parsed matches nothing, as Kubernetes treats an invalid selector.
+pub fn selector(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> LabelSelector {
+    serde_json::to_value(sel)
+        .ok()
+        .and_then(|v| LabelSelector::from_json(&v).ok())
+        .unwrap_or_else(LabelSelector::nothing)
+}
+
+/// Whether a label set satisfies a selector.
+pub fn selects(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
+    let map: Map<String, Value> = labels
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    sel.matches(Some(&map))
+}
+
+/// How many adopt/release patches run at once.
+const CLAIM_CONCURRENCY: usize = 16;
+
+/// Claim objects for an owner, as Kubernetes' ControllerRefManager does:
+/// keep what it controls and its selector still matches, adopt matching
+/// orphans (set a controller ownerReference), release what it controls but
+/// no longer matches (remove the ownerReference). Returns what it controls
+/// afterwards. Objects controlled by someone else are never touched.
+pub async fn claim<K>(
+    api_for: impl Fn(&str) -> Api<K>,
+    owner: &Owner,
+    sel: &LabelSelector,
+    candidates: Vec<Arc<K>>,
+) -> Result<Vec<Arc<K>>, kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+{
+    let mut owned = Vec::new();
+    let mut patches = Vec::new();
+    for obj in candidates {
+        let meta = obj.meta();
+        let matches = selects(sel, meta.labels.as_ref());
+        match controller_of(meta) {
+            Some(r) if r.uid != owner.uid => {}
+            Some(_) if matches => owned.push(obj),
+            Some(_) if owner.deleting => owned.push(obj),
+            Some(_) => patches.push((obj.clone(), release_patch(meta, &owner.uid))),
+            None if matches && !owner.deleting && !is_deleting(meta) => {
+                patches.push((obj.clone(), adopt_patch(meta, owner)))
+            }
+            None => {}
+        }
+    }
+    let results: Vec<Result<Option<K>, kube::Error>> = futures::stream::iter(patches)
+        .map(|(obj, patch)| {
+            let api = api_for(obj.meta().namespace.as_deref().unwrap_or_default());
+            let name = obj.meta().name.clone().unwrap_or_default();
+            async move {
+                match api
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(o) => Ok(Some(o)),
+                    // Gone, or changed under us (the precondition failed): the
+                    // next event brings the truth.
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 422 || s.code == 409 => {
+                        Ok(None)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .buffer_unordered(CLAIM_CONCURRENCY)
+        .collect()
+        .await;
+    for r in results {
+        if let Some(o) = r? {
+            if controller_of(o.meta()).is_some_and(|c| c.uid == owner.uid) {
+                owned.push(Arc::new(o));
+            }
+        }
+    }
+    Ok(owned)
+}
+
+/// A merge patch that sets the object's ownerReferences to `refs`, guarded
+/// by its UID and resourceVersion (Kubernetes' adopt and release patches
+/// carry the UID for the same reason: never claim a recreated namesake).
+fn owner_refs_patch(meta: &ObjectMeta, refs: Vec<OwnerReference>) -> Value {
+    json!({"metadata": {
+        "uid": meta.uid,
+        "resourceVersion": meta.resource_version,
+        "ownerReferences": refs,
+    }})
+}
+
+/// Add the controller reference to what the object already has.
+fn adopt_patch(meta: &ObjectMeta, owner: &Owner) -> Value {
+    let mut refs = meta.owner_references.clone().unwrap_or_default();
+    refs.push(owner.reference());
+    owner_refs_patch(meta, refs)
+}
+
+/// Drop the owner's reference, keep the others.
+fn release_patch(meta: &ObjectMeta, owner_uid: &str) -> Value {
+    let refs = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|r| r.uid != owner_uid)
+        .cloned()
+        .collect();
+    owner_refs_patch(meta, refs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: &str) -> Key {
+        Key {
+            namespace: "default".into(),
+            name: n.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_added_twice_is_processed_once() {
+        let q = WorkQueue::new();
+        q.add(key("a"));
+        q.add(key("a"));
+        q.add(key("b"));
+        assert_eq!(q.get().await, Some(key("a")));
+        assert_eq!(q.get().await, Some(key("b")));
+        assert!(q.rx.lock().await.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn an_add_while_processing_runs_again_after_done() {
+        // client-go: a key is never handed to two workers at once.
+        let q = WorkQueue::new();
+        q.add(key("a"));
+        let k = q.get().await.unwrap();
+        q.add(key("a"));
+        assert!(q.rx.lock().await.try_recv().is_err());
+        q.done(&k);
+        assert_eq!(q.get().await, Some(key("a")));
+    }
+
+    #[test]
+    fn backoff_doubles_from_5ms_and_caps() {
+        assert_eq!(backoff(0), Duration::from_millis(5));
+        assert_eq!(backoff(3), Duration::from_millis(40));
+        assert_eq!(backoff(40), Duration::from_secs(1000));
+    }
+
+    #[test]
+    fn requeue_min_prefers_the_sooner() {
+        let a = Requeue::After(Duration::from_secs(3));
+        let b = Requeue::After(Duration::from_secs(1));
+        assert_eq!(a.min(b), b);
+        assert_eq!(Requeue::Never.min(a), a);
+        assert_eq!(Requeue::Never.min(Requeue::Never), Requeue::Never);
+    }
+}
