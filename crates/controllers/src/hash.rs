@@ -112,6 +112,9 @@ mod tests {
         t2.spec.as_mut().unwrap().containers[0].image = Some("nginx:1.26".into());
         assert_ne!(a, pod_template_hash(&t2, None));
         assert_ne!(a, pod_template_hash(&t, Some(1)));
-        assert_ne!(pod_template_hash(&t, Some(1)), pod_template_hash(&t, Some(2)));
+        assert_ne!(
+            pod_template_hash(&t, Some(1)),
+            pod_template_hash(&t, Some(2))
+        );
     }
 }

@@ -323,7 +323,9 @@ impl Owner {
 
 /// Convert a `metav1.LabelSelector` for matching. A selector that cannot be
 /// parsed matches nothing, as Kubernetes treats an invalid selector.
-pub fn selector(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> LabelSelector {
+pub fn selector(
+    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+) -> LabelSelector {
     serde_json::to_value(sel)
         .ok()
         .and_then(|v| LabelSelector::from_json(&v).ok())
