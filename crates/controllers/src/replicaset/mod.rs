@@ -413,4 +413,4 @@ fn pod_from_template(rs: &ReplicaSet) -> Pod {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
