@@ -70,6 +70,7 @@ pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // fixtures are literals built by the tests
 mod tests {
     use super::*;
     use serde_json::json;

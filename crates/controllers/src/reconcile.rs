@@ -20,7 +20,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apimachinery::selector::LabelSelector;
 use futures::{Stream, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Patch, PatchParams};
@@ -28,7 +27,7 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 /// Which object a reconcile is about: its namespace and name.
@@ -321,25 +320,98 @@ impl Owner {
     }
 }
 
-/// Convert a `metav1.LabelSelector` for matching. A selector that cannot be
-/// parsed matches nothing, as Kubernetes treats an invalid selector.
-pub fn selector(
-    sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
-) -> LabelSelector {
-    serde_json::to_value(sel)
-        .ok()
-        .and_then(|v| LabelSelector::from_json(&v).ok())
-        .unwrap_or_else(LabelSelector::nothing)
+/// One requirement of a label selector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+impl Requirement {
+    fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        match self {
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::DoesNotExist(k) => !labels.contains_key(k),
+        }
+    }
+}
+
+/// A `metav1.LabelSelector` compiled for matching label maps as they are
+/// cached (Kubernetes' `LabelSelectorAsSelector`). Matching runs for every
+/// pod on every reconcile, so it works on the cached map directly rather
+/// than converting it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selector {
+    requirements: Vec<Requirement>,
+    nothing: bool,
+}
+
+impl Selector {
+    /// The selector that matches nothing (a missing or invalid selector).
+    pub fn nothing() -> Selector {
+        Selector {
+            requirements: Vec::new(),
+            nothing: true,
+        }
+    }
+
+    /// Compile a selector. An unknown operator, or `In`/`NotIn` without
+    /// values, is invalid and, as in Kubernetes, selects nothing.
+    pub fn new(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> Selector {
+        let mut requirements: Vec<Requirement> = sel
+            .match_labels
+            .iter()
+            .flatten()
+            .map(|(k, v)| Requirement::In(k.clone(), vec![v.clone()]))
+            .collect();
+        for e in sel.match_expressions.iter().flatten() {
+            let values = e.values.clone().unwrap_or_default();
+            let r = match e.operator.as_str() {
+                "In" if !values.is_empty() => Requirement::In(e.key.clone(), values),
+                "NotIn" if !values.is_empty() => Requirement::NotIn(e.key.clone(), values),
+                "Exists" => Requirement::Exists(e.key.clone()),
+                "DoesNotExist" => Requirement::DoesNotExist(e.key.clone()),
+                _ => return Selector::nothing(),
+            };
+            requirements.push(r);
+        }
+        Selector {
+            requirements,
+            nothing: false,
+        }
+    }
+
+    /// Whether a label set (absent: no labels) satisfies every requirement.
+    pub fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        let labels = labels.unwrap_or(&EMPTY);
+        !self.nothing && self.requirements.iter().all(|r| r.matches(labels))
+    }
+
+    /// Whether it selects everything (`{}`), which workload controllers
+    /// refuse to act on.
+    pub fn is_empty(&self) -> bool {
+        !self.nothing && self.requirements.is_empty()
+    }
+
+    /// Whether it selects nothing.
+    pub fn matches_nothing(&self) -> bool {
+        self.nothing
+    }
+}
+
+/// Compile a `metav1.LabelSelector`.
+pub fn selector(sel: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector) -> Selector {
+    Selector::new(sel)
 }
 
 /// Whether a label set satisfies a selector.
-pub fn selects(sel: &LabelSelector, labels: Option<&BTreeMap<String, String>>) -> bool {
-    let map: Map<String, Value> = labels
-        .into_iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    sel.matches(Some(&map))
+pub fn selects(sel: &Selector, labels: Option<&BTreeMap<String, String>>) -> bool {
+    sel.matches(labels)
 }
 
 /// How many adopt/release patches run at once.
@@ -353,7 +425,7 @@ const CLAIM_CONCURRENCY: usize = 16;
 pub async fn claim<K>(
     api_for: impl Fn(&str) -> Api<K>,
     owner: &Owner,
-    sel: &LabelSelector,
+    sel: &Selector,
     candidates: Vec<Arc<K>>,
 ) -> Result<Vec<Arc<K>>, kube::Error>
 where
@@ -438,6 +510,7 @@ fn release_patch(meta: &ObjectMeta, owner_uid: &str) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // fixtures are literals built by the tests
 mod tests {
     use super::*;
 
@@ -476,6 +549,44 @@ mod tests {
         assert_eq!(backoff(0), Duration::from_millis(5));
         assert_eq!(backoff(3), Duration::from_millis(40));
         assert_eq!(backoff(40), Duration::from_secs(1000));
+    }
+
+    fn sel(v: serde_json::Value) -> Selector {
+        Selector::new(&serde_json::from_value(v).unwrap())
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn selectors_match_like_kubernetes_label_selectors() {
+        let s = sel(json!({"matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]},
+                                 {"key": "canary", "operator": "DoesNotExist"}]}));
+        assert!(s.matches(Some(&labels(&[("app", "web"), ("tier", "a")]))));
+        assert!(!s.matches(Some(&labels(&[("app", "web"), ("tier", "c")]))));
+        assert!(!s.matches(Some(&labels(&[
+            ("app", "web"),
+            ("tier", "a"),
+            ("canary", "1")
+        ]))));
+        assert!(!s.matches(None));
+        let not_in =
+            sel(json!({"matchExpressions": [{"key": "x", "operator": "NotIn", "values": ["1"]}]}));
+        assert!(not_in.matches(None), "NotIn matches a missing key");
+        assert!(!not_in.matches(Some(&labels(&[("x", "1")]))));
+        // {} selects everything; a bad operator or In without values nothing.
+        assert!(sel(json!({})).is_empty() && sel(json!({})).matches(None));
+        let bad = sel(json!({"matchExpressions": [{"key": "x", "operator": "Near"}]}));
+        assert!(bad.matches_nothing() && !bad.matches(Some(&labels(&[("x", "1")]))));
+        assert!(
+            sel(json!({"matchExpressions": [{"key": "x", "operator": "In", "values": []}]}))
+                .matches_nothing()
+        );
     }
 
     #[test]

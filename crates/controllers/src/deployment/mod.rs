@@ -150,7 +150,10 @@ impl Ctx {
         }
         for d in self.deployments.state() {
             let selects = d.spec.as_ref().is_some_and(|s| {
-                reconcile::selects(&reconcile::selector(&s.selector), rs.metadata.labels.as_ref())
+                reconcile::selects(
+                    &reconcile::selector(&s.selector),
+                    rs.metadata.labels.as_ref(),
+                )
             });
             if d.metadata.namespace.as_deref() == Some(ns.as_str()) && selects {
                 self.queue.add(Key::of(d.as_ref()));
@@ -165,7 +168,10 @@ impl Ctx {
             return;
         };
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let Some(rs) = self.replicasets.get(&ObjectRef::new(&rs_ref.name).within(&ns)) else {
+        let Some(rs) = self
+            .replicasets
+            .get(&ObjectRef::new(&rs_ref.name).within(&ns))
+        else {
             return;
         };
         if let Some(d) = controller_of(&rs.metadata).filter(|o| o.kind == "Deployment") {
@@ -188,4 +194,5 @@ impl Ctx {
 pub(crate) type Outcome = Result<Requeue, Error>;
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests unwrap what they just created
 mod tests;

@@ -58,7 +58,11 @@ async fn reconcile_old(s: &mut Sync<'_>, sets: &mut Sets) -> Result<bool, Error>
     let all_count = spec_total(&sets.all());
     let min_available = replicas(&s.d) - s.unavailable;
     let new_unavailable = sets.new.as_ref().map_or(0, |n| {
-        rs_replicas(n) - n.status.as_ref().and_then(|st| st.available_replicas).unwrap_or(0)
+        rs_replicas(n)
+            - n.status
+                .as_ref()
+                .and_then(|st| st.available_replicas)
+                .unwrap_or(0)
     });
     let max_scaled_down = all_count - min_available - new_unavailable;
     if max_scaled_down <= 0 {
@@ -71,7 +75,12 @@ async fn reconcile_old(s: &mut Sync<'_>, sets: &mut Sets) -> Result<bool, Error>
 
 /// Old ReplicaSets in creation order, oldest first (their indices).
 fn old_by_creation(sets: &Sets) -> Vec<ReplicaSet> {
-    let mut old: Vec<ReplicaSet> = sets.old.iter().filter(|rs| is_active(rs)).cloned().collect();
+    let mut old: Vec<ReplicaSet> = sets
+        .old
+        .iter()
+        .filter(|rs| is_active(rs))
+        .cloned()
+        .collect();
     old.sort_by(by_creation);
     old
 }
@@ -84,7 +93,11 @@ async fn cleanup_unhealthy(s: &mut Sync<'_>, sets: &mut Sets, max: i32) -> Resul
         if total >= max {
             break;
         }
-        let available = rs.status.as_ref().and_then(|st| st.available_replicas).unwrap_or(0);
+        let available = rs
+            .status
+            .as_ref()
+            .and_then(|st| st.available_replicas)
+            .unwrap_or(0);
         let unhealthy = rs_replicas(&rs) - available;
         if unhealthy <= 0 {
             continue;
@@ -153,7 +166,11 @@ fn old_pods_running(s: &Sync<'_>, sets: &Sets) -> bool {
     if actual_total(&sets.old_refs()) > 0 {
         return true;
     }
-    let old_uids: Vec<&str> = sets.old.iter().filter_map(|rs| rs.metadata.uid.as_deref()).collect();
+    let old_uids: Vec<&str> = sets
+        .old
+        .iter()
+        .filter_map(|rs| rs.metadata.uid.as_deref())
+        .collect();
     let ns = s.key.namespace.as_str();
     !s.ctx
         .pods
@@ -161,7 +178,8 @@ fn old_pods_running(s: &Sync<'_>, sets: &Sets) -> bool {
             let phase = p.status.as_ref().and_then(|st| st.phase.as_deref());
             p.metadata.namespace.as_deref() == Some(ns)
                 && !matches!(phase, Some("Succeeded" | "Failed"))
-                && crate::reconcile::controller_of(&p.metadata).is_some_and(|o| old_uids.contains(&o.uid.as_str()))
+                && crate::reconcile::controller_of(&p.metadata)
+                    .is_some_and(|o| old_uids.contains(&o.uid.as_str()))
         })
         .is_empty()
 }

@@ -87,7 +87,11 @@ impl Sync<'_> {
     }
 
     async fn run(&mut self) -> Outcome {
-        let sel = self.d.spec.as_ref().map(|s| reconcile::selector(&s.selector));
+        let sel = self
+            .d
+            .spec
+            .as_ref()
+            .map(|s| reconcile::selector(&s.selector));
         let Some(sel) = sel.filter(|s| !s.is_empty() && !s.matches_nothing()) else {
             // Kubernetes refuses to act on an empty selector: it would
             // select every pod in the namespace.
@@ -120,7 +124,7 @@ impl Sync<'_> {
     }
 
     /// Adopt and release ReplicaSets like Kubernetes' ControllerRefManager.
-    async fn claim_replicasets(&self, sel: &apimachinery::selector::LabelSelector) -> Result<Vec<ReplicaSet>, Error> {
+    async fn claim_replicasets(&self, sel: &reconcile::Selector) -> Result<Vec<ReplicaSet>, Error> {
         let ns = self.key.namespace.clone();
         let candidates = self
             .ctx
@@ -160,11 +164,21 @@ impl Sync<'_> {
         Ok(sets)
     }
 
-    async fn sync_existing_new(&mut self, rs: ReplicaSet, next_revision: i64) -> Result<ReplicaSet, Error> {
+    async fn sync_existing_new(
+        &mut self,
+        rs: ReplicaSet,
+        next_revision: i64,
+    ) -> Result<ReplicaSet, Error> {
         let mut copy = rs.clone();
-        let annotations_changed = set_new_rs_annotations(&self.d, &mut copy, next_revision, true, self.surge);
+        let annotations_changed =
+            set_new_rs_annotations(&self.d, &mut copy, next_revision, true, self.surge);
         let min_ready = min_ready_seconds(&self.d);
-        let min_ready_changed = copy.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0) != min_ready;
+        let min_ready_changed = copy
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+            != min_ready;
         if annotations_changed || min_ready_changed {
             let patch = json!({
                 "metadata": {"resourceVersion": rs.metadata.resource_version, "annotations": copy.metadata.annotations},
@@ -172,7 +186,11 @@ impl Sync<'_> {
             });
             copy = self
                 .rs_api()
-                .patch(rs.metadata.name.as_deref().unwrap_or_default(), &PatchParams::default(), &Patch::Merge(&patch))
+                .patch(
+                    rs.metadata.name.as_deref().unwrap_or_default(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
                 .await
                 .map_err(self.api_error("updating the new replicaset"))?;
         }
@@ -180,7 +198,10 @@ impl Sync<'_> {
         let mut status = self.status();
         if progress_deadline(&self.d).is_some() && condition(&status, "Progressing").is_none() {
             let msg = format!("Found new replica set {:?}", name(&copy));
-            set_condition(&mut status, new_condition("Progressing", "True", "FoundNewReplicaSet", msg));
+            set_condition(
+                &mut status,
+                new_condition("Progressing", "True", "FoundNewReplicaSet", msg),
+            );
             self.write_status(status).await?;
         }
         Ok(copy)
@@ -203,12 +224,17 @@ impl Sync<'_> {
         let rs_name = name(&rs).to_string();
         let (created, existed) = match self.rs_api().create(&PostParams::default(), &rs).await {
             Ok(created) => (created, false),
-            Err(kube::Error::Api(s)) if s.code == 409 => (self.adopt_existing_or_collide(&rs_name).await?, true),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                (self.adopt_existing_or_collide(&rs_name).await?, true)
+            }
             Err(source) => {
                 if progress_deadline(&self.d).is_some() {
                     let mut status = self.status();
                     let msg = format!("Failed to create new replica set {rs_name:?}: {source}");
-                    set_condition(&mut status, new_condition("Progressing", "False", "ReplicaSetCreateError", msg));
+                    set_condition(
+                        &mut status,
+                        new_condition("Progressing", "False", "ReplicaSetCreateError", msg),
+                    );
                     self.write_status(status).await?;
                 }
                 return Err(Error::Api {
@@ -222,7 +248,10 @@ impl Sync<'_> {
         if !existed && progress_deadline(&self.d).is_some() {
             let mut status = self.status();
             let msg = format!("Created new replica set {rs_name:?}");
-            set_condition(&mut status, new_condition("Progressing", "True", "NewReplicaSetCreated", msg));
+            set_condition(
+                &mut status,
+                new_condition("Progressing", "True", "NewReplicaSetCreated", msg),
+            );
             self.write_status(status).await?;
         }
         Ok(created)
@@ -237,7 +266,8 @@ impl Sync<'_> {
             .get(rs_name)
             .await
             .map_err(self.api_error("reading the existing replicaset"))?;
-        let ours = controller_of(&existing.metadata).is_some_and(|c| Some(&c.uid) == self.d.metadata.uid.as_ref());
+        let ours = controller_of(&existing.metadata)
+            .is_some_and(|c| Some(&c.uid) == self.d.metadata.uid.as_ref());
         if ours && equal_ignore_hash(&self.d, &existing) {
             return Ok(existing);
         }
@@ -288,13 +318,22 @@ impl Sync<'_> {
     /// Set the Deployment's revision annotation if it differs.
     async fn set_deployment_revision(&mut self, rev: i64) -> Result<(), Error> {
         let rev = rev.to_string();
-        let current = self.d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION));
+        let current = self
+            .d
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(REVISION));
         if current == Some(&rev) {
             return Ok(());
         }
         let patch = json!({"metadata": {"annotations": {REVISION: rev}}});
         let updated = Api::<Deployment>::namespaced(self.ctx.client.clone(), &self.key.namespace)
-            .patch(&self.key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &self.key.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
             .map_err(self.api_error("setting the revision annotation"))?;
         self.d.metadata = updated.metadata;
@@ -305,7 +344,11 @@ impl Sync<'_> {
     pub(crate) async fn write_status(&mut self, status: DeploymentStatus) -> Result<(), Error> {
         let patch = json!({"status": status});
         let updated = Api::<Deployment>::namespaced(self.ctx.client.clone(), &self.key.namespace)
-            .patch_status(&self.key.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(
+                &self.key.name,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
             .map_err(self.api_error("updating status"))?;
         self.d.status = updated.status;
@@ -314,7 +357,11 @@ impl Sync<'_> {
 
     /// Scale a ReplicaSet and stamp the scaling annotations; returns the
     /// updated ReplicaSet and whether its size changed.
-    pub(crate) async fn scale_rs(&self, rs: &ReplicaSet, to: i32) -> Result<(ReplicaSet, bool), Error> {
+    pub(crate) async fn scale_rs(
+        &self,
+        rs: &ReplicaSet,
+        to: i32,
+    ) -> Result<(ReplicaSet, bool), Error> {
         let r = replicas(&self.d);
         let size_changed = rs_replicas(rs) != to;
         if !size_changed && !replicas_annotations_need_update(rs, r, r + self.surge) {
@@ -393,7 +440,10 @@ impl Sync<'_> {
     fn active_or_latest<'s>(&self, sets: &'s Sets) -> Option<&'s ReplicaSet> {
         let active: Vec<&ReplicaSet> = sets.all().into_iter().filter(|rs| is_active(rs)).collect();
         match active.len() {
-            0 => sets.new.as_ref().or_else(|| sets.old.iter().max_by(|a, b| by_creation(a, b))),
+            0 => sets
+                .new
+                .as_ref()
+                .or_else(|| sets.old.iter().max_by(|a, b| by_creation(a, b))),
             1 => Some(active[0]),
             _ => None,
         }
@@ -401,15 +451,28 @@ impl Sync<'_> {
 
     async fn scale_proportionally(&mut self, sets: &mut Sets) -> Result<(), Error> {
         let r = replicas(&self.d);
-        let mut active: Vec<ReplicaSet> = sets.all().into_iter().filter(|rs| is_active(rs)).cloned().collect();
+        let mut active: Vec<ReplicaSet> = sets
+            .all()
+            .into_iter()
+            .filter(|rs| is_active(rs))
+            .cloned()
+            .collect();
         let current: i32 = active.iter().map(rs_replicas).sum();
         let allowed = if r > 0 { r + self.surge } else { 0 };
         let to_add = allowed - current;
         if to_add > 0 {
             // Largest first, newer first among equals.
-            active.sort_by(|a, b| rs_replicas(b).cmp(&rs_replicas(a)).then_with(|| by_creation(b, a)));
+            active.sort_by(|a, b| {
+                rs_replicas(b)
+                    .cmp(&rs_replicas(a))
+                    .then_with(|| by_creation(b, a))
+            });
         } else {
-            active.sort_by(|a, b| rs_replicas(b).cmp(&rs_replicas(a)).then_with(|| by_creation(a, b)));
+            active.sort_by(|a, b| {
+                rs_replicas(b)
+                    .cmp(&rs_replicas(a))
+                    .then_with(|| by_creation(a, b))
+            });
         }
         let mut added = 0;
         let mut sizes: Vec<i32> = Vec::with_capacity(active.len());
@@ -436,7 +499,11 @@ impl Sync<'_> {
     /// `revisionHistoryLimit` (Kubernetes' `cleanupDeployment`).
     pub(crate) async fn cleanup(&self, sets: &Sets) -> Result<(), Error> {
         let limit = revision_history_limit(&self.d).max(0) as usize;
-        let mut cleanable: Vec<&ReplicaSet> = sets.old.iter().filter(|rs| !reconcile::is_deleting(&rs.metadata)).collect();
+        let mut cleanable: Vec<&ReplicaSet> = sets
+            .old
+            .iter()
+            .filter(|rs| !reconcile::is_deleting(&rs.metadata))
+            .collect();
         if cleanable.len() <= limit {
             return Ok(());
         }
@@ -444,11 +511,16 @@ impl Sync<'_> {
         let excess = cleanable.len() - limit;
         for rs in cleanable.into_iter().take(excess) {
             let status = rs.status.clone().unwrap_or_default();
-            let observed = status.observed_generation.unwrap_or(0) >= rs.metadata.generation.unwrap_or(0);
+            let observed =
+                status.observed_generation.unwrap_or(0) >= rs.metadata.generation.unwrap_or(0);
             if status.replicas != 0 || rs_replicas(rs) != 0 || !observed {
                 continue;
             }
-            match self.rs_api().delete(name(rs), &DeleteParams::default()).await {
+            match self
+                .rs_api()
+                .delete(name(rs), &DeleteParams::default())
+                .await
+            {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(source) => {
@@ -480,9 +552,19 @@ impl Sync<'_> {
             terminating_replicas: None,
         };
         let cond = if available >= replicas(&self.d) - self.unavailable {
-            new_condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into())
+            new_condition(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+            )
         } else {
-            new_condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into())
+            new_condition(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+            )
         };
         set_condition(&mut status, cond);
         status
@@ -512,7 +594,10 @@ impl Sync<'_> {
         if deadline.is_some() && !complete {
             if is_complete(&self.d, &status) {
                 let msg = format!("ReplicaSet {rs_name:?} has successfully progressed.");
-                set_condition(&mut status, new_condition("Progressing", "True", "NewReplicaSetAvailable", msg));
+                set_condition(
+                    &mut status,
+                    new_condition("Progressing", "True", "NewReplicaSetAvailable", msg),
+                );
             } else if is_progressing(&self.d, &status) {
                 let msg = format!("ReplicaSet {rs_name:?} is progressing.");
                 let mut cond = new_condition("Progressing", "True", "ReplicaSetUpdated", msg);
@@ -524,7 +609,10 @@ impl Sync<'_> {
                 set_condition(&mut status, cond);
             } else if timed_out(&self.d, &status) {
                 let msg = format!("ReplicaSet {rs_name:?} has timed out progressing.");
-                set_condition(&mut status, new_condition("Progressing", "False", "ProgressDeadlineExceeded", msg));
+                set_condition(
+                    &mut status,
+                    new_condition("Progressing", "False", "ProgressDeadlineExceeded", msg),
+                );
             }
         }
         if !same(&status, &self.status()) {
@@ -565,7 +653,10 @@ fn requeue_stuck(d: &Deployment, status: &DeploymentStatus) -> Requeue {
     let Some(updated) = c.last_update_time.as_ref() else {
         return Requeue::Never;
     };
-    let end = updated.0.checked_add(SignedDuration::from_secs(i64::from(deadline))).unwrap_or(updated.0);
+    let end = updated
+        .0
+        .checked_add(SignedDuration::from_secs(i64::from(deadline)))
+        .unwrap_or(updated.0);
     let wait = end.duration_since(Timestamp::now());
     if wait.is_negative() {
         Requeue::After(Duration::from_secs(1))
@@ -608,8 +699,18 @@ impl Sync<'_> {
         }
         let paused_cond = reason.as_deref() == Some("DeploymentPaused");
         let cond = match (paused(&self.d), paused_cond) {
-            (true, false) => new_condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused".into()),
-            (false, true) => new_condition("Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed".into()),
+            (true, false) => new_condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentPaused",
+                "Deployment is paused".into(),
+            ),
+            (false, true) => new_condition(
+                "Progressing",
+                "Unknown",
+                "DeploymentResumed",
+                "Deployment is resumed".into(),
+            ),
             _ => return Ok(()),
         };
         set_condition(&mut status, cond);

@@ -62,9 +62,14 @@ fn api(c: &Cluster) -> Api<Deployment> {
 /// yet retry a patch internally when a controller's write lands first.
 async fn patch(c: &Cluster, name: &str, body: serde_json::Value) {
     for _ in 0..50 {
-        match api(c).patch(name, &PatchParams::default(), &Patch::Merge(&body)).await {
+        match api(c)
+            .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
             Ok(_) => return,
-            Err(kube::Error::Api(s)) if s.code == 409 => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                tokio::time::sleep(Duration::from_millis(10)).await
+            }
             Err(e) => panic!("patch {name}: {e}"),
         }
     }
@@ -107,7 +112,8 @@ async fn wait_rolled_out(c: &Cluster, name: &str) -> Deployment {
                 && s.updated_replicas == Some(r)
                 && s.replicas == Some(r)
                 && s.available_replicas == Some(r)
-                && condition(&s, "Progressing")?.reason.as_deref() == Some("NewReplicaSetAvailable")
+                && condition(&s, "Progressing")?.reason.as_deref()
+                    == Some("NewReplicaSetAvailable")
                 && condition(&s, "Available")?.status == "True";
             done.then_some(d)
         }
@@ -116,11 +122,24 @@ async fn wait_rolled_out(c: &Cluster, name: &str) -> Deployment {
 }
 
 fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
-    rs.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    rs.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 fn image_of(rs: &ReplicaSet) -> String {
-    rs.spec.as_ref().unwrap().template.as_ref().unwrap().spec.as_ref().unwrap().containers[0]
+    rs.spec
+        .as_ref()
+        .unwrap()
+        .template
+        .as_ref()
+        .unwrap()
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
         .image
         .clone()
         .unwrap()
@@ -131,7 +150,10 @@ async fn a_new_deployment_gets_a_hashed_replicaset_revision_1_and_completes() {
     let c = cluster().await;
     let _k = start(&c).await;
     let d = api(&c)
-        .create(&PostParams::default(), &deployment("web", 3, "app:1", json!({})))
+        .create(
+            &PostParams::default(),
+            &deployment("web", 3, "app:1", json!({})),
+        )
         .await
         .unwrap();
     let done = wait_rolled_out(&c, "web").await;
@@ -139,30 +161,69 @@ async fn a_new_deployment_gets_a_hashed_replicaset_revision_1_and_completes() {
     let rss = replicasets(&c.client, &d).await;
     assert_eq!(rss.len(), 1);
     let rs = &rss[0];
-    assert_eq!(rs.metadata.name.as_deref(), Some(format!("web-{hash}").as_str()));
-    assert_eq!(rs.metadata.labels.as_ref().unwrap()[POD_TEMPLATE_HASH], hash);
+    assert_eq!(
+        rs.metadata.name.as_deref(),
+        Some(format!("web-{hash}").as_str())
+    );
+    assert_eq!(
+        rs.metadata.labels.as_ref().unwrap()[POD_TEMPLATE_HASH],
+        hash
+    );
     let spec = rs.spec.as_ref().unwrap();
-    assert_eq!(spec.selector.match_labels.as_ref().unwrap()[POD_TEMPLATE_HASH], hash);
-    assert_eq!(spec.template.as_ref().unwrap().metadata.as_ref().unwrap().labels.as_ref().unwrap()[POD_TEMPLATE_HASH], hash);
+    assert_eq!(
+        spec.selector.match_labels.as_ref().unwrap()[POD_TEMPLATE_HASH],
+        hash
+    );
+    assert_eq!(
+        spec.template
+            .as_ref()
+            .unwrap()
+            .metadata
+            .as_ref()
+            .unwrap()
+            .labels
+            .as_ref()
+            .unwrap()[POD_TEMPLATE_HASH],
+        hash
+    );
     assert_eq!(annotation(rs, REVISION), Some("1"));
     assert_eq!(annotation(rs, DESIRED_REPLICAS), Some("3"));
     assert_eq!(annotation(rs, MAX_REPLICAS), Some("4")); // 25% of 3 rounds up to 1
-    assert_eq!(annotation(rs, "kubernetes.io/change-cause"), Some("image app:1"));
+    assert_eq!(
+        annotation(rs, "kubernetes.io/change-cause"),
+        Some("image app:1")
+    );
     assert_eq!(done.metadata.annotations.as_ref().unwrap()[REVISION], "1");
     let s = done.status.unwrap();
     assert_eq!(s.ready_replicas, Some(3));
     assert_eq!(s.unavailable_replicas, Some(0));
-    assert_eq!(condition(&s, "Available").unwrap().reason.as_deref(), Some("MinimumReplicasAvailable"));
-    let pods = Api::<Pod>::namespaced(c.client.clone(), "default").list(&ListParams::default()).await.unwrap();
+    assert_eq!(
+        condition(&s, "Available").unwrap().reason.as_deref(),
+        Some("MinimumReplicasAvailable")
+    );
+    let pods = Api::<Pod>::namespaced(c.client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
     assert_eq!(pods.items.len(), 3);
-    assert!(pods.items.iter().all(|p| p.metadata.labels.as_ref().unwrap()[POD_TEMPLATE_HASH] == hash));
+    assert!(pods
+        .items
+        .iter()
+        .all(|p| p.metadata.labels.as_ref().unwrap()[POD_TEMPLATE_HASH] == hash));
+}
+
+/// What [`observe_bounds`] saw: bound violations, and how many events had
+/// two ReplicaSets with replicas at once (so a test knows it saw a rolling
+/// update and not a jump).
+struct Observed {
+    violations: Arc<Mutex<Vec<String>>>,
+    mixed: Arc<Mutex<usize>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 /// Watch the Deployment's ReplicaSets and check the rolling-update bounds
 /// after every event.
-/// Also counts the events where two ReplicaSets had replicas at once, so
-/// the test knows it saw a rolling update and not a jump.
-fn observe_bounds(client: Client, max_total: i32, min_available: i32) -> (Arc<Mutex<Vec<String>>>, Arc<Mutex<usize>>, tokio::task::JoinHandle<()>) {
+fn observe_bounds(client: Client, max_total: i32, min_available: i32) -> Observed {
     let violations = Arc::new(Mutex::new(Vec::new()));
     let mixed = Arc::new(Mutex::new(0usize));
     let (v, m) = (violations.clone(), mixed.clone());
@@ -178,11 +239,17 @@ fn observe_bounds(client: Client, max_total: i32, min_available: i32) -> (Arc<Mu
                 *m.lock().unwrap() += 1;
             }
             if total > max_total || available < min_available {
-                v.lock().unwrap().push(format!("spec total {total}, available {available}"));
+                v.lock()
+                    .unwrap()
+                    .push(format!("spec total {total}, available {available}"));
             }
         }
     });
-    (violations, mixed, task)
+    Observed {
+        violations,
+        mixed,
+        task,
+    }
 }
 
 #[tokio::test]
@@ -192,17 +259,28 @@ async fn a_template_change_rolls_within_max_surge_and_max_unavailable() {
     let strategy = json!({"strategy": {"type": "RollingUpdate",
         "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}});
     let d = api(&c)
-        .create(&PostParams::default(), &deployment("web", 10, "app:1", strategy))
+        .create(
+            &PostParams::default(),
+            &deployment("web", 10, "app:1", strategy),
+        )
         .await
         .unwrap();
     wait_rolled_out(&c, "web").await;
     // 25% of 10: surge rounds up to 3, unavailable down to 2.
-    let (violations, mixed, observer) = observe_bounds(c.client.clone(), 13, 8);
+    let Observed {
+        violations,
+        mixed,
+        task: observer,
+    } = observe_bounds(c.client.clone(), 13, 8);
     tokio::time::sleep(Duration::from_millis(200)).await;
     set_image(&c, "web", "app:2").await;
     let done = wait_rolled_out(&c, "web").await;
     observer.abort();
-    assert!(violations.lock().unwrap().is_empty(), "{:?}", violations.lock().unwrap());
+    assert!(
+        violations.lock().unwrap().is_empty(),
+        "{:?}",
+        violations.lock().unwrap()
+    );
     assert!(*mixed.lock().unwrap() > 3, "the rollout went in steps");
     assert_eq!(done.metadata.annotations.as_ref().unwrap()[REVISION], "2");
     let rss = replicasets(&c.client, &d).await;
@@ -211,7 +289,10 @@ async fn a_template_change_rolls_within_max_surge_and_max_unavailable() {
     assert_eq!(image_of(&rss[1]), "app:2");
     assert_eq!(rs_replicas(&rss[1]), 10);
     assert_eq!(annotation(&rss[1], REVISION), Some("2"));
-    assert_eq!(annotation(&rss[1], "kubernetes.io/change-cause"), Some("image app:2"));
+    assert_eq!(
+        annotation(&rss[1], "kubernetes.io/change-cause"),
+        Some("image app:2")
+    );
 }
 
 #[tokio::test]
@@ -220,7 +301,10 @@ async fn rollback_re_adopts_the_old_replicaset_with_the_next_revision() {
     let c = cluster().await;
     let _k = start(&c).await;
     let d = api(&c)
-        .create(&PostParams::default(), &deployment("web", 2, "app:1", json!({})))
+        .create(
+            &PostParams::default(),
+            &deployment("web", 2, "app:1", json!({})),
+        )
         .await
         .unwrap();
     wait_rolled_out(&c, "web").await;
@@ -232,11 +316,17 @@ async fn rollback_re_adopts_the_old_replicaset_with_the_next_revision() {
     assert_eq!(done.metadata.annotations.as_ref().unwrap()[REVISION], "3");
     let rss = replicasets(&c.client, &d).await;
     assert_eq!(rss.len(), 2, "no third ReplicaSet");
-    let again = rss.iter().find(|rs| rs.metadata.uid == first.metadata.uid).unwrap();
+    let again = rss
+        .iter()
+        .find(|rs| rs.metadata.uid == first.metadata.uid)
+        .unwrap();
     assert_eq!(rs_replicas(again), 2);
     assert_eq!(annotation(again, REVISION), Some("3"));
     assert_eq!(annotation(again, REVISION_HISTORY), Some("1"));
-    let other = rss.iter().find(|rs| rs.metadata.uid != first.metadata.uid).unwrap();
+    let other = rss
+        .iter()
+        .find(|rs| rs.metadata.uid != first.metadata.uid)
+        .unwrap();
     assert_eq!(rs_replicas(other), 0);
     assert_eq!(annotation(other, REVISION), Some("2"));
 }
@@ -246,7 +336,10 @@ async fn revision_history_limit_prunes_the_oldest_empty_replicasets() {
     let c = cluster().await;
     let _k = start(&c).await;
     let d = api(&c)
-        .create(&PostParams::default(), &deployment("web", 1, "app:1", json!({"revisionHistoryLimit": 1})))
+        .create(
+            &PostParams::default(),
+            &deployment("web", 1, "app:1", json!({"revisionHistoryLimit": 1})),
+        )
         .await
         .unwrap();
     wait_rolled_out(&c, "web").await;
@@ -272,11 +365,19 @@ async fn recreate_never_runs_old_and_new_pods_together() {
     let c = cluster().await;
     let _k = start(&c).await;
     let d = api(&c)
-        .create(&PostParams::default(), &deployment("web", 3, "app:1", json!({"strategy": {"type": "Recreate"}})))
+        .create(
+            &PostParams::default(),
+            &deployment("web", 3, "app:1", json!({"strategy": {"type": "Recreate"}})),
+        )
         .await
         .unwrap();
     wait_rolled_out(&c, "web").await;
-    let old_hash = replicasets(&c.client, &d).await[0].metadata.labels.as_ref().unwrap()[POD_TEMPLATE_HASH].clone();
+    let old_hash = replicasets(&c.client, &d).await[0]
+        .metadata
+        .labels
+        .as_ref()
+        .unwrap()[POD_TEMPLATE_HASH]
+        .clone();
     let pods = Api::<Pod>::namespaced(c.client.clone(), "default");
     let mixed = Arc::new(Mutex::new(false));
     let (m, p) = (mixed.clone(), pods.clone());
@@ -307,7 +408,10 @@ async fn paused_deployments_scale_but_do_not_roll() {
     let c = cluster().await;
     let _k = start(&c).await;
     let d = api(&c)
-        .create(&PostParams::default(), &deployment("web", 2, "app:1", json!({})))
+        .create(
+            &PostParams::default(),
+            &deployment("web", 2, "app:1", json!({})),
+        )
         .await
         .unwrap();
     wait_rolled_out(&c, "web").await;
@@ -320,15 +424,24 @@ async fn paused_deployments_scale_but_do_not_roll() {
         let (client, d) = (client.clone(), d.clone());
         async move {
             let rss = replicasets(&client, &d).await;
-            (rss.len() == 1 && rs_replicas(&rss[0]) == 4 && annotation(&rss[0], DESIRED_REPLICAS) == Some("4")).then_some(())
+            (rss.len() == 1
+                && rs_replicas(&rss[0]) == 4
+                && annotation(&rss[0], DESIRED_REPLICAS) == Some("4"))
+            .then_some(())
         }
     })
     .await;
     let paused_d = api(&c).get("web").await.unwrap();
-    let cond = condition(paused_d.status.as_ref().unwrap(), "Progressing").unwrap().clone();
+    let cond = condition(paused_d.status.as_ref().unwrap(), "Progressing")
+        .unwrap()
+        .clone();
     assert_eq!(cond.reason.as_deref(), Some("DeploymentPaused"));
     assert_eq!(cond.status, "Unknown");
-    assert_eq!(replicasets(&c.client, &d).await.len(), 1, "no rollout while paused");
+    assert_eq!(
+        replicasets(&c.client, &d).await.len(),
+        1,
+        "no rollout while paused"
+    );
 
     patch(&c, "web", json!({"spec": {"paused": false}})).await;
     let done = wait_rolled_out(&c, "web").await;
@@ -344,7 +457,10 @@ async fn scaling_a_complete_deployment_resizes_its_replicaset() {
     let c = cluster().await;
     let _k = start(&c).await;
     let d = api(&c)
-        .create(&PostParams::default(), &deployment("web", 2, "app:1", json!({})))
+        .create(
+            &PostParams::default(),
+            &deployment("web", 2, "app:1", json!({})),
+        )
         .await
         .unwrap();
     wait_rolled_out(&c, "web").await;
@@ -354,4 +470,46 @@ async fn scaling_a_complete_deployment_resizes_its_replicaset() {
     let rss = replicasets(&c.client, &d).await;
     assert_eq!(rss.len(), 1);
     assert_eq!(annotation(&rss[0], MAX_REPLICAS), Some("7")); // 5 + ceil(25% of 5)
+}
+
+#[tokio::test]
+async fn a_thousand_replicas_roll_out_fast() {
+    // The goal is 1,000 Wasm pods Running within 2 s in a release build
+    // with real node agents; this debug build only checks it is seconds,
+    // not minutes, and prints the time.
+    let c = cluster().await;
+    let _k = start(&c).await;
+    let t = std::time::Instant::now();
+    api(&c)
+        .create(
+            &PostParams::default(),
+            &deployment("many", 1000, "app:1", json!({})),
+        )
+        .await
+        .unwrap();
+    let api = api(&c);
+    let rsapi = Api::<ReplicaSet>::namespaced(c.client.clone(), "default");
+    eventually(60, "1000 created", || {
+        let rsapi = rsapi.clone();
+        async move {
+            let rs = rsapi.list(&ListParams::default()).await.ok()?.items.pop()?;
+            (rs.status?.replicas == 1000).then_some(())
+        }
+    })
+    .await;
+    eprintln!("1000 pods exist after {:?}", t.elapsed());
+    eventually(60, "1000 available", || {
+        let api = api.clone();
+        async move {
+            let s = api.get("many").await.ok()?.status?;
+            (s.available_replicas == Some(1000) && s.updated_replicas == Some(1000)).then_some(())
+        }
+    })
+    .await;
+    eprintln!("1000 replicas available in {:?}", t.elapsed());
+    let pods = Api::<Pod>::namespaced(c.client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert_eq!(pods.items.len(), 1000, "no overshoot");
 }

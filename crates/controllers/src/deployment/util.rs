@@ -53,18 +53,28 @@ pub fn rs_replicas(rs: &ReplicaSet) -> i32 {
 
 /// `spec.minReadySeconds`.
 pub fn min_ready_seconds(d: &Deployment) -> i32 {
-    d.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0)
+    d.spec
+        .as_ref()
+        .and_then(|s| s.min_ready_seconds)
+        .unwrap_or(0)
 }
 
 /// `spec.revisionHistoryLimit`, defaulting to 10.
 pub fn revision_history_limit(d: &Deployment) -> i32 {
-    d.spec.as_ref().and_then(|s| s.revision_history_limit).unwrap_or(10)
+    d.spec
+        .as_ref()
+        .and_then(|s| s.revision_history_limit)
+        .unwrap_or(10)
 }
 
 /// `spec.progressDeadlineSeconds` (default 600); `None` when it is
 /// MaxInt32, which Kubernetes reads as "no deadline".
 pub fn progress_deadline(d: &Deployment) -> Option<i32> {
-    let s = d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).unwrap_or(600);
+    let s = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.progress_deadline_seconds)
+        .unwrap_or(600);
     (s != i32::MAX).then_some(s)
 }
 
@@ -93,7 +103,11 @@ pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> Result<i32, 
                 .and_then(|p| p.parse().ok())
                 .ok_or(IntOrPercentError::NotAPercentage)?;
             let num = pct * i64::from(total);
-            let v = if round_up { (num + 99).div_euclid(100) } else { num.div_euclid(100) };
+            let v = if round_up {
+                (num + 99).div_euclid(100)
+            } else {
+                num.div_euclid(100)
+            };
             Ok(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
         }
     }
@@ -171,22 +185,31 @@ pub fn equal_ignore_hash(d: &Deployment, rs: &ReplicaSet) -> bool {
 
 /// A ReplicaSet's revision; 0 when unset or unreadable.
 pub fn revision(rs: &ReplicaSet) -> i64 {
-    annotation(rs, REVISION).and_then(|r| r.parse().ok()).unwrap_or(0)
+    annotation(rs, REVISION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
 }
 
 fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
-    rs.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    rs.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 /// Oldest first, then by name (Kubernetes' `ReplicaSetsByCreationTimestamp`).
 pub fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     let t = |rs: &ReplicaSet| rs.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    t(a).cmp(&t(b)).then_with(|| a.metadata.name.cmp(&b.metadata.name))
+    t(a).cmp(&t(b))
+        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
 }
 
 /// Lowest revision first (Kubernetes' `ReplicaSetsByRevision`).
 pub fn by_revision(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
-    revision(a).cmp(&revision(b)).then_with(|| by_creation(a, b))
+    revision(a)
+        .cmp(&revision(b))
+        .then_with(|| by_creation(a, b))
 }
 
 /// Sum of `spec.replicas`.
@@ -204,14 +227,24 @@ pub fn actual_total(rss: &[&ReplicaSet]) -> i32 {
 /// Sum of `status.readyReplicas`.
 pub fn ready_total(rss: &[&ReplicaSet]) -> i32 {
     rss.iter()
-        .map(|rs| rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0))
+        .map(|rs| {
+            rs.status
+                .as_ref()
+                .and_then(|s| s.ready_replicas)
+                .unwrap_or(0)
+        })
         .sum()
 }
 
 /// Sum of `status.availableReplicas`.
 pub fn available_total(rss: &[&ReplicaSet]) -> i32 {
     rss.iter()
-        .map(|rs| rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0))
+        .map(|rs| {
+            rs.status
+                .as_ref()
+                .and_then(|s| s.available_replicas)
+                .unwrap_or(0)
+        })
         .sum()
 }
 
@@ -223,7 +256,11 @@ pub fn is_active(rs: &ReplicaSet) -> bool {
 /// Replicas for the new ReplicaSet of a rolling update (Kubernetes'
 /// `NewRSNewReplicas`): grow into the surge room left by all ReplicaSets,
 /// never past `replicas`.
-pub fn new_rs_new_replicas(d: &Deployment, all: &[&ReplicaSet], new: &ReplicaSet) -> Result<i32, IntOrPercentError> {
+pub fn new_rs_new_replicas(
+    d: &Deployment,
+    all: &[&ReplicaSet],
+    new: &ReplicaSet,
+) -> Result<i32, IntOrPercentError> {
     if is_recreate(d) {
         return Ok(replicas(d));
     }
@@ -320,7 +357,11 @@ fn rs_fraction(d: &Deployment, rs: &ReplicaSet, max_surge: i32) -> i32 {
 /// `IsSaturated`).
 pub fn is_saturated(d: &Deployment, rs: &ReplicaSet) -> bool {
     let desired = annotation(rs, DESIRED_REPLICAS).and_then(|v| v.parse::<i32>().ok());
-    let available = rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+    let available = rs
+        .status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0);
     rs_replicas(rs) == replicas(d) && desired == Some(replicas(d)) && available == replicas(d)
 }
 
@@ -351,7 +392,12 @@ pub fn condition<'a>(s: &'a DeploymentStatus, type_: &str) -> Option<&'a Deploym
 }
 
 /// A fresh condition stamped now.
-pub fn new_condition(type_: &str, status: &str, reason: &str, message: String) -> DeploymentCondition {
+pub fn new_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+) -> DeploymentCondition {
     let now = Time(Timestamp::now());
     DeploymentCondition {
         type_: type_.into(),
@@ -387,6 +433,7 @@ pub fn remove_condition(s: &mut DeploymentStatus, type_: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // fixtures are literals built by the tests
 mod tests {
     use super::*;
     use serde_json::json;
@@ -406,15 +453,27 @@ mod tests {
         assert_eq!(scaled_value(&pct("100%"), 7, false), Ok(7));
         assert_eq!(scaled_value(&pct("0%"), 7, true), Ok(0));
         assert_eq!(scaled_value(&IntOrString::Int(4), 10, true), Ok(4));
-        assert_eq!(scaled_value(&pct("abc"), 10, true), Err(IntOrPercentError::NotAPercentage));
-        assert_eq!(scaled_value(&pct("25"), 10, true), Err(IntOrPercentError::NotAPercentage));
+        assert_eq!(
+            scaled_value(&pct("abc"), 10, true),
+            Err(IntOrPercentError::NotAPercentage)
+        );
+        assert_eq!(
+            scaled_value(&pct("25"), 10, true),
+            Err(IntOrPercentError::NotAPercentage)
+        );
     }
 
     #[test]
     fn fenceposts_never_both_zero() {
         // ResolveFenceposts: 0 and 0 would deadlock, so one may be unavailable.
-        assert_eq!(resolve_fenceposts(Some(&IntOrString::Int(0)), Some(&IntOrString::Int(0)), 5), Ok((0, 1)));
-        assert_eq!(resolve_fenceposts(Some(&pct("0%")), Some(&pct("10%")), 5), Ok((0, 1)));
+        assert_eq!(
+            resolve_fenceposts(Some(&IntOrString::Int(0)), Some(&IntOrString::Int(0)), 5),
+            Ok((0, 1))
+        );
+        assert_eq!(
+            resolve_fenceposts(Some(&pct("0%")), Some(&pct("10%")), 5),
+            Ok((0, 1))
+        );
         assert_eq!(resolve_fenceposts(None, None, 10), Ok((3, 2)));
         assert_eq!(resolve_fenceposts(None, None, 1), Ok((1, 0)));
     }
@@ -441,7 +500,9 @@ mod tests {
         let d = deploy(json!({"replicas": 2, "selector": {}, "template": {},
             "strategy": {"rollingUpdate": {"maxUnavailable": 5}}}));
         assert_eq!(max_unavailable(&d), Ok(2));
-        let r = deploy(json!({"replicas": 2, "selector": {}, "template": {}, "strategy": {"type": "Recreate"}}));
+        let r = deploy(
+            json!({"replicas": 2, "selector": {}, "template": {}, "strategy": {"type": "Recreate"}}),
+        );
         assert_eq!(max_unavailable(&r), Ok(0));
         assert_eq!(max_surge(&r), Ok(0));
     }
@@ -505,14 +566,20 @@ mod tests {
 
     #[test]
     fn templates_compare_without_the_hash_label() {
-        let d = deploy(json!({"selector": {}, "template": {"metadata": {"labels": {"app": "a"}},
-            "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}));
-        let rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": "x"}, "spec": {"selector": {},
+        let d = deploy(
+            json!({"selector": {}, "template": {"metadata": {"labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}),
+        );
+        let rs: ReplicaSet =
+            serde_json::from_value(json!({"metadata": {"name": "x"}, "spec": {"selector": {},
             "template": {"metadata": {"labels": {"app": "a", POD_TEMPLATE_HASH: "abc"}},
-            "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}})).unwrap();
+            "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}}))
+            .unwrap();
         assert!(equal_ignore_hash(&d, &rs));
-        let d2 = deploy(json!({"selector": {}, "template": {"metadata": {"labels": {"app": "a"}},
-            "spec": {"containers": [{"name": "c", "image": "i:2"}]}}}));
+        let d2 = deploy(
+            json!({"selector": {}, "template": {"metadata": {"labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "i:2"}]}}}),
+        );
         assert!(!equal_ignore_hash(&d2, &rs));
     }
 
@@ -522,10 +589,16 @@ mod tests {
         let mut first = new_condition("Progressing", "True", "NewReplicaSetCreated", "m".into());
         first.last_transition_time = Some(Time("2020-01-01T00:00:00Z".parse().unwrap()));
         set_condition(&mut s, first);
-        set_condition(&mut s, new_condition("Progressing", "True", "ReplicaSetUpdated", "m".into()));
+        set_condition(
+            &mut s,
+            new_condition("Progressing", "True", "ReplicaSetUpdated", "m".into()),
+        );
         let c = condition(&s, "Progressing").unwrap();
         assert_eq!(c.reason.as_deref(), Some("ReplicaSetUpdated"));
-        assert_eq!(c.last_transition_time.as_ref().unwrap().0.to_string(), "2020-01-01T00:00:00Z");
+        assert_eq!(
+            c.last_transition_time.as_ref().unwrap().0.to_string(),
+            "2020-01-01T00:00:00Z"
+        );
         assert_eq!(s.conditions.as_ref().unwrap().len(), 1);
     }
 }

@@ -102,6 +102,7 @@ impl Expectations {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // fixtures are literals built by the tests
 mod tests {
     use super::*;
     use kube::runtime::reflector;

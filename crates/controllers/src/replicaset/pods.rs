@@ -126,6 +126,7 @@ pub fn pick_for_deletion(pods: &[std::sync::Arc<Pod>], n: usize) -> Vec<std::syn
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // fixtures are literals built by the tests
 mod tests {
     use super::*;
     use serde_json::json;
@@ -210,10 +211,7 @@ mod tests {
             pod("crowd1", "b", "Running", Some(t), t),
             pod("crowd2", "b", "Running", Some(t), t),
         ];
-        assert_eq!(
-            names(&pick_for_deletion(&pods, 1))[0].starts_with("crowd"),
-            true
-        );
+        assert!(names(&pick_for_deletion(&pods, 1))[0].starts_with("crowd"));
     }
 
     #[test]
