@@ -109,10 +109,21 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         std::future::ready(())
     });
     let worker_ctx = ctx.clone();
-    let workers = ctx.queue.run(WORKERS, move |key| {
-        let ctx = worker_ctx.clone();
-        async move { sync::reconcile(ctx, key).await }
-    });
+    let workers = async {
+        // As Kubernetes' WaitForCacheSync: never decide on a half-listed
+        // cache (it would create a ReplicaSet that already exists).
+        let synced = ctx.deployments.wait_until_ready().await.is_ok()
+            && ctx.replicasets.wait_until_ready().await.is_ok()
+            && ctx.pods.wait_until_ready().await.is_ok();
+        if synced {
+            ctx.queue
+                .run(WORKERS, move |key| {
+                    let ctx = worker_ctx.clone();
+                    async move { sync::reconcile(ctx, key).await }
+                })
+                .await;
+        }
+    };
     tokio::select! {
         () = d_loop => anyhow::bail!("the Deployment watch ended"),
         () = rs_loop => anyhow::bail!("the ReplicaSet watch ended"),

@@ -84,10 +84,20 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         std::future::ready(())
     });
     let worker_ctx = ctx.clone();
-    let workers = ctx.queue.run(WORKERS, move |key| {
-        let ctx = worker_ctx.clone();
-        async move { ctx.reconcile(key).await }
-    });
+    let workers = async {
+        // As Kubernetes' WaitForCacheSync: a reconcile on a half-listed
+        // cache would miss existing pods and create too many.
+        let synced = ctx.replicasets.wait_until_ready().await.is_ok()
+            && ctx.pods.wait_until_ready().await.is_ok();
+        if synced {
+            ctx.queue
+                .run(WORKERS, move |key| {
+                    let ctx = worker_ctx.clone();
+                    async move { ctx.reconcile(key).await }
+                })
+                .await;
+        }
+    };
     tokio::select! {
         () = rs_loop => anyhow::bail!("the ReplicaSet watch ended"),
         () = pod_loop => anyhow::bail!("the pod watch ended"),
