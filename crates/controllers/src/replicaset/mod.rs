@@ -17,9 +17,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::Store;
@@ -172,7 +172,13 @@ impl Ctx {
         } else {
             Ok(())
         };
-        let requeue = self.update_status(&key, &rs, &owned).await?;
+        let failure = match &managed {
+            Err(Error::Api { action, source, .. }) => {
+                Some((failure_reason(action), source.to_string()))
+            }
+            Ok(()) => None,
+        };
+        let requeue = self.update_status(&key, &rs, &owned, failure).await?;
         managed.map(|()| requeue)
     }
 
@@ -301,8 +307,9 @@ impl Ctx {
         key: &Key,
         rs: &ReplicaSet,
         owned: &[Arc<Pod>],
+        failure: Option<(&'static str, String)>,
     ) -> Result<Requeue, Error> {
-        let (status, requeue) = calculate_status(rs, owned);
+        let (status, requeue) = calculate_status(rs, owned, failure);
         let old = rs.status.clone().unwrap_or_default();
         if same_status(&old, &status) {
             return Ok(requeue);
@@ -313,6 +320,7 @@ impl Ctx {
             "readyReplicas": status.ready_replicas,
             "availableReplicas": status.available_replicas,
             "observedGeneration": status.observed_generation,
+            "conditions": status.conditions,
         }});
         let api = Api::<ReplicaSet>::namespaced(self.client.clone(), &key.namespace);
         match api
@@ -336,6 +344,38 @@ fn same_status(a: &ReplicaSetStatus, b: &ReplicaSetStatus) -> bool {
         && a.ready_replicas.unwrap_or(0) == b.ready_replicas.unwrap_or(0)
         && a.available_replicas.unwrap_or(0) == b.available_replicas.unwrap_or(0)
         && a.observed_generation == b.observed_generation
+        && a.conditions.as_deref().unwrap_or_default()
+            == b.conditions.as_deref().unwrap_or_default()
+}
+
+/// The ReplicaFailure reason for what the controller failed at.
+fn failure_reason(action: &str) -> &'static str {
+    if action.starts_with("deleting") {
+        "FailedDelete"
+    } else {
+        "FailedCreate"
+    }
+}
+
+/// Kubernetes' ReplicaFailure condition: set (once) while creating or
+/// deleting pods fails, removed when it works again.
+fn set_failure_condition(status: &mut ReplicaSetStatus, failure: Option<(&'static str, String)>) {
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    let present = conditions.iter().any(|c| c.type_ == "ReplicaFailure");
+    match failure {
+        Some((reason, message)) if !present => conditions.push(ReplicaSetCondition {
+            type_: "ReplicaFailure".into(),
+            status: "True".into(),
+            reason: Some(reason.into()),
+            message: Some(message),
+            last_transition_time: Some(Time(Timestamp::now())),
+        }),
+        None if present => conditions.retain(|c| c.type_ != "ReplicaFailure"),
+        _ => {}
+    }
+    if conditions.is_empty() {
+        status.conditions = None;
+    }
 }
 
 /// Whether a ReplicaSet's selector matches a pod's labels.
@@ -350,7 +390,11 @@ fn selects_pod(rs: &ReplicaSet, pod: &Pod) -> bool {
 
 /// The status Kubernetes computes from the claimed active pods, and when a
 /// Ready pod will turn available.
-fn calculate_status(rs: &ReplicaSet, owned: &[Arc<Pod>]) -> (ReplicaSetStatus, Requeue) {
+fn calculate_status(
+    rs: &ReplicaSet,
+    owned: &[Arc<Pod>],
+    failure: Option<(&'static str, String)>,
+) -> (ReplicaSetStatus, Requeue) {
     let now = Timestamp::now();
     let min_ready = rs
         .spec
@@ -395,6 +439,7 @@ fn calculate_status(rs: &ReplicaSet, owned: &[Arc<Pod>]) -> (ReplicaSetStatus, R
     status.fully_labeled_replicas = Some(labeled);
     status.ready_replicas = Some(ready);
     status.available_replicas = Some(available);
+    set_failure_condition(&mut status, failure);
     (status, requeue)
 }
 

@@ -315,3 +315,46 @@ async fn scales_to_hundreds_without_overshooting() {
     assert_eq!(s.fully_labeled_replicas, Some(300));
     eprintln!("300 pods created in {took:?}");
 }
+
+#[tokio::test]
+async fn available_waits_for_min_ready_seconds_without_further_events() {
+    // availableReplicas counts pods Ready for minReadySeconds; nothing else
+    // changes meanwhile, so only the controller's requeue can notice.
+    let c = cluster().await;
+    let _kubelet = kubelet(c.client.clone());
+    start(&c).await;
+    let api = Api::<ReplicaSet>::namespaced(c.client.clone(), "default");
+    let mut slow = rs("slow", 2);
+    slow.spec.as_mut().unwrap().min_ready_seconds = Some(2);
+    api.create(&PostParams::default(), &slow).await.unwrap();
+    let t = Instant::now();
+    let ready_first = eventually(20, "2 ready", || {
+        let api = api.clone();
+        async move {
+            let s = api.get("slow").await.ok()?.status?;
+            (s.ready_replicas == Some(2)).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(ready_first.available_replicas.unwrap_or(0), 0);
+    wait_status(&c.client, "slow", 2, 2).await;
+    assert!(t.elapsed() >= Duration::from_secs(1), "{:?}", t.elapsed());
+}
+
+#[test]
+fn replica_failure_is_set_once_and_cleared_on_success() {
+    // Kubernetes sets ReplicaFailure (FailedCreate/FailedDelete) while
+    // manageReplicas fails, keeps the first one, and removes it once a sync
+    // succeeds.
+    let mut status = ReplicaSetStatus::default();
+    set_failure_condition(&mut status, Some(("FailedCreate", "quota".into())));
+    set_failure_condition(&mut status, Some(("FailedDelete", "other".into())));
+    let conds = status.conditions.clone().unwrap();
+    assert_eq!(conds.len(), 1);
+    assert_eq!(conds[0].reason.as_deref(), Some("FailedCreate"));
+    assert_eq!(conds[0].status, "True");
+    set_failure_condition(&mut status, None);
+    assert!(status.conditions.is_none());
+    assert_eq!(failure_reason("deleting pods"), "FailedDelete");
+    assert_eq!(failure_reason("creating pods"), "FailedCreate");
+}
