@@ -20,6 +20,12 @@ use crate::replicaset::tests::support::{eventually, kubelet};
 use crate::testing::{cluster, Cluster};
 
 async fn start(c: &Cluster) -> tokio::task::JoinHandle<()> {
+    start_controllers(c);
+    kubelet(c.client.clone())
+}
+
+/// The two controllers without a stand-in node agent: pods never run.
+fn start_controllers(c: &Cluster) {
     let (a, b) = (c.client.clone(), c.client.clone());
     tokio::spawn(async move {
         if let Err(e) = crate::replicaset::run(a).await {
@@ -31,7 +37,6 @@ async fn start(c: &Cluster) -> tokio::task::JoinHandle<()> {
             panic!("deployment controller: {e}");
         }
     });
-    kubelet(c.client.clone())
 }
 
 fn deployment(name: &str, replicas: i32, image: &str, extra: serde_json::Value) -> Deployment {
@@ -512,4 +517,39 @@ async fn a_thousand_replicas_roll_out_fast() {
         .await
         .unwrap();
     assert_eq!(pods.items.len(), 1000, "no overshoot");
+}
+
+#[tokio::test]
+async fn a_stuck_rollout_exceeds_its_progress_deadline() {
+    // No pod ever becomes Ready: after progressDeadlineSeconds Kubernetes
+    // marks Progressing False/ProgressDeadlineExceeded (the controller must
+    // requeue itself: nothing else changes).
+    let c = cluster().await;
+    start_controllers(&c);
+    api(&c)
+        .create(
+            &PostParams::default(),
+            &deployment("stuck", 2, "app:1", json!({"progressDeadlineSeconds": 1})),
+        )
+        .await
+        .unwrap();
+    let api = api(&c);
+    let status = eventually(20, "ProgressDeadlineExceeded", || {
+        let api = api.clone();
+        async move {
+            let s = api.get("stuck").await.ok()?.status?;
+            let c = condition(&s, "Progressing")?;
+            (c.reason.as_deref() == Some("ProgressDeadlineExceeded")).then_some(s.clone())
+        }
+    })
+    .await;
+    assert_eq!(condition(&status, "Progressing").unwrap().status, "False");
+    let available = condition(&status, "Available").unwrap();
+    assert_eq!(available.status, "False");
+    assert_eq!(
+        available.reason.as_deref(),
+        Some("MinimumReplicasUnavailable")
+    );
+    assert_eq!(status.unavailable_replicas, Some(2));
+    assert_eq!(status.updated_replicas, Some(2));
 }
