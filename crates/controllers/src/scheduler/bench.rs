@@ -1,1 +1,128 @@
+//! A throughput benchmark: fake Ready nodes, many pending pods, the
+//! scheduler binding them, binds per second until every pod is bound.
+//! `skiff bench scheduler` runs it against a live API server.
 
+use std::time::{Duration, Instant};
+
+use futures::{stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::{run, Config};
+
+/// Requests in flight while creating nodes and pods.
+const CREATE_CONCURRENCY: usize = 64;
+/// Label marking the benchmark's objects, so a run can be told apart.
+const BENCH_LABEL: &str = "skiff.dev/bench";
+
+/// What a benchmark run measured.
+#[derive(Debug, Clone)]
+pub struct BenchReport {
+    /// Nodes created.
+    pub nodes: usize,
+    /// Pods created.
+    pub pods: usize,
+    /// Pods seen bound when the run ended.
+    pub bound: usize,
+    /// From the scheduler's start to the last pod bound.
+    pub elapsed: Duration,
+    /// `bound / elapsed`.
+    pub binds_per_sec: f64,
+}
+
+/// Create `nodes` Ready nodes and `pods` pending pods, run the scheduler,
+/// and measure until all pods are bound.
+pub async fn bench(client: kube::Client, nodes: usize, pods: usize) -> anyhow::Result<BenchReport> {
+    let run_id = format!("{:x}", chrono::Utc::now().timestamp_millis());
+    create_nodes(&client, &run_id, nodes).await?;
+    create_pods(&client, &run_id, pods).await?;
+    let start = Instant::now();
+    let scheduler = tokio::spawn(run(client.clone(), Config::default()));
+    let bound = wait_bound(&client, &run_id, pods).await;
+    let elapsed = start.elapsed();
+    scheduler.abort();
+    let bound = bound?;
+    Ok(BenchReport {
+        nodes,
+        pods,
+        bound,
+        elapsed,
+        binds_per_sec: bound as f64 / elapsed.as_secs_f64().max(1e-9),
+    })
+}
+
+async fn create_nodes(client: &kube::Client, run_id: &str, n: usize) -> anyhow::Result<()> {
+    let api = Api::<Node>::all(client.clone());
+    stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            let name = format!("bench-{run_id}-node-{i}");
+            async move {
+                let node: Node = serde_json::from_value(json!({
+                    "metadata": {"name": name, "labels": {BENCH_LABEL: run_id, "kubernetes.io/hostname": name}},
+                    "spec": {},
+                }))?;
+                api.create(&PostParams::default(), &node).await?;
+                let status = json!({"status": {
+                    "allocatable": {"cpu": "64", "memory": "256Gi", "pods": "250"},
+                    "capacity": {"cpu": "64", "memory": "256Gi", "pods": "250"},
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                    "lastHeartbeatTime": chrono::Utc::now().to_rfc3339(),
+                                    "lastTransitionTime": chrono::Utc::now().to_rfc3339()}],
+                    "runtimeHandlers": [{"name": "wasmtime", "features": {}}],
+                }});
+                api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                    .await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<()>()
+        .await
+}
+
+async fn create_pods(client: &kube::Client, run_id: &str, n: usize) -> anyhow::Result<()> {
+    let api = Api::<Pod>::namespaced(client.clone(), "default");
+    stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let pod: Pod = serde_json::from_value(json!({
+                    "metadata": {"name": format!("bench-{run_id}-pod-{i}"), "labels": {BENCH_LABEL: run_id}},
+                    "spec": {"containers": [{"name": "c", "image": "bench",
+                             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
+                }))?;
+                api.create(&PostParams::default(), &pod).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<()>()
+        .await
+}
+
+/// Poll (one list a second, not per pod) until every pod is bound.
+async fn wait_bound(client: &kube::Client, run_id: &str, want: usize) -> anyhow::Result<usize> {
+    let api = Api::<Pod>::namespaced(client.clone(), "default");
+    let lp = ListParams::default().labels(&format!("{BENCH_LABEL}={run_id}"));
+    let mut last = (0, Instant::now());
+    loop {
+        let bound = api
+            .list(&lp)
+            .await?
+            .items
+            .iter()
+            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
+            .count();
+        if bound >= want {
+            return Ok(bound);
+        }
+        if bound != last.0 {
+            last = (bound, Instant::now());
+        } else if last.1.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("no progress for a minute: {bound}/{want} pods bound");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
