@@ -2,11 +2,14 @@
 //! scheduler binding them, binds per second until every pod is bound.
 //! `skiff bench scheduler` runs it against a live API server.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::{stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
 use serde_json::json;
 
 use super::{run, Config};
@@ -102,27 +105,28 @@ async fn create_pods(client: &kube::Client, run_id: &str, n: usize) -> anyhow::R
         .await
 }
 
-/// Poll (one list a second, not per pod) until every pod is bound.
+/// Watch the benchmark's pods until every one is bound; a watch, not
+/// repeated lists, so measuring does not load the API server.
 async fn wait_bound(client: &kube::Client, run_id: &str, want: usize) -> anyhow::Result<usize> {
     let api = Api::<Pod>::namespaced(client.clone(), "default");
-    let lp = ListParams::default().labels(&format!("{BENCH_LABEL}={run_id}"));
-    let mut last = (0, Instant::now());
-    loop {
-        let bound = api
-            .list(&lp)
-            .await?
-            .items
-            .iter()
-            .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some())
-            .count();
-        if bound >= want {
-            return Ok(bound);
+    let cfg = watcher::Config::default().labels(&format!("{BENCH_LABEL}={run_id}"));
+    let mut events = std::pin::pin!(watcher::watcher(api, cfg).default_backoff());
+    let mut bound = HashSet::new();
+    while bound.len() < want {
+        let next = tokio::time::timeout(Duration::from_secs(60), events.next()).await;
+        let event = match next {
+            Err(_) => anyhow::bail!(
+                "no progress for a minute: {}/{want} pods bound",
+                bound.len()
+            ),
+            Ok(None) => anyhow::bail!("the pod watch ended"),
+            Ok(Some(e)) => e?,
+        };
+        if let Event::Apply(p) | Event::InitApply(p) = event {
+            if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some() {
+                bound.insert(p.metadata.name.unwrap_or_default());
+            }
         }
-        if bound != last.0 {
-            last = (bound, Instant::now());
-        } else if last.1.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!("no progress for a minute: {bound}/{want} pods bound");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(bound.len())
 }
