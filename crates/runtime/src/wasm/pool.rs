@@ -23,9 +23,10 @@
 use std::path::Path;
 
 /// Mapping-table entries one pod's instance costs, measured with
-/// `skiff bench wasm` (idle WASI command modules): its stack's guard page
+/// `skiff bench wasm` (idle WASI command modules: 2.1 per pod, plus margin):
+/// its stack's guard page
 /// and its memory and table made accessible inside the pool.
-pub const MAPS_PER_SLOT: u64 = 4;
+pub const MAPS_PER_SLOT: u64 = 3;
 /// Entries left for everything that is not the pool: code of compiled
 /// modules, thread stacks, files, the allocator's arenas.
 pub const RESERVED_MAPS: u64 = 8192;
