@@ -9,3 +9,10 @@ pub mod replicaset;
 pub mod scheduler;
 #[cfg(test)]
 pub(crate) mod testing;
+
+/// Run every controller and the scheduler until one of them fails.
+pub async fn run_all(client: kube::Client) -> anyhow::Result<()> {
+    // Filled in as the controllers land; until then nothing to run.
+    let _ = client;
+    std::future::pending().await
+}

@@ -15,6 +15,8 @@ use serde_json::json;
 
 use crate::client::Client;
 
+mod wasm;
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -27,6 +29,9 @@ enum What {
     /// clients, with group commit and (as the peer) without; then watch
     /// fan-out to many watchers.
     Api(ApiArgs),
+    /// Wasm pods on a node agent: start latency beside the API floor,
+    /// density and node memory, a many-replica Deployment.
+    Wasm(wasm::WasmArgs),
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +59,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         .build()?;
     match a.what {
         What::Api(args) => rt.block_on(api(args))?,
+        What::Wasm(args) => rt.block_on(wasm::run(args))?,
     }
     Ok(ExitCode::SUCCESS)
 }
