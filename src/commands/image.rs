@@ -160,8 +160,8 @@ fn import(i: ImportArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or(false);
     let imported = match (is_wasm, &i.name) {
         (true, Some(name)) => {
-            let bytes = std::fs::read(&i.path)
-                .with_context(|| format!("reading {}", i.path.display()))?;
+            let bytes =
+                std::fs::read(&i.path).with_context(|| format!("reading {}", i.path.display()))?;
             vec![store.add_wasm(name, &bytes)?]
         }
         (true, None) => anyhow::bail!(

@@ -57,8 +57,8 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
-    let v = apimachinery::validation::quantity::quantity_value(s)
-        .map_err(|e| format!("{s:?}: {e}"))?;
+    let v =
+        apimachinery::validation::quantity::quantity_value(s).map_err(|e| format!("{s:?}: {e}"))?;
     u64::try_from(v).map_err(|_| format!("{s:?}: must be positive"))
 }
 

@@ -40,11 +40,8 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
                 a.data_dir.display()
             )
         })?;
-        let yaml = apiserver::server::kubeconfig_yaml(
-            running.addr,
-            &running.ca_pem,
-            &running.admin_token,
-        );
+        let yaml =
+            apiserver::server::kubeconfig_yaml(running.addr, &running.ca_pem, &running.admin_token);
         let client = client_from(&yaml).await?;
         let mut parts = tokio::task::JoinSet::new();
         let controllers = client.clone();

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::client::Client;
 
+mod scheduler;
 mod wasm;
 
 #[derive(Debug, Args)]
@@ -32,6 +33,9 @@ enum What {
     /// Wasm pods on a node agent: start latency beside the API floor,
     /// density and node memory, a many-replica Deployment.
     Wasm(wasm::WasmArgs),
+    /// Scheduler throughput: many nodes, many pending pods, binds/s beside
+    /// one bind at a time.
+    Scheduler(scheduler::SchedulerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +64,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
     match a.what {
         What::Api(args) => rt.block_on(api(args))?,
         What::Wasm(args) => rt.block_on(wasm::run(args))?,
+        What::Scheduler(args) => rt.block_on(scheduler::run(args))?,
     }
     Ok(ExitCode::SUCCESS)
 }

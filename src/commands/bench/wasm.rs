@@ -189,7 +189,13 @@ fn status_field(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn start_node(dir: &Path, server: &str, token: &str, ca: &Path, max_pods: usize) -> Result<NodeProcess> {
+fn start_node(
+    dir: &Path,
+    server: &str,
+    token: &str,
+    ca: &Path,
+    max_pods: usize,
+) -> Result<NodeProcess> {
     let node_dir = dir.join("node");
     let store = runtime::images::ImageStore::open(
         &node_dir.join(runtime::images::STORE_DIR),
@@ -203,7 +209,12 @@ fn start_node(dir: &Path, server: &str, token: &str, ca: &Path, max_pods: usize)
         .arg("--data-dir")
         .arg(&node_dir)
         .args(["--name", NODE, "--node-port", "0", "--node-ip", "127.0.0.1"])
-        .args(["--max-pods", &max_pods.to_string(), "--max-wasm-memory", "1Mi"])
+        .args([
+            "--max-pods",
+            &max_pods.to_string(),
+            "--max-wasm-memory",
+            "1Mi",
+        ])
         .env("SKIFF_TOKEN", token)
         .env("SKIFF_LOG", "warn")
         .stdout(std::process::Stdio::null())
@@ -238,15 +249,24 @@ struct Latency {
     p99: Duration,
 }
 
-async fn sequential(pods: &Api<Pod>, seen: &Seen, prefix: &str, n: usize, node: &str, mark: bool) -> Result<Latency> {
+async fn sequential(
+    pods: &Api<Pod>,
+    seen: &Seen,
+    prefix: &str,
+    n: usize,
+    node: &str,
+    mark: bool,
+) -> Result<Latency> {
     let mut lat = Vec::new();
     for i in 0..n {
         let name = format!("{prefix}{i}");
         let t = Instant::now();
-        pods.create(&PostParams::default(), &pod(&name, node)).await?;
+        pods.create(&PostParams::default(), &pod(&name, node))
+            .await?;
         if mark {
             let status = json!({"status": {"phase": "Running"}});
-            pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+            pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                .await?;
         }
         let at = seen.wait(&name, Duration::from_secs(60)).await?;
         lat.push(at.saturating_duration_since(t));
@@ -267,9 +287,15 @@ async fn delete_all(pods: &Api<Pod>) -> Result<()> {
         grace_period_seconds: Some(0),
         ..Default::default()
     };
-    pods.delete_collection(&dp, &ListParams::default().labels("bench=wasm")).await?;
+    pods.delete_collection(&dp, &ListParams::default().labels("bench=wasm"))
+        .await?;
     let t = Instant::now();
-    while !pods.list(&ListParams::default().labels("bench=wasm")).await?.items.is_empty() {
+    while !pods
+        .list(&ListParams::default().labels("bench=wasm"))
+        .await?
+        .items
+        .is_empty()
+    {
         if t.elapsed() > Duration::from_secs(300) {
             bail!("pods still there after 300 s");
         }
@@ -286,13 +312,17 @@ pub async fn run(a: WasmArgs) -> Result<()> {
     let ca = a.dir.join("ca.pem");
     std::fs::write(&ca, &running.ca_pem)?;
     let server = format!("https://{}", running.addr);
-    let client = crate::commands::node::client(&server, &running.ca_pem, &running.admin_token).await?;
+    let client =
+        crate::commands::node::client(&server, &running.ca_pem, &running.admin_token).await?;
     let max_pods = a.density_pods.max(a.replicas).max(a.latency_pods) + 16;
     let node = start_node(&a.dir, &server, &running.admin_token, &ca, max_pods)?;
     let nodes: Api<Node> = Api::all(client.clone());
     wait_ready(&nodes).await?;
-    let rc: RuntimeClass = serde_json::from_value(json!({"metadata": {"name": "wasmtime"}, "handler": "wasmtime"}))?;
-    Api::<RuntimeClass>::all(client.clone()).create(&PostParams::default(), &rc).await?;
+    let rc: RuntimeClass =
+        serde_json::from_value(json!({"metadata": {"name": "wasmtime"}, "handler": "wasmtime"}))?;
+    Api::<RuntimeClass>::all(client.clone())
+        .create(&PostParams::default(), &rc)
+        .await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let seen = Arc::new(Seen::default());
     tokio::spawn(watch_running(pods.clone(), seen.clone()));
@@ -307,9 +337,20 @@ pub async fn run(a: WasmArgs) -> Result<()> {
     println!();
     println!("| Wasm pod create → Running seen by a watch, image cached ({} pods, one at a time) | p50 ms | p99 ms |", a.latency_pods);
     println!("|---|---:|---:|");
-    println!("| skiff node agent (wasmtime) | {:.2} | {:.2} |", ms(skiff.p50), ms(skiff.p99));
-    println!("| floor: the benchmark marks the pod Running itself (peer) | {:.2} | {:.2} |", ms(floor.p50), ms(floor.p99));
-    println!("ratio skiff / floor at p50: {:.2}x", skiff.p50.as_secs_f64() / floor.p50.as_secs_f64().max(1e-9));
+    println!(
+        "| skiff node agent (wasmtime) | {:.2} | {:.2} |",
+        ms(skiff.p50),
+        ms(skiff.p99)
+    );
+    println!(
+        "| floor: the benchmark marks the pod Running itself (peer) | {:.2} | {:.2} |",
+        ms(floor.p50),
+        ms(floor.p99)
+    );
+    println!(
+        "ratio skiff / floor at p50: {:.2}x",
+        skiff.p50.as_secs_f64() / floor.p50.as_secs_f64().max(1e-9)
+    );
     delete_all(&pods).await?;
 
     // Density.
@@ -319,13 +360,18 @@ pub async fn run(a: WasmArgs) -> Result<()> {
     futures::stream::iter(0..a.density_pods)
         .map(|i| {
             let pods = pods.clone();
-            async move { pods.create(&PostParams::default(), &pod(&format!("dense-{i}"), NODE)).await }
+            async move {
+                pods.create(&PostParams::default(), &pod(&format!("dense-{i}"), NODE))
+                    .await
+            }
         })
         .buffer_unordered(a.concurrency)
         .try_collect::<Vec<_>>()
         .await?;
     let created = t.elapsed();
-    let last = seen.wait_count("dense-", a.density_pods, Duration::from_secs(600)).await?;
+    let last = seen
+        .wait_count("dense-", a.density_pods, Duration::from_secs(600))
+        .await?;
     let all = last.saturating_duration_since(t);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let after = node.rss_kib();
@@ -334,11 +380,22 @@ pub async fn run(a: WasmArgs) -> Result<()> {
     println!();
     println!("| {} idle Wasm pods on one node | value |", a.density_pods);
     println!("|---|---:|");
-    println!("| created (API, {} in flight) | {:.2} s |", a.concurrency, created.as_secs_f64());
-    println!("| all Running | {:.2} s ({:.0} pods/s) |", all.as_secs_f64(), a.density_pods as f64 / all.as_secs_f64());
+    println!(
+        "| created (API, {} in flight) | {:.2} s |",
+        a.concurrency,
+        created.as_secs_f64()
+    );
+    println!(
+        "| all Running | {:.2} s ({:.0} pods/s) |",
+        all.as_secs_f64(),
+        a.density_pods as f64 / all.as_secs_f64()
+    );
     println!("| node RSS idle → with pods | {idle_rss} KiB → {after} KiB |");
     println!("| node RSS per pod | {per_pod:.1} KiB |");
-    println!("| node memory mappings | {idle_maps} → {maps} ({:.2} per pod) |", (maps.saturating_sub(idle_maps)) as f64 / a.density_pods.max(1) as f64);
+    println!(
+        "| node memory mappings | {idle_maps} → {maps} ({:.2} per pod) |",
+        (maps.saturating_sub(idle_maps)) as f64 / a.density_pods.max(1) as f64
+    );
     delete_all(&pods).await?;
 
     if a.replicas > 0 {
@@ -367,12 +424,18 @@ async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Resu
     }))?;
     let t = Instant::now();
     deploys.create(&PostParams::default(), &d).await?;
-    let last = seen.wait_count("fleet-", replicas, Duration::from_secs(600)).await?;
+    let last = seen
+        .wait_count("fleet-", replicas, Duration::from_secs(600))
+        .await?;
     let all = last.saturating_duration_since(t);
     println!();
     println!("| {replicas}-replica Wasm Deployment (scheduler, ReplicaSet, Deployment controllers, one node) | value |");
     println!("|---|---:|");
-    println!("| create → every pod Running | {:.2} s ({:.0} pods/s) |", all.as_secs_f64(), replicas as f64 / all.as_secs_f64());
+    println!(
+        "| create → every pod Running | {:.2} s ({:.0} pods/s) |",
+        all.as_secs_f64(),
+        replicas as f64 / all.as_secs_f64()
+    );
     controllers.abort();
     Ok(())
 }

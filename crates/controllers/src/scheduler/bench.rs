@@ -37,11 +37,22 @@ pub struct BenchReport {
 /// Create `nodes` Ready nodes and `pods` pending pods, run the scheduler,
 /// and measure until all pods are bound.
 pub async fn bench(client: kube::Client, nodes: usize, pods: usize) -> anyhow::Result<BenchReport> {
+    bench_with(client, nodes, pods, Config::default()).await
+}
+
+/// [`bench`] with a scheduler configured as `cfg` (e.g. one bind at a
+/// time, as the peer of a run).
+pub async fn bench_with(
+    client: kube::Client,
+    nodes: usize,
+    pods: usize,
+    cfg: Config,
+) -> anyhow::Result<BenchReport> {
     let run_id = format!("{:x}", chrono::Utc::now().timestamp_millis());
     create_nodes(&client, &run_id, nodes).await?;
     create_pods(&client, &run_id, pods).await?;
     let start = Instant::now();
-    let scheduler = tokio::spawn(run(client.clone(), Config::default()));
+    let scheduler = tokio::spawn(run(client.clone(), cfg));
     let bound = wait_bound(&client, &run_id, pods).await;
     let elapsed = start.elapsed();
     scheduler.abort();

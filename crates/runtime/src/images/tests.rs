@@ -3,10 +3,10 @@
 //! The image store against a real registry (Debian's `docker-registry`
 //! on loopback) and hand-written OCI layouts.
 
-use std::sync::Mutex;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;

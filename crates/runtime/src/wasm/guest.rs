@@ -21,7 +21,9 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use wasmtime::{CallHook, Store, StoreContextMut, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi::{
+    FsPerms, I32Exit, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
 
 use super::prepare::Prepared;
 use crate::cri::{self, ContainerConfig, ExitReason, ExitStatus, RuntimeError};
@@ -205,7 +207,11 @@ fn on_epoch<W>(mut cx: StoreContextMut<'_, Guest<W>>) -> wasmtime::Result<Update
     ))
 }
 
-fn store<W: Send + 'static>(engine: &wasmtime::Engine, wasi: W, cfg: &ContainerConfig) -> Store<Guest<W>> {
+fn store<W: Send + 'static>(
+    engine: &wasmtime::Engine,
+    wasi: W,
+    cfg: &ContainerConfig,
+) -> Store<Guest<W>> {
     let memory = MemoryLimit {
         limit: cfg
             .limits
@@ -213,7 +219,11 @@ fn store<W: Send + 'static>(engine: &wasmtime::Engine, wasi: W, cfg: &ContainerC
             .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
         exceeded: false,
     };
-    let cpu = cfg.limits.cpu_millis.filter(|m| *m < 1000).map(CpuMeter::new);
+    let cpu = cfg
+        .limits
+        .cpu_millis
+        .filter(|m| *m < 1000)
+        .map(CpuMeter::new);
     let metered = cpu.is_some();
     let mut store = Store::new(engine, Guest { wasi, memory, cpu });
     store.limiter(|g| &mut g.memory);

@@ -108,7 +108,8 @@ impl WasmRuntime {
             })?;
         }
         let sizing = pool::Sizing::for_host(cfg.max_instances, cfg.max_memory);
-        let engine = engine(&sizing, &cache_dir).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
+        let engine =
+            engine(&sizing, &cache_dir).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
         let linkers =
             guest::Linkers::new(&engine).map_err(|e| SetupError::Engine(format!("{e:#}")))?;
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -185,7 +186,9 @@ impl cri::ContainerRuntime for WasmRuntime {
                     )));
                 }
             }
-            let prepared = self.prepare(&config.image_digest, &config.module_path).await?;
+            let prepared = self
+                .prepare(&config.image_digest, &config.module_path)
+                .await?;
             let scratch = self.cfg.data_dir.join("run");
             let c = guest::start(&self.engine, &prepared, config, &scratch).await?;
             Ok(Box::new(c) as Box<dyn cri::Container>)
@@ -194,7 +197,10 @@ impl cri::ContainerRuntime for WasmRuntime {
 }
 
 /// The node's engine.
-fn engine(sizing: &pool::Sizing, cache_dir: &std::path::Path) -> wasmtime::Result<wasmtime::Engine> {
+fn engine(
+    sizing: &pool::Sizing,
+    cache_dir: &std::path::Path,
+) -> wasmtime::Result<wasmtime::Engine> {
     let mut c = wasmtime::Config::new();
     c.epoch_interruption(true)
         .wasm_component_model(true)

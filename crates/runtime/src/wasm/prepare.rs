@@ -33,7 +33,10 @@ pub enum Kind {
 /// layer (1 for components).
 pub fn kind(bytes: &[u8]) -> Result<Kind, String> {
     let Some(header) = bytes.get(..8) else {
-        return Err(format!("{} bytes is too short for a Wasm module", bytes.len()));
+        return Err(format!(
+            "{} bytes is too short for a Wasm module",
+            bytes.len()
+        ));
     };
     if &header[..4] != b"\0asm" {
         return Err("not a WebAssembly binary (no \\0asm magic)".into());

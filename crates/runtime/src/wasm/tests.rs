@@ -33,7 +33,8 @@ const GROW: &str = r#"(module
   (func (export "_start") (loop $l (drop (memory.grow (i32.const 1))) (br $l))))"#;
 
 /// Spins forever without calling the host.
-const SPIN: &str = r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
+const SPIN: &str =
+    r#"(module (memory (export "memory") 1) (func (export "_start") (loop $l (br $l))))"#;
 
 /// A library, not a command.
 const REACTOR: &str = r#"(module (memory (export "memory") 1) (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))"#;
@@ -169,11 +170,10 @@ async fn a_limit_above_the_nodes_largest_memory_is_refused() {
 #[tokio::test]
 async fn a_spinning_guest_is_stopped_at_the_end_of_its_grace_period() {
     let n = node();
-    let mut c = n
-        .rt
-        .start(n.config("spin", n.module("spin", SPIN)))
-        .await
-        .expect("start");
+    let mut c =
+        n.rt.start(n.config("spin", n.module("spin", SPIN)))
+            .await
+            .expect("start");
     // It keeps running, and yields: this test's timer still fires.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let t = Instant::now();
@@ -183,7 +183,10 @@ async fn a_spinning_guest_is_stopped_at_the_end_of_its_grace_period() {
         .expect("stopped");
     assert_eq!((status.code, status.reason), (137, ExitReason::Killed));
     let took = t.elapsed();
-    assert!(took >= Duration::from_millis(200), "not before the grace period: {took:?}");
+    assert!(
+        took >= Duration::from_millis(200),
+        "not before the grace period: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +202,11 @@ async fn many_spinning_guests_do_not_starve_the_node() {
     }
     let t = Instant::now();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(t.elapsed() < Duration::from_secs(5), "timers starved: {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "timers starved: {:?}",
+        t.elapsed()
+    );
     for g in &guests {
         cri::Container::stop(&**g, Duration::ZERO);
     }
@@ -212,23 +219,42 @@ async fn many_spinning_guests_do_not_starve_the_node() {
 async fn not_wasm_and_not_a_command_are_invalid_images() {
     let n = node();
     let elf = n.bytes("elf", b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
-    let err = n.rt.start(n.config("elf", elf)).await.err().expect("refused");
+    let err =
+        n.rt.start(n.config("elf", elf))
+            .await
+            .err()
+            .expect("refused");
     assert!(matches!(err, RuntimeError::InvalidImage(_)), "{err}");
-    assert!(err.to_string().contains("not a WebAssembly binary"), "{err}");
+    assert!(
+        err.to_string().contains("not a WebAssembly binary"),
+        "{err}"
+    );
 
     let corrupt = n.bytes("corrupt", b"\0asm\x01\0\0\0\x01\xff\xff");
-    let err = n.rt.start(n.config("corrupt", corrupt)).await.err().expect("refused");
+    let err =
+        n.rt.start(n.config("corrupt", corrupt))
+            .await
+            .err()
+            .expect("refused");
     assert!(err.to_string().contains("invalid Wasm module"), "{err}");
 
     let reactor = n.module("reactor", REACTOR);
-    let err = n.rt.start(n.config("reactor", reactor)).await.err().expect("refused");
+    let err =
+        n.rt.start(n.config("reactor", reactor))
+            .await
+            .err()
+            .expect("refused");
     assert!(err.to_string().contains("no _start"), "{err}");
 
     let imports = n.module(
         "imports",
         r#"(module (import "env" "mystery" (func)) (func (export "_start")))"#,
     );
-    let err = n.rt.start(n.config("imports", imports)).await.err().expect("refused");
+    let err =
+        n.rt.start(n.config("imports", imports))
+            .await
+            .err()
+            .expect("refused");
     assert!(err.to_string().contains("mystery"), "{err}");
 }
 
@@ -249,7 +275,10 @@ async fn one_compilation_serves_many_pods() {
     let image = n.module("hello", HELLO);
     let a = n.rt.prepare(&image.0, &image.1).await.expect("prepare");
     let b = n.rt.prepare(&image.0, &image.1).await.expect("prepare");
-    assert!(Arc::ptr_eq(&a, &b), "the digest's prepared module is reused");
+    assert!(
+        Arc::ptr_eq(&a, &b),
+        "the digest's prepared module is reused"
+    );
 }
 
 #[tokio::test]
@@ -282,7 +311,10 @@ async fn the_sdk_examples_see_args_env_volumes_and_shutdown() {
         .unwrap_or_default()
         .contains("from-volume")
     {
-        assert!(t.elapsed() < Duration::from_secs(20), "no reading from the sensor");
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "no reading from the sensor"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     cri::Container::stop(&*c, Duration::from_secs(20));
