@@ -71,8 +71,13 @@ struct PullArgs {
 
 #[derive(Debug, Args)]
 struct ImportArgs {
-    /// An OCI layout directory, or a tar (optionally gzip) of one.
+    /// An OCI layout directory, a tar (optionally gzip) of one, or a bare
+    /// `.wasm` module or component (with --name).
     path: PathBuf,
+    /// The reference a bare `.wasm` is stored as (`registry/app:v1`), so
+    /// pods naming that image run it without any registry.
+    #[arg(long)]
+    name: Option<String>,
     /// The node's data directory; the store is its `images/`.
     #[arg(long, env = "SKIFF_DATA_DIR", default_value_os_t = super::default_data_dir())]
     data_dir: PathBuf,
@@ -147,7 +152,24 @@ async fn pull(p: PullArgs) -> anyhow::Result<ExitCode> {
 
 fn import(i: ImportArgs) -> anyhow::Result<ExitCode> {
     let store = open_store(&i.data_dir, Vec::new())?;
-    let imported = store.import(&i.path)?;
+    let is_wasm = std::fs::File::open(&i.path)
+        .and_then(|mut f| {
+            let mut magic = [0u8; 4];
+            std::io::Read::read_exact(&mut f, &mut magic).map(|()| magic == *b"\0asm")
+        })
+        .unwrap_or(false);
+    let imported = match (is_wasm, &i.name) {
+        (true, Some(name)) => {
+            let bytes =
+                std::fs::read(&i.path).with_context(|| format!("reading {}", i.path.display()))?;
+            vec![store.add_wasm(name, &bytes)?]
+        }
+        (true, None) => anyhow::bail!(
+            "{} is a bare Wasm module: say which image it is with --name REGISTRY/NAME:TAG",
+            i.path.display()
+        ),
+        (false, _) => store.import(&i.path)?,
+    };
     for image in &imported {
         println!("{}", describe(image));
     }

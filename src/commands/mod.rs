@@ -3,6 +3,7 @@
 mod bench;
 mod image;
 mod kubectl;
+mod node;
 mod up;
 
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ pub struct Cli {
 enum Command {
     /// Run the control plane on the embedded store and write a kubeconfig.
     Up(up::UpArgs),
+    /// Run a node agent that joins a cluster (`skiff node --server URL …`).
+    Node(node::NodeArgs),
     /// Run a benchmark against an in-process server.
     Bench(bench::BenchArgs),
     /// Run kubectl against the cluster in a data directory
@@ -36,6 +39,7 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         let result = match self.command {
             Command::Up(a) => up::run(a),
+            Command::Node(a) => node::run(a),
             Command::Kubectl(a) => kubectl::run(a),
             Command::Bench(a) => bench::run(a),
             Command::Image(a) => image::run(a),

@@ -18,6 +18,11 @@ pub struct UpArgs {
     /// Watch events kept in memory so that watches can resume.
     #[arg(long, default_value_t = 100_000)]
     watch_history: usize,
+    /// Run the control plane only, without a local node.
+    #[arg(long)]
+    no_node: bool,
+    #[command(flatten)]
+    node: super::node::NodeOpts,
 }
 
 pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
@@ -35,28 +40,68 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
                 a.data_dir.display()
             )
         })?;
+        let yaml =
+            apiserver::server::kubeconfig_yaml(running.addr, &running.ca_pem, &running.admin_token);
+        let client = client_from(&yaml).await?;
+        let mut parts = tokio::task::JoinSet::new();
+        let controllers = client.clone();
+        parts.spawn(async move { ("controllers", controllers::run_all(controllers).await) });
+        let node_name = if a.no_node {
+            None
+        } else {
+            let node = a.node.build(&a.data_dir)?;
+            let name = node.cfg.node_name.clone();
+            let c = client.clone();
+            parts.spawn(async move { ("node agent", node.run(c).await) });
+            Some(name)
+        };
         println!(
-            "skiff ready: API server on https://{} (kubeconfig {})",
+            "skiff ready: API server on https://{} (kubeconfig {}){}",
             running.addr,
-            running.kubeconfig.display()
+            running.kubeconfig.display(),
+            node_name.map(|n| format!(", node {n}")).unwrap_or_default()
         );
         println!(
             "  use it with: export KUBECONFIG={}; kubectl get namespaces",
             running.kubeconfig.display()
         );
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for ctrl-c")?;
+        tokio::select! {
+            r = shutdown_signal() => r?,
+            Some(Ok((part, r))) = parts.join_next() => {
+                // Every part runs until the process ends: one ending is fatal.
+                r.with_context(|| format!("the {part} stopped"))?;
+                anyhow::bail!("the {part} stopped");
+            }
+        }
         eprintln!("skiff: shutting down");
         Ok(ExitCode::SUCCESS)
     })
 }
 
-fn init_tracing() {
+pub(super) fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SKIFF_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// SIGINT (ctrl-c) or SIGTERM (systemd, kill, a container runtime).
+pub(super) async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("listening for ctrl-c"),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+/// An in-process API client from the kubeconfig `skiff up` wrote.
+async fn client_from(yaml: &str) -> anyhow::Result<kube::Client> {
+    let kc = kube::config::Kubeconfig::from_yaml(yaml).context("reading the kubeconfig")?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .context("building the API client")?;
+    kube::Client::try_from(cfg).context("building the API client")
 }

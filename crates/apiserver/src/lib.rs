@@ -1,5 +1,6 @@
 //! skiff's Kubernetes-compatible API server.
 
+pub mod admission;
 pub mod error;
 pub mod gc;
 pub mod handlers;

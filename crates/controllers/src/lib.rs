@@ -11,3 +11,21 @@ pub mod replicaset;
 pub mod scheduler;
 #[cfg(test)]
 pub(crate) mod testing;
+
+/// Run every controller and the scheduler until one of them fails.
+pub async fn run_all(client: kube::Client) -> anyhow::Result<()> {
+    let mut parts = tokio::task::JoinSet::new();
+    let c = client.clone();
+    parts.spawn(async move {
+        (
+            "scheduler",
+            scheduler::run(c, scheduler::Config::default()).await,
+        )
+    });
+    match parts.join_next().await {
+        Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
+        Some(Ok((name, Err(e)))) => Err(e.context(format!("the {name} failed"))),
+        Some(Err(e)) => anyhow::bail!("a controller task panicked: {e}"),
+        None => anyhow::bail!("no controllers to run"),
+    }
+}

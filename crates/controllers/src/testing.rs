@@ -48,7 +48,9 @@ impl Cluster {
         }))
         .expect("node");
         let api = Api::<Node>::all(self.client.clone());
-        api.create(&PostParams::default(), &node).await.expect("create node");
+        api.create(&PostParams::default(), &node)
+            .await
+            .expect("create node");
         let status = json!({"status": {
             "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
             "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},

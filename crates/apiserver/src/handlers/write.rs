@@ -273,6 +273,9 @@ impl ApiServer {
             name.clone()
         };
         self.check_namespace_open(r, ctx.info.namespace.as_deref(), &shown)?;
+        if r.group.is_empty() && r.kind == "Pod" {
+            crate::admission::admit_pod(&*self.store, &shown, &mut obj)?;
+        }
         registry::prepare_create(r, &mut obj);
         let manager = ctx.field_manager();
         for attempt in 0..8 {

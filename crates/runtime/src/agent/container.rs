@@ -434,6 +434,11 @@ impl ContainerLoop {
     ) -> Result<Arc<dyn ContainerRuntime>, (&'static str, String)> {
         let name = self.spec.image.clone().unwrap_or_default();
         let handler = match (&self.handler, image.is_wasm) {
+            (Some(h), false) if h == "wasmtime" => {
+                return Err(("CreateContainerError", format!(
+                    "image \"{name}\" is a Linux container image, not a Wasm module or component: RuntimeClass handler \"wasmtime\" runs only Wasm"
+                )))
+            }
             (Some(h), _) => h.clone(),
             (None, true) => "wasmtime".to_string(),
             (None, false) => {

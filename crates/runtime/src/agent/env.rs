@@ -310,6 +310,15 @@ pub fn resolve_env(
 ) -> Result<Vec<(String, String)>, EnvError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let mut env: Vec<(String, String)> = Vec::new();
+    // Set by the container runtime on Kubernetes; the container's own env
+    // may override it.
+    let hostname = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.hostname.clone())
+        .or_else(|| pod.metadata.name.clone())
+        .unwrap_or_default();
+    push(&mut env, "HOSTNAME".into(), hostname);
     for f in c.env_from.iter().flatten() {
         let prefix = f.prefix.clone().unwrap_or_default();
         let (data, optional, missing) = if let Some(r) = &f.config_map_ref {

@@ -1,10 +1,13 @@
 //! The agent against the real API server, in-process.
 //!
-//! Until the wasmtime handler lands, the runtime here is `ScriptRuntime`: a
-//! stand-in that runs a few-line script (`echo`, `sleep`, `exit`, `loop`)
-//! and writes CRI-format logs, so the agent's lifecycle, status, Events,
-//! deletion and logs path are exercised end to end. It is replaced by the
-//! real `WasmRuntime` with WAT fixtures once that is on main.
+//! Most lifecycle tests drive the agent with `ScriptRuntime`: a test double
+//! of the runtime contract (`cri`) that runs a few-line script (`echo`,
+//! `sleep`, `exit`, `loop`) and writes CRI-format logs, so that each
+//! lifecycle path (restarts and back-off, grace periods, re-adoption,
+//! outages) is exercised with exact, fast timings. The real wasmtime
+//! handler runs pods through the same agent in
+//! `the_wasmtime_runtime_runs_pods_through_the_agent`, and end to end with
+//! the real binary, kubectl and a registry in `tests/e2e/wasm.rs`.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -222,12 +225,21 @@ impl Cluster {
         name: &str,
         tune: impl FnOnce(&mut AgentConfig),
     ) -> tokio::task::JoinHandle<Result<(), AgentError>> {
+        self.start_agent_with(name, tune, Arc::new(ScriptRuntime))
+    }
+
+    fn start_agent_with(
+        &self,
+        name: &str,
+        tune: impl FnOnce(&mut AgentConfig),
+        runtime: Arc<dyn cri::ContainerRuntime>,
+    ) -> tokio::task::JoinHandle<Result<(), AgentError>> {
         let mut cfg = AgentConfig::new(name, self.data.clone());
         cfg.port = 0;
         cfg.internal_ip = Some("127.0.0.1".parse().expect("ip"));
         cfg.labels.insert("wasm".into(), "yes".into());
         tune(&mut cfg);
-        let runtimes: Vec<Arc<dyn cri::ContainerRuntime>> = vec![Arc::new(ScriptRuntime)];
+        let runtimes: Vec<Arc<dyn cri::ContainerRuntime>> = vec![runtime];
         tokio::spawn(run(
             self.agent_client.clone(),
             cfg,
@@ -801,4 +813,47 @@ async fn init_containers_run_in_order_before_the_containers() {
         .and_then(|c| c.iter().find(|c| c["type"] == "Initialized").cloned())
         .expect("Initialized");
     assert_eq!(initialized["status"], "True");
+}
+
+#[tokio::test]
+async fn the_wasmtime_runtime_runs_pods_through_the_agent() {
+    let c = cluster().await;
+    let wasm = crate::wasm::WasmRuntime::new(crate::wasm::WasmConfig::new(c.data.join("wasm")))
+        .expect("wasmtime runtime");
+    let _agent = c.start_agent_with("n1", |_| {}, Arc::new(wasm));
+    // Prints its first argument (argv[0] is the container name) and exits 3.
+    let wat = r#"(module
+      (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (func (export "_start") (local $p i32) (local $n i32)
+        (drop (call $args_get (i32.const 0) (i32.const 256)))
+        ;; argv[0] is a NUL-terminated string at 256: measure it
+        (local.set $p (i32.load (i32.const 0)))
+        (block $done (loop $scan
+          (br_if $done (i32.eqz (i32.load8_u (i32.add (local.get $p) (local.get $n)))))
+          (local.set $n (i32.add (local.get $n) (i32.const 1)))
+          (br $scan)))
+        (i32.store8 (i32.add (local.get $p) (local.get $n)) (i32.const 10))
+        (i32.store (i32.const 64) (local.get $p))
+        (i32.store (i32.const 68) (i32.add (local.get $n) (i32.const 1)))
+        (drop (call $fd_write (i32.const 1) (i32.const 64) (i32.const 1) (i32.const 72)))
+        (call $exit (i32.const 3))))"#;
+    let bytes = wat::parse_str(wat).expect("wat");
+    std::fs::write(c.images.join("argv0"), bytes).expect("write");
+    c.pod("argv0", "local/argv0", "Never", json!({})).await;
+    let done = eventually(30, "argv0 to fail with exit code 3", || async {
+        let p = c.pod_json("argv0").await?;
+        (p["status"]["phase"] == "Failed").then_some(p)
+    })
+    .await;
+    let t = &container_status(&done)["state"]["terminated"];
+    assert_eq!(t["exitCode"], 3, "{t}");
+    assert_eq!(t["reason"], "Error", "{t}");
+    let logs = Api::<Pod>::namespaced(c.client.clone(), "default")
+        .logs("argv0", &LogParams::default())
+        .await
+        .expect("logs");
+    assert_eq!(logs, "main\n");
 }

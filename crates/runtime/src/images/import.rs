@@ -118,6 +118,19 @@ impl ImageStore {
         self.load(&reference, &manifest_digest)
     }
 
+    /// Stores a bare `.wasm` file as the Wasm artifact `skiff image push`
+    /// would make of it, under `reference`: for nodes that never reach a
+    /// registry, and for benchmarks.
+    pub fn add_wasm(&self, reference: &str, wasm: &[u8]) -> Result<Image, ImageError> {
+        let whole = reference::parse(reference)?.whole;
+        let (config, manifest) = super::push::wasm_artifact(wasm)?;
+        self.add_blob(wasm)?;
+        self.add_blob(&config)?;
+        let (manifest_digest, _) = self.add_blob(&manifest)?;
+        self.set_ref(&whole, &manifest_digest)?;
+        self.load(&whole, &manifest_digest)
+    }
+
     /// Copies one blob of the layout into the store (verified) and reads it.
     fn copy_and_read(&self, dir: &Path, d: &str) -> Result<Vec<u8>, ImageError> {
         self.copy_blob_from(d, &layout_blob(dir, d)?)?;

@@ -39,6 +39,7 @@ mod platform;
 mod pull;
 mod push;
 mod reference;
+mod source;
 mod store;
 
 use std::fmt;
@@ -49,6 +50,7 @@ use serde_json::Value;
 pub use auth::{auths_from_dockerconfigjson, RegistryAuth};
 pub use platform::Platform;
 pub use push::push_wasm;
+pub use source::StoreSource;
 pub use store::{ImageStore, StoreConfig};
 
 /// The store's directory under a node's data directory

@@ -28,7 +28,7 @@ impl ImageStore {
         policy: PullPolicy,
         auth: &[RegistryAuth],
         platform: &Platform,
-        progress: &dyn Fn(PullProgress),
+        progress: &(dyn Fn(PullProgress) + Sync),
     ) -> Result<Image, ImageError> {
         let r = reference::parse(reference)?;
         match policy {
@@ -74,7 +74,7 @@ impl ImageStore {
         r: &Ref,
         auths: &[RegistryAuth],
         platform: &Platform,
-        progress: &dyn Fn(PullProgress),
+        progress: &(dyn Fn(PullProgress) + Sync),
     ) -> Result<Image, ImageError> {
         let client = registry_client(&self.config.insecure_registries)?;
         let auth = auth::for_registry(auths, &r.registry);
@@ -111,7 +111,7 @@ impl ImageStore {
         client: &oci_client::Client,
         r: &Ref,
         desc: &Descriptor,
-        progress: &dyn Fn(PullProgress),
+        progress: &(dyn Fn(PullProgress) + Sync),
     ) -> Result<(), ImageError> {
         let mut sized = client
             .pull_blob_stream(&r.oci, desc.digest.as_str())

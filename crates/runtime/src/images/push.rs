@@ -73,7 +73,7 @@ pub async fn push_wasm(
     reference: &str,
     insecure: bool,
     auths: &[RegistryAuth],
-    progress: &dyn Fn(PullProgress),
+    progress: &(dyn Fn(PullProgress) + Sync),
 ) -> Result<String, ImageError> {
     let wasm = tokio::fs::read(file)
         .await
@@ -114,7 +114,7 @@ async fn push_blob(
     r: &Ref,
     data: Bytes,
     blob_digest: &str,
-    progress: &dyn Fn(PullProgress),
+    progress: &(dyn Fn(PullProgress) + Sync),
 ) -> Result<(), ImageError> {
     let size = data.len() as u64;
     if client

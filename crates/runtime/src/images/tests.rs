@@ -3,10 +3,10 @@
 //! The image store against a real registry (Debian's `docker-registry`
 //! on loopback) and hand-written OCI layouts.
 
-use std::cell::RefCell;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
@@ -110,22 +110,22 @@ async fn pushed_wasm_is_pulled_classified_and_kept_for_if_not_present() {
     let mut reg = Registry::start();
     let tmp = tempfile::tempdir().unwrap();
     let reference = format!("{}/skiff/hello:v1", reg.host);
-    let pushed = RefCell::new(0u64);
+    let pushed = Mutex::new(0u64);
     let digest = push_wasm(&wasm_file(tmp.path()), &reference, true, &[], &|p| {
         if let PullProgress::Blob { done, .. } = p {
-            *pushed.borrow_mut() = done;
+            *pushed.lock().unwrap() = done;
         }
     })
     .await
     .unwrap();
-    assert!(*pushed.borrow() > 0, "push reports bytes");
+    assert!(*pushed.lock().unwrap() > 0, "push reports bytes");
 
     let dir = tmp.path().join("store");
     let store = store_for(&dir, &reg);
-    let events = RefCell::new(Vec::new());
+    let events = Mutex::new(Vec::new());
     let image = store
         .ensure(&reference, PullPolicy::IfNotPresent, &[], &amd64(), &|p| {
-            events.borrow_mut().push(p)
+            events.lock().unwrap().push(p)
         })
         .await
         .unwrap();
@@ -141,7 +141,7 @@ async fn pushed_wasm_is_pulled_classified_and_kept_for_if_not_present() {
             ..
         }
     ));
-    let events = events.into_inner();
+    let events = events.into_inner().unwrap();
     assert!(
         matches!(events.first(), Some(PullProgress::Resolved { .. })),
         "{events:?}"

@@ -15,6 +15,9 @@ use serde_json::json;
 
 use crate::client::Client;
 
+mod scheduler;
+mod wasm;
+
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -27,6 +30,12 @@ enum What {
     /// clients, with group commit and (as the peer) without; then watch
     /// fan-out to many watchers.
     Api(ApiArgs),
+    /// Wasm pods on a node agent: start latency beside the API floor,
+    /// density and node memory, a many-replica Deployment.
+    Wasm(wasm::WasmArgs),
+    /// Scheduler throughput: many nodes, many pending pods, binds/s beside
+    /// one bind at a time.
+    Scheduler(scheduler::SchedulerArgs),
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +63,8 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         .build()?;
     match a.what {
         What::Api(args) => rt.block_on(api(args))?,
+        What::Wasm(args) => rt.block_on(wasm::run(args))?,
+        What::Scheduler(args) => rt.block_on(scheduler::run(args))?,
     }
     Ok(ExitCode::SUCCESS)
 }

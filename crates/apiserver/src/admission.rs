@@ -1,0 +1,341 @@
+//! Admission for pod creation: what Kubernetes' `RuntimeClass` admission
+//! plugin does, applied before the pod is validated and stored.
+//!
+//! A pod that names a RuntimeClass inherits the class's scheduling
+//! constraints and overhead, so the scheduler only ever looks at the pod:
+//! - the class must exist, or the pod is refused (403);
+//! - `scheduling.nodeSelector` is merged into `spec.nodeSelector`, and a
+//!   key the pod already sets to another value is a refusal;
+//! - `scheduling.tolerations` are appended, skipping ones already present;
+//! - `overhead.podFixed` becomes `spec.overhead`; a pod that sets an
+//!   overhead of its own must agree with the class, and a pod may not set
+//!   one when its class (or lack of class) defines none.
+
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::registry;
+use crate::resources;
+use crate::store::Store;
+
+/// Why a pod was refused; the text follows Kubernetes' RuntimeClass plugin.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuntimeClassError {
+    /// `spec.runtimeClassName` names no RuntimeClass.
+    #[error("pod rejected: RuntimeClass {0:?} not found")]
+    NotFound(String),
+    /// The pod's nodeSelector and the class's disagree on a key.
+    #[error("conflict: runtimeClass.scheduling.nodeSelector[{key}] = {class}; pod.spec.nodeSelector[{key}] = {pod}")]
+    SelectorConflict {
+        key: String,
+        class: String,
+        pod: String,
+    },
+    /// The pod set an overhead other than the class's.
+    #[error("pod rejected: Pod's Overhead doesn't match RuntimeClass's defined Overhead")]
+    OverheadMismatch,
+    /// The pod set an overhead but its class defines none.
+    #[error("pod rejected: Pod Overhead set without corresponding RuntimeClass defined Overhead")]
+    OverheadWithoutClass,
+}
+
+/// Apply RuntimeClass admission to a pod about to be created. `name` is
+/// how a refusal names the pod (its name, or generateName).
+pub fn admit_pod(store: &dyn Store, name: &str, pod: &mut Value) -> ApiResult<()> {
+    let class = runtime_class_of(store, pod).map_err(|e| match e {
+        Refusal::Api(e) => e,
+        Refusal::Rule(e) => forbidden(name, &e),
+    })?;
+    apply_runtime_class(pod, class.as_ref()).map_err(|e| forbidden(name, &e))
+}
+
+/// A lookup can fail as a refusal or as a store error.
+enum Refusal {
+    Rule(RuntimeClassError),
+    Api(ApiError),
+}
+
+fn forbidden(name: &str, e: &RuntimeClassError) -> ApiError {
+    ApiError::forbidden(format!("pods {name:?} is forbidden: {e}"))
+}
+
+/// The RuntimeClass the pod names, if it names one.
+fn runtime_class_of(store: &dyn Store, pod: &Value) -> Result<Option<Value>, Refusal> {
+    let Some(class) = pod["spec"]["runtimeClassName"].as_str() else {
+        return Ok(None);
+    };
+    let r = resources::by_kind("node.k8s.io", "v1", "RuntimeClass")
+        .ok_or_else(|| Refusal::Api(ApiError::internal("RuntimeClasses are not served")))?;
+    let stored = store
+        .get(&registry::key(r, None, class))
+        .map_err(|e| Refusal::Api(ApiError::from_store(e, "runtimeclasses.node.k8s.io", class)))?;
+    match stored {
+        Some(s) => Ok(Some((*s.value).clone())),
+        None => Err(Refusal::Rule(RuntimeClassError::NotFound(
+            class.to_string(),
+        ))),
+    }
+}
+
+/// Fold a RuntimeClass (or its absence) into the pod's spec. Pure, so it
+/// is tested without a store.
+pub fn apply_runtime_class(
+    pod: &mut Value,
+    class: Option<&Value>,
+) -> Result<(), RuntimeClassError> {
+    set_overhead(pod, class)?;
+    let Some(scheduling) = class.map(|c| &c["scheduling"]).filter(|s| s.is_object()) else {
+        return Ok(());
+    };
+    merge_node_selector(pod, &scheduling["nodeSelector"])?;
+    merge_tolerations(pod, &scheduling["tolerations"]);
+    Ok(())
+}
+
+fn set_overhead(pod: &mut Value, class: Option<&Value>) -> Result<(), RuntimeClassError> {
+    let pod_overhead = pod["spec"]
+        .get("overhead")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
+        .cloned();
+    let class_overhead = class
+        .and_then(|c| c["overhead"]["podFixed"].as_object())
+        .cloned();
+    match (class_overhead, pod_overhead) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(RuntimeClassError::OverheadWithoutClass),
+        (Some(want), Some(have)) if !same_resources(&want, &have) => {
+            Err(RuntimeClassError::OverheadMismatch)
+        }
+        (Some(want), _) => {
+            pod["spec"]["overhead"] = Value::Object(want);
+            Ok(())
+        }
+    }
+}
+
+/// Resource lists equal by value (`1000m` is `1`), as Kubernetes compares
+/// quantities semantically.
+fn same_resources(a: &Map<String, Value>, b: &Map<String, Value>) -> bool {
+    let value = |v: &Value| {
+        v.as_str()
+            .and_then(|s| apimachinery::validation::parse_quantity(s).ok())
+    };
+    a.len() == b.len()
+        && a.iter().all(|(k, va)| {
+            b.get(k)
+                .is_some_and(|vb| value(va).is_some() && value(va) == value(vb))
+        })
+}
+
+fn merge_node_selector(pod: &mut Value, class: &Value) -> Result<(), RuntimeClassError> {
+    let Some(class) = class.as_object().filter(|m| !m.is_empty()) else {
+        return Ok(());
+    };
+    let mut merged = pod["spec"]["nodeSelector"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for (key, want) in class {
+        match merged.get(key) {
+            Some(have) if have != want => {
+                return Err(RuntimeClassError::SelectorConflict {
+                    key: key.clone(),
+                    class: want.as_str().unwrap_or_default().to_string(),
+                    pod: have.as_str().unwrap_or_default().to_string(),
+                })
+            }
+            _ => {
+                merged.insert(key.clone(), want.clone());
+            }
+        }
+    }
+    pod["spec"]["nodeSelector"] = Value::Object(merged);
+    Ok(())
+}
+
+fn merge_tolerations(pod: &mut Value, class: &Value) {
+    let Some(extra) = class.as_array().filter(|a| !a.is_empty()) else {
+        return;
+    };
+    let mut merged = pod["spec"]["tolerations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for t in extra {
+        if !merged.iter().any(|have| same_toleration(have, t)) {
+            merged.push(t.clone());
+        }
+    }
+    pod["spec"]["tolerations"] = Value::Array(merged);
+}
+
+/// Tolerations equal once defaults are filled in (a missing operator is
+/// `Equal`, missing strings are empty).
+fn same_toleration(a: &Value, b: &Value) -> bool {
+    let field = |v: &Value, f: &str, default: &str| {
+        v.get(f)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    ["key", "value", "effect"]
+        .iter()
+        .all(|f| field(a, f, "") == field(b, f, ""))
+        && field(a, "operator", "Equal") == field(b, "operator", "Equal")
+        && a.get("tolerationSeconds").filter(|v| !v.is_null())
+            == b.get("tolerationSeconds").filter(|v| !v.is_null())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redb::RedbStore;
+    use crate::store::WriteOp;
+    use serde_json::json;
+
+    fn pod(spec: Value) -> Value {
+        let mut spec = spec;
+        spec["containers"] = json!([{"name": "c", "image": "x"}]);
+        json!({"metadata": {"name": "p", "namespace": "default"}, "spec": spec})
+    }
+
+    fn wasm_class() -> Value {
+        json!({
+            "metadata": {"name": "wasm"},
+            "handler": "wasmtime",
+            "overhead": {"podFixed": {"cpu": "10m", "memory": "16Mi"}},
+            "scheduling": {
+                "nodeSelector": {"skiff.dev/wasm": "true"},
+                "tolerations": [{"key": "skiff.dev/wasm-only", "operator": "Exists", "effect": "NoSchedule"}],
+            },
+        })
+    }
+
+    async fn store_with(classes: &[Value]) -> (RedbStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = RedbStore::open(&dir.path().join("s.redb"), 100).expect("store");
+        let r = resources::by_kind("node.k8s.io", "v1", "RuntimeClass").expect("served");
+        for c in classes {
+            let mut c = c.clone();
+            registry::prepare_create(r, &mut c);
+            let key = registry::key(r, None, c["metadata"]["name"].as_str().expect("name"));
+            store
+                .write(WriteOp::Create { key, value: c })
+                .await
+                .expect("create class");
+        }
+        (store, dir)
+    }
+
+    #[tokio::test]
+    async fn unknown_runtime_class_is_forbidden_in_kubernetes_words() {
+        let (store, _dir) = store_with(&[]).await;
+        let mut p = pod(json!({"runtimeClassName": "gvisor"}));
+        let err = admit_pod(&store, "p", &mut p).expect_err("refused");
+        assert_eq!(err.code, 403);
+        assert_eq!(err.reason, "Forbidden");
+        assert_eq!(
+            err.message,
+            r#"pods "p" is forbidden: pod rejected: RuntimeClass "gvisor" not found"#
+        );
+    }
+
+    #[tokio::test]
+    async fn class_scheduling_and_overhead_are_copied_into_the_pod() {
+        let (store, _dir) = store_with(&[wasm_class()]).await;
+        let mut p = pod(json!({
+            "runtimeClassName": "wasm",
+            "nodeSelector": {"zone": "a"},
+            "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+        }));
+        admit_pod(&store, "p", &mut p).expect("admitted");
+        assert_eq!(
+            p["spec"]["nodeSelector"],
+            json!({"zone": "a", "skiff.dev/wasm": "true"})
+        );
+        assert_eq!(p["spec"]["tolerations"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            p["spec"]["overhead"],
+            json!({"cpu": "10m", "memory": "16Mi"})
+        );
+    }
+
+    #[tokio::test]
+    async fn pod_without_runtime_class_is_untouched() {
+        let (store, _dir) = store_with(&[wasm_class()]).await;
+        let mut p = pod(json!({"nodeSelector": {"zone": "a"}}));
+        let before = p.clone();
+        admit_pod(&store, "p", &mut p).expect("admitted");
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn conflicting_node_selector_is_refused() {
+        // Kubernetes refuses rather than letting either side win.
+        let mut p = pod(json!({"nodeSelector": {"skiff.dev/wasm": "false"}}));
+        let err = apply_runtime_class(&mut p, Some(&wasm_class())).expect_err("conflict");
+        assert_eq!(
+            err.to_string(),
+            "conflict: runtimeClass.scheduling.nodeSelector[skiff.dev/wasm] = true; pod.spec.nodeSelector[skiff.dev/wasm] = false"
+        );
+    }
+
+    #[test]
+    fn same_node_selector_value_is_not_a_conflict() {
+        let mut p = pod(json!({"nodeSelector": {"skiff.dev/wasm": "true"}}));
+        apply_runtime_class(&mut p, Some(&wasm_class())).expect("agrees");
+        assert_eq!(p["spec"]["nodeSelector"], json!({"skiff.dev/wasm": "true"}));
+    }
+
+    #[test]
+    fn tolerations_already_present_are_not_duplicated() {
+        // The default operator is Equal; spelling it out is the same toleration.
+        let mut class = wasm_class();
+        class["scheduling"]["tolerations"] =
+            json!([{"key": "k", "value": "v", "effect": "NoSchedule"}]);
+        let mut p = pod(
+            json!({"tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoSchedule"}]}),
+        );
+        apply_runtime_class(&mut p, Some(&class)).expect("admitted");
+        assert_eq!(p["spec"]["tolerations"].as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn matching_overhead_is_accepted_semantically() {
+        // 0.01 CPU is 10m: Kubernetes compares quantities by value.
+        let mut p = pod(json!({"overhead": {"cpu": "0.01", "memory": "16Mi"}}));
+        apply_runtime_class(&mut p, Some(&wasm_class())).expect("same overhead");
+    }
+
+    #[test]
+    fn different_overhead_is_refused() {
+        let mut p = pod(json!({"overhead": {"cpu": "1"}}));
+        let err = apply_runtime_class(&mut p, Some(&wasm_class())).expect_err("mismatch");
+        assert_eq!(err, RuntimeClassError::OverheadMismatch);
+    }
+
+    #[test]
+    fn overhead_without_a_class_overhead_is_refused() {
+        let mut p = pod(json!({"overhead": {"cpu": "1"}}));
+        let err = apply_runtime_class(&mut p, None).expect_err("no class");
+        assert_eq!(err, RuntimeClassError::OverheadWithoutClass);
+        let mut bare = wasm_class();
+        bare.as_object_mut().expect("object").remove("overhead");
+        let mut p = pod(json!({"overhead": {"cpu": "1"}}));
+        assert_eq!(
+            apply_runtime_class(&mut p, Some(&bare)),
+            Err(RuntimeClassError::OverheadWithoutClass)
+        );
+    }
+
+    #[test]
+    fn class_without_scheduling_only_sets_overhead() {
+        let mut class = wasm_class();
+        class.as_object_mut().expect("object").remove("scheduling");
+        let mut p = pod(json!({}));
+        apply_runtime_class(&mut p, Some(&class)).expect("admitted");
+        assert!(p["spec"].get("nodeSelector").is_none());
+        assert_eq!(p["spec"]["overhead"]["cpu"], "10m");
+    }
+}

@@ -1,0 +1,216 @@
+//! `skiff node`: a node agent joining a cluster, and the node options
+//! `skiff up` shares for its local node.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use runtime::agent::{self, AgentConfig};
+use runtime::images::{self, ImageStore, Platform, StoreConfig, StoreSource};
+use runtime::wasm::{WasmConfig, WasmRuntime};
+
+/// How a node presents itself and what it runs.
+#[derive(Debug, Clone, Args)]
+pub struct NodeOpts {
+    /// The Node's name (and `kubernetes.io/hostname`); the host name when unset.
+    #[arg(long = "node-name")]
+    pub node_name: Option<String>,
+    /// Report this architecture (`amd64`, `arm64`) instead of the host's,
+    /// e.g. to try a mixed fleet on one machine.
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// An extra Node label, `key=value` (repeatable).
+    #[arg(long = "node-label", value_parser = parse_label)]
+    pub node_labels: Vec<(String, String)>,
+    /// A registry (`host:port`) spoken to over plain http (repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Pods this node accepts (`capacity.pods`); Wasm pods cost kilobytes,
+    /// so the default is well above the kubelet's 110. Also sizes the Wasm
+    /// instance pool (capped by `vm.max_map_count`).
+    #[arg(long, default_value_t = 1000)]
+    pub max_pods: u32,
+    /// The largest linear memory a Wasm guest may have (a quantity:
+    /// `256Mi`, `1Gi`); each pool slot reserves this much address space.
+    #[arg(long, default_value = "1Gi", value_parser = parse_bytes)]
+    pub max_wasm_memory: u64,
+    /// The node endpoint's port (logs); 0 picks a free one.
+    #[arg(long, default_value_t = 10250)]
+    pub node_port: u16,
+    /// The node's InternalIP; the first non-loopback IPv4 when unset.
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: a node label is key=value"))?;
+    if k.is_empty() {
+        return Err(format!("{s:?}: the label key is empty"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    let v =
+        apimachinery::validation::quantity::quantity_value(s).map_err(|e| format!("{s:?}: {e}"))?;
+    u64::try_from(v).map_err(|_| format!("{s:?}: must be positive"))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_lowercase())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "skiff-node".into())
+}
+
+/// The node's runtimes and image source, ready for the agent.
+pub struct Node {
+    pub cfg: AgentConfig,
+    pub wasm: Arc<WasmRuntime>,
+    pub images: Arc<StoreSource>,
+}
+
+impl NodeOpts {
+    /// Build the node's parts under `data_dir` (`images/`, `wasm/`,
+    /// `node/`).
+    pub fn build(&self, data_dir: &Path) -> anyhow::Result<Node> {
+        let name = self.node_name.clone().unwrap_or_else(host_name);
+        let mut cfg = AgentConfig::new(name, data_dir.join("node"));
+        if let Some(arch) = &self.arch {
+            cfg.arch = arch.clone();
+        }
+        cfg.labels = self.node_labels.iter().cloned().collect::<BTreeMap<_, _>>();
+        cfg.max_pods = self.max_pods;
+        cfg.port = self.node_port;
+        cfg.internal_ip = self.node_ip;
+        let mut wcfg = WasmConfig::new(data_dir.join("wasm"));
+        wcfg.max_instances = self.max_pods;
+        wcfg.max_memory = self.max_wasm_memory;
+        let wasm = WasmRuntime::new(wcfg).context("starting the wasmtime runtime")?;
+        let sizing = wasm.sizing();
+        if let Some(why) = sizing.capped_by {
+            tracing::warn!(
+                "the Wasm pool holds {} instances, fewer than --max-pods {}: capped by {why}",
+                sizing.slots,
+                self.max_pods
+            );
+            cfg.max_pods = sizing.slots;
+        }
+        let store = ImageStore::open(
+            &data_dir.join(images::STORE_DIR),
+            StoreConfig {
+                insecure_registries: self.insecure_registries.clone(),
+            },
+        )
+        .context("opening the image store")?;
+        let platform = Platform::new("linux", &cfg.arch);
+        Ok(Node {
+            cfg,
+            wasm: Arc::new(wasm),
+            images: Arc::new(StoreSource::new(Arc::new(store), platform)),
+        })
+    }
+}
+
+impl Node {
+    /// Run the agent until it fails.
+    pub async fn run(self, client: kube::Client) -> anyhow::Result<()> {
+        let name = self.cfg.node_name.clone();
+        agent::run(client, self.cfg, vec![self.wasm], self.images)
+            .await
+            .with_context(|| format!("node agent {name}"))
+    }
+}
+
+/// A kube client from a server URL, a CA bundle and a bearer token.
+pub async fn client(server: &str, ca_pem: &str, token: &str) -> anyhow::Result<kube::Client> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: node\n  user:\n    token: {token}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: node\ncurrent-context: skiff\n",
+        b64.encode(ca_pem)
+    );
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).context("building a kubeconfig")?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .context("reading the kubeconfig")?;
+    kube::Client::try_from(cfg).context("building the API client")
+}
+
+/// `skiff node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// The API server (`https://HOST:PORT`).
+    #[arg(long)]
+    server: String,
+    /// The bearer token the node authenticates with.
+    #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The cluster CA bundle (PEM) that signed the API server's certificate.
+    #[arg(long)]
+    ca_file: PathBuf,
+    /// Where the node keeps images, compiled modules, pod state and logs.
+    #[arg(long, env = "SKIFF_DATA_DIR", default_value_os_t = super::default_data_dir().join("node"))]
+    data_dir: PathBuf,
+    /// The Node's name (the host name when unset).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    node: NodeOpts,
+}
+
+pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
+    super::up::init_tracing();
+    if !a.server.starts_with("https://") {
+        bail!("--server {}: skiff nodes speak https only", a.server);
+    }
+    let ca = std::fs::read_to_string(&a.ca_file)
+        .with_context(|| format!("reading --ca-file {}", a.ca_file.display()))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let mut opts = a.node.clone();
+        if a.name.is_some() {
+            opts.node_name = a.name.clone();
+        }
+        let node = opts.build(&a.data_dir)?;
+        let client = client(&a.server, &ca, &a.token).await?;
+        println!(
+            "skiff node {} ready: joining {}",
+            node.cfg.node_name, a.server
+        );
+        tokio::select! {
+            r = node.run(client) => r.map(|()| ExitCode::FAILURE),
+            r = super::up::shutdown_signal() => {
+                r?;
+                eprintln!("skiff: node stopping");
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_and_quantities_parse_as_a_person_writes_them() {
+        assert_eq!(parse_label("wasm=yes"), Ok(("wasm".into(), "yes".into())));
+        assert_eq!(parse_label("empty="), Ok(("empty".into(), String::new())));
+        assert!(parse_label("novalue").is_err());
+        assert!(parse_label("=x").is_err());
+        assert_eq!(parse_bytes("256Mi"), Ok(256 << 20));
+        assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
+        assert!(parse_bytes("lots").is_err());
+    }
+}
