@@ -91,6 +91,9 @@ struct QueueState {
     processing: HashSet<Key>,
     /// Consecutive failures per key, for the back-off.
     failures: HashMap<Key, u32>,
+    /// The earliest delayed add pending per key: a later one is redundant,
+    /// since the reconcile the earlier one triggers asks again.
+    waiting: HashMap<Key, tokio::time::Instant>,
 }
 
 /// A deduplicating work queue of object keys (client-go's semantics).
@@ -149,10 +152,28 @@ impl WorkQueue {
         if after.is_zero() {
             return self.add(key);
         }
+        let at = tokio::time::Instant::now() + after;
+        {
+            let mut s = self.lock();
+            if s.waiting.get(&key).is_some_and(|w| *w <= at) {
+                return;
+            }
+            s.waiting.insert(key.clone(), at);
+        }
         let q = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            q.add(key);
+            tokio::time::sleep_until(at).await;
+            let current = {
+                let mut s = q.lock();
+                let current = s.waiting.get(&key) == Some(&at);
+                if current {
+                    s.waiting.remove(&key);
+                }
+                current
+            };
+            if current {
+                q.add(key);
+            }
         });
     }
 
@@ -542,6 +563,21 @@ mod tests {
         assert!(q.rx.lock().await.try_recv().is_err());
         q.done(&k);
         assert_eq!(q.get().await, Some(key("a")));
+    }
+
+    #[tokio::test]
+    async fn delayed_adds_keep_only_the_earliest() {
+        let q = WorkQueue::new();
+        q.add_after(key("a"), Duration::from_millis(300));
+        q.add_after(key("a"), Duration::from_millis(50));
+        q.add_after(key("a"), Duration::from_millis(200));
+        assert_eq!(q.lock().waiting.len(), 1);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(q.get().await, Some(key("a")));
+        q.done(&key("a"));
+        // The superseded 300ms add does not fire again.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(q.rx.lock().await.try_recv().is_err());
     }
 
     #[test]
