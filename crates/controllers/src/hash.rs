@@ -52,12 +52,43 @@ pub fn safe_encode(s: &str) -> String {
         .collect()
 }
 
+/// A template as JSON with what a round trip through Kubernetes' API loses
+/// removed: nulls, empty strings, empty objects and empty lists. Clients
+/// written in Go drop those when they send a template back (`kubectl
+/// rollout undo` sends `resources: {}` for a container that had none), and
+/// skiff's API server stores templates as given, so without this the same
+/// template could hash and compare differently. Zeros and `false` stay:
+/// `runAsUser: 0` means root, not "unset".
+pub fn canonical_template(template: &PodTemplateSpec) -> serde_json::Value {
+    let mut v = serde_json::to_value(template).unwrap_or_default();
+    prune_empty(&mut v);
+    v
+}
+
+/// Remove empty values recursively; says whether `v` itself is now empty.
+fn prune_empty(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                prune_empty(item);
+            }
+            items.is_empty()
+        }
+        Value::Object(map) => {
+            map.retain(|_, item| !prune_empty(item));
+            map.is_empty()
+        }
+        Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
 /// The `pod-template-hash` of a template and the Deployment's collision count.
 pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
     // serde_json's maps are sorted, so equal templates give equal bytes.
-    let json = serde_json::to_value(template)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
+    let json = canonical_template(template).to_string();
     let mut h = Fnv32a::default();
     h.write(json.as_bytes());
     if let Some(c) = collision_count {
@@ -96,6 +127,35 @@ mod tests {
         // 4 5 6 7 8 9 b c d f, as real pod-template-hashes do.
         assert_eq!(safe_encode("0123456789"), "456789bcdf");
         assert_eq!(safe_encode("a"), "v"); // 97 % 27 = 16
+    }
+
+    #[test]
+    fn what_a_round_trip_drops_does_not_change_the_hash() {
+        // kubectl rollout undo sends the old template back as Go serialises
+        // it: creationTimestamp null, resources {}, no empty lists.
+        let plain: PodTemplateSpec = serde_json::from_value(json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.25", "args": []}]}
+        }))
+        .unwrap();
+        let from_go: PodTemplateSpec = serde_json::from_value(json!({
+            "metadata": {"creationTimestamp": null, "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.25", "resources": {}, "workingDir": ""}]}
+        }))
+        .unwrap();
+        assert_eq!(canonical_template(&plain), canonical_template(&from_go));
+        assert_eq!(
+            pod_template_hash(&plain, None),
+            pod_template_hash(&from_go, None)
+        );
+        // A zero is a value: runAsUser 0 (root) differs from unset.
+        let root: PodTemplateSpec = serde_json::from_value(json!({
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "c", "image": "nginx:1.25",
+                     "securityContext": {"runAsUser": 0}}]}
+        }))
+        .unwrap();
+        assert_ne!(canonical_template(&plain), canonical_template(&root));
     }
 
     #[test]

@@ -316,7 +316,14 @@ async fn rollback_re_adopts_the_old_replicaset_with_the_next_revision() {
     let first = replicasets(&c.client, &d).await.remove(0);
     set_image(&c, "web", "app:2").await;
     wait_rolled_out(&c, "web").await;
-    set_image(&c, "web", "app:1").await;
+    // As kubectl renders the old template: Go adds `resources: {}`.
+    let undo = json!({
+        "metadata": {"annotations": {"kubernetes.io/change-cause": "image app:1"}},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "c", "image": "app:1", "resources": {}}
+        ]}}},
+    });
+    patch(&c, "web", undo).await;
     let done = wait_rolled_out(&c, "web").await;
     assert_eq!(done.metadata.annotations.as_ref().unwrap()[REVISION], "3");
     let rss = replicasets(&c.client, &d).await;

@@ -12,6 +12,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
+use crate::hash::canonical_template;
+
 /// The label that keeps each revision's pods apart.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
 /// Revision of a ReplicaSet (and of its Deployment: the newest).
@@ -161,9 +163,9 @@ pub fn max_unavailable(d: &Deployment) -> Result<i32, IntOrPercentError> {
     Ok(fenceposts(d)?.1.min(replicas(d)))
 }
 
-/// The template without its `pod-template-hash` label, as JSON, for
-/// comparing a Deployment's template with its ReplicaSets' (Kubernetes'
-/// `EqualIgnoreHash`).
+/// The template without its `pod-template-hash` label, in canonical JSON
+/// ([`canonical_template`]), for comparing a Deployment's template with its
+/// ReplicaSets' (Kubernetes' `EqualIgnoreHash`).
 fn template_identity(t: Option<&PodTemplateSpec>) -> serde_json::Value {
     let mut t = t.cloned().unwrap_or_default();
     if let Some(m) = t.metadata.as_mut() {
@@ -174,7 +176,7 @@ fn template_identity(t: Option<&PodTemplateSpec>) -> serde_json::Value {
             }
         }
     }
-    serde_json::to_value(t).unwrap_or_default()
+    canonical_template(&t)
 }
 
 /// Whether the ReplicaSet runs the Deployment's current template.
@@ -576,6 +578,11 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}}))
             .unwrap();
         assert!(equal_ignore_hash(&d, &rs));
+        // kubectl rollout undo's rendering of the same template.
+        let undo = deploy(json!({"selector": {}, "template": {
+            "metadata": {"creationTimestamp": null, "labels": {"app": "a"}},
+            "spec": {"containers": [{"name": "c", "image": "i:1", "resources": {}}]}}}));
+        assert!(equal_ignore_hash(&undo, &rs));
         let d2 = deploy(
             json!({"selector": {}, "template": {"metadata": {"labels": {"app": "a"}},
             "spec": {"containers": [{"name": "c", "image": "i:2"}]}}}),
