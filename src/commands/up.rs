@@ -21,6 +21,10 @@ pub struct UpArgs {
     /// Run the control plane only, without a local node.
     #[arg(long)]
     no_node: bool,
+    /// Run the API server alone: no scheduler, no controllers, no node
+    /// (objects stay as written; for API conformance tests).
+    #[arg(long)]
+    api_only: bool,
     #[command(flatten)]
     node: super::node::NodeOpts,
 }
@@ -44,9 +48,11 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             apiserver::server::kubeconfig_yaml(running.addr, &running.ca_pem, &running.admin_token);
         let client = client_from(&yaml).await?;
         let mut parts = tokio::task::JoinSet::new();
-        let controllers = client.clone();
-        parts.spawn(async move { ("controllers", controllers::run_all(controllers).await) });
-        let node_name = if a.no_node {
+        if !a.api_only {
+            let controllers = client.clone();
+            parts.spawn(async move { ("controllers", controllers::run_all(controllers).await) });
+        }
+        let node_name = if a.no_node || a.api_only {
             None
         } else {
             let node = a.node.build(&a.data_dir)?;
@@ -65,6 +71,9 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             "  use it with: export KUBECONFIG={}; kubectl get namespaces",
             running.kubeconfig.display()
         );
+        if parts.is_empty() {
+            parts.spawn(async { ("API server", std::future::pending().await) });
+        }
         tokio::select! {
             r = shutdown_signal() => r?,
             Some(Ok((part, r))) = parts.join_next() => {

@@ -86,7 +86,7 @@ fn deployment(name: &str, spec_extra: &str, containers: &str) -> String {
 
 #[test]
 fn malformed_bodies_get_400_and_write_nothing() {
-    let s = Skiff::start();
+    let s = Skiff::api_only();
     let r = refused(&s, "truncated JSON", || {
         post(
             &s,
@@ -163,7 +163,7 @@ fn malformed_bodies_get_400_and_write_nothing() {
 
 #[test]
 fn bodies_over_3_mib_get_413_and_write_nothing() {
-    let s = Skiff::start();
+    let s = Skiff::api_only();
     let filler = "x".repeat(3 * 1024 * 1024 + 10);
     let big = format!(r#"{{"metadata":{{"name":"big"}},"data":{{"k":"{filler}"}}}}"#);
     let r = refused(&s, "3 MiB of JSON", || {
@@ -211,7 +211,7 @@ fn bodies_over_3_mib_get_413_and_write_nothing() {
 
 #[test]
 fn unknown_paths_missing_namespaces_and_no_token() {
-    let s = Skiff::start();
+    let s = Skiff::api_only();
     for path in [
         "/api/v1/namespaces/default/widgets",
         "/apis/apps/v1/namespaces/default/widgets",
@@ -262,7 +262,7 @@ fn unknown_paths_missing_namespaces_and_no_token() {
 
 #[test]
 fn stale_resource_version_and_bad_updates_conflict_and_change_nothing() {
-    let s = Skiff::start();
+    let s = Skiff::api_only();
     let r = post(
         &s,
         CMS,
@@ -341,7 +341,7 @@ fn stale_resource_version_and_bad_updates_conflict_and_change_nothing() {
 
 #[test]
 fn invalid_objects_get_422_with_causes_naming_the_fields() {
-    let s = Skiff::start();
+    let s = Skiff::api_only();
     let body = deployment("Bad_Name", "", "[]");
     let r = refused(&s, "a bad name and no containers", || {
         post(&s, DEPLOYS, "application/json", body.as_bytes())
@@ -396,7 +396,7 @@ fn invalid_objects_get_422_with_causes_naming_the_fields() {
 
 #[test]
 fn field_validation_strict_warn_and_ignore() {
-    let s = Skiff::start();
+    let s = Skiff::api_only();
     let body = |name: &str| {
         deployment(
             name,
@@ -465,7 +465,7 @@ fn field_validation_strict_warn_and_ignore() {
 
 #[test]
 fn server_side_apply_creates_then_conflicts_with_causes() {
-    let s = Skiff::start();
+    let s = Skiff::api_only();
     let apply = |query: &str, value: &str| {
         let body = format!(
             "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  k: {value}\n"

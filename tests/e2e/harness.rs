@@ -223,8 +223,14 @@ impl Skiff {
         Skiff::start_with(&[])
     }
 
+    /// The API server alone (`--api-only`): no scheduler, controllers or
+    /// node write to the objects a test checks byte for byte or revision
+    /// for revision.
+    pub fn api_only() -> Skiff {
+        Skiff::start_with(&["--api-only"])
+    }
+
     /// Start on a fresh data directory with extra `skiff up` flags.
-    #[allow(dead_code)] // for the node tests, which pass node flags
     pub fn start_with(extra: &[&str]) -> Skiff {
         let tmp = tempfile::tempdir().expect("temp dir");
         // The data dir is a child of the temp dir so that the server's log
@@ -272,10 +278,17 @@ impl Skiff {
         } else {
             &["--listen", "127.0.0.1:0"]
         };
+        // The local node's endpoint likewise: 10250 is one per host.
+        let node_port: &[&str] = if extra.contains(&"--node-port") {
+            &[]
+        } else {
+            &["--node-port", "0"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args(["up", "--data-dir"])
             .arg(dir)
             .args(listen)
+            .args(node_port)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

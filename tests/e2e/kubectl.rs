@@ -295,7 +295,7 @@ spec:
 
 #[test]
 fn get_prints_kubernetes_columns() {
-    let s = Skiff::start();
+    let s = Skiff::api_only();
     let f = write(&s, "kinds.yaml", KINDS);
     for v in VERSIONS {
         s.kubectl(v, &["apply", "-f", &f]).ok();

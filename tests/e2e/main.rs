@@ -15,10 +15,15 @@
 //! - `restart`: state and resourceVersions survive SIGKILL and Ctrl-C.
 //! - `bad_input`: 4xx Status for bad requests, and nothing written.
 //! - `watch`: watch semantics over raw HTTPS.
+//! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
+//!   docker-registry on loopback) through the scheduler, controllers and
+//!   the local node's wasmtime handler, seen with kubectl.
 
 mod bad_input;
 mod harness;
 mod kubectl;
 mod python;
+mod registry;
 mod restart;
+mod wasm;
 mod watch;

@@ -17,7 +17,7 @@ fn python_client_creates_lists_watches_and_deletes_pods() {
         0,
         "the Python kubernetes client is needed: pip install kubernetes"
     );
-    let s = Skiff::start();
+    let s = Skiff::api_only();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/client_test.py");
     let mut cmd = Command::new(python);
     cmd.arg(script).arg("--kubeconfig").arg(s.kubeconfig());
