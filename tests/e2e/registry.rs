@@ -15,9 +15,16 @@ pub struct Registry {
 
 impl Registry {
     pub fn start() -> Registry {
-        let bin = require("/usr/bin/docker-registry", "apt-get install docker-registry");
+        let bin = require(
+            "/usr/bin/docker-registry",
+            "apt-get install docker-registry",
+        );
         let dir = tempfile::tempdir().expect("registry dir");
-        let port = TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .expect("free port")
+            .local_addr()
+            .expect("addr")
+            .port();
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
@@ -36,9 +43,17 @@ impl Registry {
             .expect("start docker-registry");
         let host = format!("127.0.0.1:{port}");
         eventually(20, "the registry to listen", || {
-            std::net::TcpStream::connect_timeout(&host.parse().expect("addr"), Duration::from_millis(200)).ok()
+            std::net::TcpStream::connect_timeout(
+                &host.parse().expect("addr"),
+                Duration::from_millis(200),
+            )
+            .ok()
         });
-        Registry { child, _dir: dir, host }
+        Registry {
+            child,
+            _dir: dir,
+            host,
+        }
     }
 }
 

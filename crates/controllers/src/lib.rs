@@ -17,11 +17,13 @@ pub async fn run_all(client: kube::Client) -> anyhow::Result<()> {
     let mut parts = tokio::task::JoinSet::new();
     let c = client.clone();
     parts.spawn(async move {
-        (
-            "scheduler",
-            scheduler::run(c, scheduler::Config::default()).await,
-        )
+        let r = scheduler::run(c, scheduler::Config::default()).await;
+        ("scheduler", r)
     });
+    let c = client.clone();
+    parts.spawn(async move { ("ReplicaSet controller", replicaset::run(c).await) });
+    let c = client.clone();
+    parts.spawn(async move { ("Deployment controller", deployment::run(c).await) });
     match parts.join_next().await {
         Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
         Some(Ok((name, Err(e)))) => Err(e.context(format!("the {name} failed"))),

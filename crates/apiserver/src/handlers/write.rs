@@ -514,11 +514,17 @@ impl ApiServer {
                     "metadata.name cannot be changed by a patch",
                 ));
             }
-            // A resourceVersion in the patch is a precondition.
-            let rv = new["metadata"]
-                .get("resourceVersion")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse::<u64>().ok());
+            // A resourceVersion the patch itself carries is a precondition;
+            // without one, a patch that lost a race with another write is
+            // applied again to the newer object, as Kubernetes does.
+            let rv = patch_sets_resource_version(bt, &patch_doc)
+                .then(|| {
+                    new["metadata"]
+                        .get("resourceVersion")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse::<u64>().ok())
+                })
+                .flatten();
             if rv.is_some_and(|v| v != old.rev) {
                 return Err(ApiError::from_store(
                     StoreError::Conflict,
@@ -1040,4 +1046,36 @@ fn review(r: &Resource, mut obj: Value) -> Value {
     }
     meta_mut(&mut obj).insert("creationTimestamp".into(), Value::Null);
     obj
+}
+
+/// Whether a patch document names `metadata.resourceVersion` (making it a
+/// precondition of the patch).
+fn patch_sets_resource_version(bt: BodyType, patch: &Value) -> bool {
+    match bt {
+        BodyType::JsonPatch => patch.as_array().is_some_and(|ops| {
+            ops.iter()
+                .any(|op| op["path"].as_str() == Some("/metadata/resourceVersion"))
+        }),
+        _ => patch["metadata"].get("resourceVersion").is_some(),
+    }
+}
+
+#[cfg(test)]
+mod patch_precondition_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_a_resource_version_in_the_patch_is_a_precondition() {
+        // kubectl scale / set image send no resourceVersion: their patch is
+        // re-applied after a conflicting write instead of failing with 409.
+        let merge = json!({"spec": {"replicas": 3}});
+        assert!(!patch_sets_resource_version(BodyType::MergePatch, &merge));
+        let pinned = json!({"metadata": {"resourceVersion": "12"}, "spec": {}});
+        assert!(patch_sets_resource_version(BodyType::StrategicMergePatch, &pinned));
+        let ops = json!([{"op": "replace", "path": "/spec/replicas", "value": 2}]);
+        assert!(!patch_sets_resource_version(BodyType::JsonPatch, &ops));
+        let ops = json!([{"op": "test", "path": "/metadata/resourceVersion", "value": "7"}]);
+        assert!(patch_sets_resource_version(BodyType::JsonPatch, &ops));
+    }
 }
