@@ -4,8 +4,10 @@
 //! runs inside `skiff up` or elsewhere: watch, cache, reconcile
 //! idempotently, requeue with back-off.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod hash;
+pub mod job;
 pub mod reconcile;
 pub mod replicaset;
 pub mod scheduler;
@@ -24,6 +26,10 @@ pub async fn run_all(client: kube::Client) -> anyhow::Result<()> {
     parts.spawn(async move { ("ReplicaSet controller", replicaset::run(c).await) });
     let c = client.clone();
     parts.spawn(async move { ("Deployment controller", deployment::run(c).await) });
+    let c = client.clone();
+    parts.spawn(async move { ("DaemonSet controller", daemonset::run(c).await) });
+    let c = client.clone();
+    parts.spawn(async move { ("Job controller", job::run(c).await) });
     match parts.join_next().await {
         Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
         Some(Ok((name, Err(e)))) => Err(e.context(format!("the {name} failed"))),
