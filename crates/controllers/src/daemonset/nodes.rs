@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{
-    Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,
-    PodSpec, Toleration,
+    Affinity, Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod, PodSpec,
+    Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -147,10 +147,7 @@ pub fn target_node(pod: &Pod) -> Option<&str> {
 /// matches them), as Kubernetes' `ReplaceDaemonSetPodNodeNameNodeAffinity`.
 fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
     let mut affinity = affinity.unwrap_or_default();
-    let mut na = affinity
-        .node_affinity
-        .take()
-        .unwrap_or_else(NodeAffinity::default);
+    let mut na = affinity.node_affinity.take().unwrap_or_default();
     na.required_during_scheduling_ignored_during_execution = Some(NodeSelector {
         node_selector_terms: vec![NodeSelectorTerm {
             match_fields: Some(vec![NodeSelectorRequirement {

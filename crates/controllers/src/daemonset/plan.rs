@@ -180,8 +180,7 @@ pub fn manage(w: &World<'_>, budget: Budget) -> Plan {
             continue;
         }
         let (finished, running): (Vec<_>, Vec<_>) = pods.iter().partition(|p| !pods::is_active(p));
-        plan.delete
-            .extend(finished.into_iter().map(|p| Arc::clone(p)));
+        plan.delete.extend(finished.into_iter().cloned());
         if !running.is_empty() {
             plan.delete.extend(duplicates(w, budget, &running));
         } else if fit.should_run && !w.placement.terminating.contains(node) {
@@ -221,19 +220,25 @@ fn duplicates(w: &World<'_>, budget: Budget, running: &[&Arc<Pod>]) -> Vec<Arc<P
         .collect()
 }
 
+/// A node's live old and updated pod, each if there is one.
+struct OnNode<'p> {
+    old: Option<&'p Arc<Pod>>,
+    new: Option<&'p Arc<Pod>>,
+}
+
 /// The old and updated live pod on a node, or `None` when there are more
 /// than one of either (manage cleans that up first).
-fn split_on_node<'p>(
-    w: &World<'_>,
-    pods: &[&'p Arc<Pod>],
-) -> Option<(Option<&'p Arc<Pod>>, Option<&'p Arc<Pod>>)> {
+fn split_on_node<'p>(w: &World<'_>, pods: &[&'p Arc<Pod>]) -> Option<OnNode<'p>> {
     let live: Vec<&&Arc<Pod>> = pods.iter().filter(|p| pods::is_active(p)).collect();
     let (new, old): (Vec<&&Arc<Pod>>, Vec<&&Arc<Pod>>) =
         live.into_iter().partition(|p| w.is_updated(p));
     if new.len() > 1 || old.len() > 1 {
         return None;
     }
-    Some((old.first().map(|p| **p), new.first().map(|p| **p)))
+    Some(OnNode {
+        old: old.first().map(|p| **p),
+        new: new.first().map(|p| **p),
+    })
 }
 
 /// Kubernetes' rolling update with `maxSurge` 0: delete old pods (the
@@ -244,7 +249,7 @@ pub fn roll_by_deleting(w: &World<'_>, budget: Budget) -> Vec<Arc<Pod>> {
     let mut free = Vec::new();
     let mut candidates = Vec::new();
     for node in w.eligible() {
-        let Some((old, new)) = split_on_node(w, w.placement.on(node)) else {
+        let Some(OnNode { old, new }) = split_on_node(w, w.placement.on(node)) else {
             unavailable += 1;
             continue;
         };
@@ -272,7 +277,7 @@ pub fn roll_by_surging(w: &World<'_>, budget: Budget) -> Vec<String> {
     let mut now = Vec::new();
     let mut candidates = Vec::new();
     for node in w.eligible() {
-        let Some((old, new)) = split_on_node(w, w.placement.on(node)) else {
+        let Some(OnNode { old, new }) = split_on_node(w, w.placement.on(node)) else {
             surging += 1;
             continue;
         };

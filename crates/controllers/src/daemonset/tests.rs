@@ -117,6 +117,13 @@ async fn one_pod_per_matching_node_and_late_nodes_get_one() {
     assert_eq!(s.updated_number_scheduled, Some(2));
     assert_eq!(s.number_misscheduled, 0);
     assert_eq!(s.observed_generation, Some(1));
+    // Steady state: nothing is rewritten in a loop.
+    let rv = api.get("agent").await.unwrap().metadata.resource_version;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        api.get("agent").await.unwrap().metadata.resource_version,
+        rv
+    );
 
     // A node that joins later gets its daemon.
     c.node("c", json!({"role": "edge"}), &[]).await;
