@@ -11,10 +11,11 @@
 //! it, so it passes through the same resource checks as every pod.
 //!
 //! The revision is the `controller-revision-hash` of the template
-//! ([`crate::hash`]). skiff does not write ControllerRevision objects for
-//! DaemonSets yet, so `kubectl rollout history/undo daemonset` have nothing
-//! to show; `kubectl rollout status` works from the status alone.
+//! ([`crate::hash`]), recorded as a ControllerRevision ([`history`]) so
+//! `kubectl rollout history/undo daemonset` work; `kubectl rollout status`
+//! reads the status.
 
+pub mod history;
 pub mod nodes;
 pub mod plan;
 pub mod podctl;
@@ -22,7 +23,7 @@ pub mod podctl;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams};
@@ -58,6 +59,7 @@ struct Ctx {
     daemonsets: Store<DaemonSet>,
     nodes: Store<Node>,
     pods: Store<Pod>,
+    revisions: Store<ControllerRevision>,
     expectations: Expectations,
     queue: WorkQueue,
 }
@@ -67,11 +69,14 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
     let (daemonsets, ds_events) = reconcile::watch(Api::<DaemonSet>::all(client.clone()));
     let (nodes, node_events) = reconcile::watch(Api::<Node>::all(client.clone()));
     let (pods, pod_events) = reconcile::watch(Api::<Pod>::all(client.clone()));
+    let (revisions, revision_events) =
+        reconcile::watch(Api::<ControllerRevision>::all(client.clone()));
     let ctx = Arc::new(Ctx {
         client,
         daemonsets,
         nodes,
         pods,
+        revisions,
         expectations: Expectations::default(),
         queue: WorkQueue::new(),
     });
@@ -91,11 +96,24 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         ctx.pod_seen(ev);
         std::future::ready(())
     });
+    // A revision deleted or renumbered by hand is put right again.
+    let revision_loop = revision_events.for_each(|ev| {
+        if let Seen::Applied(r) | Seen::Deleted(r) = ev {
+            if let Some(owner) = controller_of(&r.metadata).filter(|o| o.kind == "DaemonSet") {
+                ctx.queue.add(Key {
+                    namespace: r.metadata.namespace.clone().unwrap_or_default(),
+                    name: owner.name.clone(),
+                });
+            }
+        }
+        std::future::ready(())
+    });
     let worker_ctx = ctx.clone();
     let workers = async {
         let synced = ctx.daemonsets.wait_until_ready().await.is_ok()
             && ctx.nodes.wait_until_ready().await.is_ok()
-            && ctx.pods.wait_until_ready().await.is_ok();
+            && ctx.pods.wait_until_ready().await.is_ok()
+            && ctx.revisions.wait_until_ready().await.is_ok();
         if synced {
             ctx.queue
                 .run(WORKERS, move |key| {
@@ -109,6 +127,7 @@ pub async fn run(client: Client) -> anyhow::Result<()> {
         () = ds_loop => anyhow::bail!("the DaemonSet watch ended"),
         () = node_loop => anyhow::bail!("the node watch ended"),
         () = pod_loop => anyhow::bail!("the pod watch ended"),
+        () = revision_loop => anyhow::bail!("the ControllerRevision watch ended"),
         () = workers => anyhow::bail!("the DaemonSet workers stopped"),
     }
 }
@@ -201,6 +220,9 @@ impl Ctx {
             hash: &hash,
             now: Timestamp::now(),
         };
+        if ds.metadata.deletion_timestamp.is_none() {
+            self.sync_history(&key, &ds, &hash, &owned).await?;
+        }
         let managed = if self.expectations.satisfied(&key, &self.pods)
             && ds.metadata.deletion_timestamp.is_none()
         {
@@ -211,6 +233,29 @@ impl Ctx {
         let (status, requeue) = plan::status(&world);
         self.update_status(&key, &ds, status).await?;
         managed.map(|()| requeue)
+    }
+
+    /// Record the current revision and trim the history.
+    async fn sync_history(
+        &self,
+        key: &Key,
+        ds: &DaemonSet,
+        hash: &str,
+        owned: &[Arc<Pod>],
+    ) -> Result<(), Error> {
+        let ns = key.namespace.as_str();
+        let cached = self
+            .revisions
+            .state_filter(|r| r.metadata.namespace.as_deref() == Some(ns));
+        let mine = history::owned_by(ds, cached);
+        let changes = history::plan(ds, hash, &mine, owned);
+        if changes == history::Changes::default() {
+            return Ok(());
+        }
+        let api = Api::<ControllerRevision>::namespaced(self.client.clone(), ns);
+        history::apply(&api, ds, hash, changes)
+            .await
+            .map_err(Self::api_err(key, "updating the revision history"))
     }
 
     /// Create and delete what the plan says.

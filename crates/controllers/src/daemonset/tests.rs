@@ -283,4 +283,48 @@ async fn rolling_update_replaces_one_node_at_a_time_with_max_unavailable_1() {
     .await;
     assert_eq!(s.observed_generation, Some(2));
     assert_eq!(s.desired_number_scheduled, 3);
+    // The history kubectl rollout history reads: revision 1 is the old
+    // template, 2 the new one.
+    let new_hash = revisions(&c.client).await[0].1.clone();
+    let crs = Api::<ControllerRevision>::namespaced(c.client.clone(), "default");
+    let history = eventually(20, "two revisions", || async {
+        let mut v: Vec<(i64, String)> = crs
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .map(|r| (r.revision, r.metadata.name.unwrap()))
+            .collect();
+        v.sort();
+        (v.len() == 2).then_some(v)
+    })
+    .await;
+    assert_eq!(
+        history,
+        [
+            (1, format!("agent-{old_hash}")),
+            (2, format!("agent-{new_hash}"))
+        ]
+    );
+    // kubectl rollout undo: apply revision 1's data as a strategic merge
+    // patch; revision 1 becomes revision 3 and the pods go back.
+    let old_rev = crs.get(&format!("agent-{old_hash}")).await.unwrap();
+    api.patch(
+        "agent",
+        &PatchParams::default(),
+        &Patch::Strategic(old_rev.data.unwrap().0),
+    )
+    .await
+    .unwrap();
+    eventually(20, "revision 1 renumbered 3", || async {
+        let r = crs.get(&format!("agent-{old_hash}")).await.ok()?;
+        (r.revision == 3).then_some(())
+    })
+    .await;
+    eventually(20, "an old-template pod again", || async {
+        let r = revisions(&c.client).await;
+        r.iter().any(|(_, h, _)| *h == old_hash).then_some(())
+    })
+    .await;
 }
