@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::env::{self, HostVolume, PodAddresses, Sources};
 use super::events::{EventType, PodEvent};
 use super::pods::PodShared;
+use super::probe;
 use super::status::{now, State, Terminated};
 use super::{Ctx, PulledImage};
 use crate::cri::{self, ContainerConfig, ContainerRuntime, ExitStatus};
@@ -274,11 +275,22 @@ impl ContainerLoop {
         let (init, name, digest) = (self.init, self.spec.name.clone(), image.digest.clone());
         let id2 = id.clone();
         let at = started_at.clone();
+        let (has_startup, has_readiness) = if init {
+            (false, false)
+        } else {
+            (
+                self.spec.startup_probe.is_some(),
+                self.spec.readiness_probe.is_some(),
+            )
+        };
         self.shared.update(|r| {
             if let Some(c) = r.container_mut(init, &name) {
                 c.container_id = id2;
                 c.image_id = digest;
                 c.state = State::Running { started_at: at };
+                // Not started / not ready until the probes say so.
+                c.started = has_startup.then_some(false);
+                c.probe_ready = has_readiness.then_some(false);
             }
         });
         self.event(
@@ -307,9 +319,33 @@ impl ContainerLoop {
     /// if the pod is stopped meanwhile.
     async fn wait(&mut self, c: &mut dyn cri::Container) -> ExitStatus {
         if !self.stopping() {
-            tokio::select! {
+            let probes = supervise(Probing {
+                ctx: self.ctx.clone(),
+                pod: self.pod.clone(),
+                shared: self.shared.clone(),
+                spec: self.spec.clone(),
+                field_path: self.field_path(),
+                init: self.init,
+            });
+            let failed = tokio::select! {
                 exit = c.wait() => return exit,
-                _ = self.stop.wait_for(|s| s.is_some()) => {}
+                _ = self.stop.wait_for(|s| s.is_some()) => None,
+                kind = probes => Some(kind),
+            };
+            if let Some(kind) = failed {
+                // The kubelet restarts a container that fails its liveness
+                // or startup probe, with the pod's grace period.
+                self.event(
+                    EventType::Normal,
+                    "Killing",
+                    format!(
+                        "Container {} failed {} probe, will be restarted",
+                        self.spec.name,
+                        kind.as_str().to_lowercase()
+                    ),
+                );
+                c.stop(grace_period(&self.pod));
+                return c.wait().await;
             }
         }
         let grace = self.stop.borrow().unwrap_or_default();
@@ -545,5 +581,123 @@ mod tests {
         assert_eq!(default_pull_policy("app:latest"), "Always");
         assert_eq!(default_pull_policy("reg:5000/app:v1"), "IfNotPresent");
         assert_eq!(default_pull_policy("app@sha256:abc"), "IfNotPresent");
+    }
+}
+
+/// The pod's `terminationGracePeriodSeconds` (Kubernetes' default 30 s).
+fn grace_period(pod: &Pod) -> Duration {
+    let secs = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+/// What the probe supervisor of one container run needs.
+struct Probing {
+    ctx: Arc<Ctx>,
+    pod: Pod,
+    shared: Arc<PodShared>,
+    spec: Container,
+    field_path: String,
+    init: bool,
+}
+
+impl Probing {
+    fn event(&self, kind: EventType, reason: &'static str, message: String) {
+        let ev = PodEvent {
+            kind,
+            reason,
+            message,
+            field_path: Some(self.field_path.clone()),
+        };
+        self.ctx.recorder.record(&self.pod, ev);
+    }
+
+    fn set(&self, f: impl FnOnce(&mut super::status::ContainerRecord)) {
+        let (init, name) = (self.init, self.spec.name.clone());
+        self.shared.update(|r| {
+            if let Some(c) = r.container_mut(init, &name) {
+                f(c);
+            }
+        });
+    }
+}
+
+/// Run the container's probes while it runs. Resolves with the probe that
+/// failed for good (liveness or startup) when the container must be
+/// restarted; never resolves otherwise.
+async fn supervise(p: Probing) -> probe::Kind {
+    use probe::{Action, Kind, Verdict};
+    let specs = if p.init {
+        Vec::new()
+    } else {
+        probe::specs(&p.spec)
+    };
+    let start = tokio::time::Instant::now();
+    let mut active = Vec::new();
+    for spec in specs {
+        if let Action::Unsupported(why) = &spec.action {
+            p.event(
+                EventType::Warning,
+                "ProbeWarning",
+                format!("{} probe is not run: {why}", spec.kind.as_str()),
+            );
+            // Ignored as if absent: the container does not wait on it.
+            match spec.kind {
+                Kind::Startup => p.set(|c| c.started = None),
+                Kind::Readiness => p.set(|c| c.probe_ready = None),
+                Kind::Liveness => {}
+            }
+            continue;
+        }
+        let due = start + spec.initial_delay;
+        active.push((spec, probe::Counter::default(), due));
+    }
+    let has_startup = active.iter().any(|(s, _, _)| s.kind == Kind::Startup);
+    let mut started = !has_startup;
+    let ip = p.ctx.node_ip.to_string();
+    loop {
+        // The next probe due among those that may run now: liveness and
+        // readiness wait for the startup probe to pass.
+        let next = active
+            .iter()
+            .enumerate()
+            .filter(|(_, (s, _, _))| started || s.kind == Kind::Startup)
+            .min_by_key(|(_, (_, _, due))| *due)
+            .map(|(i, (_, _, due))| (i, *due));
+        let Some((i, due)) = next else {
+            return std::future::pending().await;
+        };
+        tokio::time::sleep_until(due).await;
+        let (spec, counter, due) = &mut active[i];
+        *due = tokio::time::Instant::now() + spec.period;
+        let result = probe::check(&spec.action, &ip, spec.timeout).await;
+        if let Err(msg) = &result {
+            p.event(
+                EventType::Warning,
+                "Unhealthy",
+                format!("{} probe failed: {msg}", spec.kind.as_str()),
+            );
+        }
+        match (spec.kind, counter.record(result.is_ok(), spec)) {
+            (Kind::Startup, Verdict::Passed) => {
+                started = true;
+                let now = tokio::time::Instant::now();
+                // Liveness and readiness start counting once started.
+                for (s, _, d) in active.iter_mut() {
+                    if s.kind != Kind::Startup {
+                        *d = now + s.initial_delay;
+                    }
+                }
+                active.retain(|(s, _, _)| s.kind != Kind::Startup);
+                p.set(|c| c.started = Some(true));
+            }
+            (Kind::Readiness, Verdict::Passed) => p.set(|c| c.probe_ready = Some(true)),
+            (Kind::Readiness, Verdict::Failed) => p.set(|c| c.probe_ready = Some(false)),
+            (kind @ (Kind::Startup | Kind::Liveness), Verdict::Failed) => return kind,
+            _ => {}
+        }
     }
 }

@@ -12,6 +12,7 @@
 //! - [`container`]: one container's lifecycle (pull, start, wait, restart).
 //! - [`status`]: pod and container status as Kubernetes reports it.
 //! - [`events`]: core/v1 Events.
+//! - [`probe`]: startup, liveness and readiness probes.
 //! - [`env`](mod@env): command/args, env and volumes resolved into a [`ContainerConfig`].
 //! - [`server`]: the node endpoint (HTTPS) the API server proxies `pods/log` to.
 //!
@@ -23,6 +24,7 @@ pub mod events;
 pub mod lease;
 pub mod node;
 pub mod pods;
+pub mod probe;
 pub mod server;
 pub mod status;
 #[cfg(test)]

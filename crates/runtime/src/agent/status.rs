@@ -54,6 +54,12 @@ pub struct ContainerRecord {
     pub state: State,
     pub last_terminated: Option<Terminated>,
     pub restart_count: u32,
+    /// The startup probe's verdict; `None` without a startup probe.
+    #[serde(default)]
+    pub started: Option<bool>,
+    /// The readiness probe's verdict; `None` without a readiness probe.
+    #[serde(default)]
+    pub probe_ready: Option<bool>,
 }
 
 impl ContainerRecord {
@@ -70,11 +76,19 @@ impl ContainerRecord {
             },
             last_terminated: None,
             restart_count: 0,
+            started: None,
+            probe_ready: None,
         }
     }
 
+    /// Running, and past its startup probe if it has one.
+    fn started(&self) -> bool {
+        matches!(self.state, State::Running { .. }) && self.started != Some(false)
+    }
+
+    /// Started, and passing its readiness probe if it has one.
     fn ready(&self) -> bool {
-        matches!(self.state, State::Running { .. })
+        self.started() && self.probe_ready != Some(false)
     }
 
     fn to_status(&self) -> Value {
@@ -96,7 +110,7 @@ impl ContainerRecord {
             "state": state,
             "lastState": self.last_terminated.as_ref().map_or(json!({}), |t| json!({"terminated": terminated(t)})),
             "ready": self.ready(),
-            "started": self.ready(),
+            "started": self.started(),
             "restartCount": self.restart_count,
         });
         if !self.container_id.is_empty() {

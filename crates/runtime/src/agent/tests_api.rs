@@ -857,3 +857,96 @@ async fn the_wasmtime_runtime_runs_pods_through_the_agent() {
         .expect("logs");
     assert_eq!(logs, "main\n");
 }
+
+#[tokio::test]
+async fn readiness_follows_its_probe_and_liveness_failures_restart_the_container() {
+    let c = cluster().await;
+    let _agent = c.start_agent("n1", |_| {});
+    let image = c.image("serve", "echo up\nloop\n");
+    // Readiness on a port nobody listens on yet; the test opens it later.
+    let ready_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let extra = json!({"containers": [{"name": "main", "image": image,
+        "readinessProbe": {"tcpSocket": {"port": ready_port}, "periodSeconds": 1, "failureThreshold": 1}}]});
+    c.pod("ready", &image, "Always", extra).await;
+    let p = eventually(20, "Running but not ready", || async {
+        let p = c.pod_json("ready").await?;
+        (p["status"]["phase"] == "Running").then_some(p)
+    })
+    .await;
+    assert_eq!(container_status(&p)["ready"], false, "{p}");
+    assert_eq!(container_status(&p)["started"], true);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", ready_port))
+        .await
+        .expect("bind the readiness port");
+    eventually(20, "ready once the probe passes", || async {
+        let p = c.pod_json("ready").await?;
+        (container_status(&p)["ready"] == true).then_some(())
+    })
+    .await;
+    drop(listener);
+    eventually(20, "not ready again once it fails", || async {
+        let p = c.pod_json("ready").await?;
+        (container_status(&p)["ready"] == false).then_some(())
+    })
+    .await;
+
+    // Liveness failing once restarts the container, with the kubelet's Events.
+    let dead_port = ready_port;
+    let extra = json!({"containers": [{"name": "main", "image": image,
+        "livenessProbe": {"tcpSocket": {"port": dead_port}, "periodSeconds": 1, "failureThreshold": 2}}]});
+    c.pod("live", &image, "Always", extra).await;
+    let p = eventually(30, "a restart after the liveness probe failed", || async {
+        let p = c.pod_json("live").await?;
+        (container_status(&p)["restartCount"].as_u64() >= Some(1)).then_some(p)
+    })
+    .await;
+    assert_eq!(
+        container_status(&p)["lastState"]["terminated"]["exitCode"],
+        137,
+        "{p}"
+    );
+    let events: Api<Event> = Api::namespaced(c.client.clone(), "default");
+    let messages: Vec<String> = eventually(10, "Unhealthy and Killing events", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        let m: Vec<String> = list
+            .items
+            .iter()
+            .filter(|e| e.involved_object.name.as_deref() == Some("live"))
+            .filter_map(|e| Some(format!("{}: {}", e.reason.clone()?, e.message.clone()?)))
+            .collect();
+        m.iter()
+            .any(|x| x.starts_with("Killing: Container main failed liveness probe"))
+            .then_some(m)
+    })
+    .await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Unhealthy: Liveness probe failed: dial tcp")),
+        "{messages:?}"
+    );
+
+    // An exec probe cannot run in a Wasm container: a warning, and ignored.
+    let extra = json!({"containers": [{"name": "main", "image": image,
+        "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}}}]});
+    c.pod("exec", &image, "Always", extra).await;
+    eventually(20, "ready despite the exec probe", || async {
+        let p = c.pod_json("exec").await?;
+        (container_status(&p)["ready"] == true).then_some(())
+    })
+    .await;
+    eventually(10, "a ProbeWarning event", || async {
+        let list = events.list(&Default::default()).await.ok()?;
+        list.items
+            .iter()
+            .any(|e| {
+                e.reason.as_deref() == Some("ProbeWarning")
+                    && e.involved_object.name.as_deref() == Some("exec")
+            })
+            .then_some(())
+    })
+    .await;
+}
