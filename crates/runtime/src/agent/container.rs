@@ -549,41 +549,6 @@ pub fn default_pull_policy(image: &str) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restart_policy_decides_as_kubernetes() {
-        assert!(should_restart("Always", 0, false));
-        assert!(should_restart("Always", 1, false));
-        assert!(!should_restart("OnFailure", 0, false));
-        assert!(should_restart("OnFailure", 2, false));
-        assert!(!should_restart("Never", 1, false));
-        // Init containers under Always restart only when they fail.
-        assert!(!should_restart("Always", 0, true));
-        assert!(should_restart("Always", 1, true));
-    }
-
-    #[test]
-    fn backoff_is_10s_doubling_to_5min() {
-        assert_eq!(backoff(1), Duration::ZERO, "the first restart is immediate");
-        assert_eq!(backoff(2), Duration::from_secs(10));
-        assert_eq!(backoff(3), Duration::from_secs(20));
-        assert_eq!(backoff(4), Duration::from_secs(40));
-        assert_eq!(backoff(7), Duration::from_secs(300));
-        assert_eq!(backoff(100), Duration::from_secs(300));
-    }
-
-    #[test]
-    fn pull_policy_defaults() {
-        assert_eq!(default_pull_policy("reg:5000/app"), "Always");
-        assert_eq!(default_pull_policy("app:latest"), "Always");
-        assert_eq!(default_pull_policy("reg:5000/app:v1"), "IfNotPresent");
-        assert_eq!(default_pull_policy("app@sha256:abc"), "IfNotPresent");
-    }
-}
-
 /// The pod's `terminationGracePeriodSeconds` (Kubernetes' default 30 s).
 fn grace_period(pod: &Pod) -> Duration {
     let secs = pod
@@ -699,5 +664,40 @@ async fn supervise(p: Probing) -> probe::Kind {
             (kind @ (Kind::Startup | Kind::Liveness), Verdict::Failed) => return kind,
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policy_decides_as_kubernetes() {
+        assert!(should_restart("Always", 0, false));
+        assert!(should_restart("Always", 1, false));
+        assert!(!should_restart("OnFailure", 0, false));
+        assert!(should_restart("OnFailure", 2, false));
+        assert!(!should_restart("Never", 1, false));
+        // Init containers under Always restart only when they fail.
+        assert!(!should_restart("Always", 0, true));
+        assert!(should_restart("Always", 1, true));
+    }
+
+    #[test]
+    fn backoff_is_10s_doubling_to_5min() {
+        assert_eq!(backoff(1), Duration::ZERO, "the first restart is immediate");
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(3), Duration::from_secs(20));
+        assert_eq!(backoff(4), Duration::from_secs(40));
+        assert_eq!(backoff(7), Duration::from_secs(300));
+        assert_eq!(backoff(100), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn pull_policy_defaults() {
+        assert_eq!(default_pull_policy("reg:5000/app"), "Always");
+        assert_eq!(default_pull_policy("app:latest"), "Always");
+        assert_eq!(default_pull_policy("reg:5000/app:v1"), "IfNotPresent");
+        assert_eq!(default_pull_policy("app@sha256:abc"), "IfNotPresent");
     }
 }
