@@ -303,7 +303,22 @@ mod tests {
             p["spec"]["nodeSelector"],
             json!({"zone": "a", "skiff.dev/wasm": "true"})
         );
-        assert_eq!(p["spec"]["tolerations"].as_array().map(Vec::len), Some(2));
+        // The pod's, the class's, then DefaultTolerationSeconds' two.
+        let keys: Vec<&str> = p["spec"]["tolerations"]
+            .as_array()
+            .expect("tolerations")
+            .iter()
+            .filter_map(|t| t["key"].as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "dedicated",
+                "skiff.dev/wasm-only",
+                "node.kubernetes.io/not-ready",
+                "node.kubernetes.io/unreachable"
+            ]
+        );
         assert_eq!(
             p["spec"]["overhead"],
             json!({"cpu": "10m", "memory": "16Mi"})

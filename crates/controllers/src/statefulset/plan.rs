@@ -109,7 +109,7 @@ pub fn plan(set: &SetView, pods: &[Arc<Pod>]) -> Vec<Action> {
             o => condemned.push((o.unwrap_or(-1), p)),
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut actions = Vec::new();
     if !create_members(set, &members, &mut actions) || (!actions.is_empty() && !set.parallel) {
         return actions;

@@ -140,6 +140,11 @@ async fn ordered_ready_starts_members_one_by_one_with_stable_identities() {
         .await
         .unwrap();
     assert_eq!(revs.revision, 1);
+    // Settled: the controller stops writing (no status write loop).
+    let sets = Api::<StatefulSet>::namespaced(c.client.clone(), "default");
+    let rv = sets.get("db").await.unwrap().metadata.resource_version;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sets.get("db").await.unwrap().metadata.resource_version, rv);
 
     // A deleted member comes back under the same name (a new pod).
     let old_uid = p.metadata.uid.clone();
