@@ -210,6 +210,8 @@ impl Ctx {
             self.act(&key, &set, action, &view, &current_template)
                 .await?;
         }
+        self.prune_history(&key, &set, &revisions, &owned, &[&current, &update])
+            .await?;
         self.update_status(&key, &set, &owned, &current, &update)
             .await
     }
@@ -256,6 +258,39 @@ impl Ctx {
             Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
             r => r.map_err(|source| api_error(key, "recording the revision", source)),
         }
+    }
+
+    /// Delete the oldest revisions beyond `revisionHistoryLimit` (10 by
+    /// default) that neither the status nor any pod refers to, as
+    /// Kubernetes' `truncateHistory` does.
+    async fn prune_history(
+        &self,
+        key: &Key,
+        set: &StatefulSet,
+        revisions: &[Arc<ControllerRevision>],
+        pods: &[Arc<Pod>],
+        live: &[&str],
+    ) -> Result<(), Error> {
+        let limit = set
+            .spec
+            .as_ref()
+            .and_then(|s| s.revision_history_limit)
+            .unwrap_or(10);
+        let in_use = |name: &str| {
+            live.contains(&name) || pods.iter().any(|p| identity::revision_of(p) == Some(name))
+        };
+        let doomed = revision::beyond_history(revisions, limit, in_use);
+        let api = Api::<ControllerRevision>::namespaced(self.client.clone(), &key.namespace);
+        for name in doomed {
+            match api.delete(&name, &DeleteParams::default()).await {
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => {
+                    return Err(api_error(key, &format!("deleting revision {name}"), source))
+                }
+                Ok(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// Carry out one planned action.

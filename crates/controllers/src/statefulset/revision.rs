@@ -64,6 +64,28 @@ pub fn template_of(rev: &ControllerRevision) -> Option<PodTemplateSpec> {
     serde_json::from_value(t).ok()
 }
 
+/// The names of the oldest revisions to delete so that at most `limit`
+/// revisions not `in_use` remain (revisions in use are always kept).
+pub fn beyond_history(
+    revisions: &[std::sync::Arc<ControllerRevision>],
+    limit: i32,
+    in_use: impl Fn(&str) -> bool,
+) -> Vec<String> {
+    let mut idle: Vec<&ControllerRevision> = revisions
+        .iter()
+        .map(|r| r.as_ref())
+        .filter(|r| !in_use(r.metadata.name.as_deref().unwrap_or_default()))
+        .collect();
+    idle.sort_by_key(|r| r.revision);
+    let excess = idle
+        .len()
+        .saturating_sub(usize::try_from(limit.max(0)).unwrap_or(0));
+    idle.into_iter()
+        .take(excess)
+        .filter_map(|r| r.metadata.name.clone())
+        .collect()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // fixtures are literals built by the tests
 mod tests {
@@ -91,6 +113,22 @@ mod tests {
         collided.status =
             Some(serde_json::from_value(json!({"replicas": 0, "collisionCount": 1})).unwrap());
         assert_ne!(a, update_revision_name(&collided));
+    }
+
+    #[test]
+    fn history_keeps_the_newest_idle_revisions_and_everything_in_use() {
+        let rev = |name: &str, n: i64| std::sync::Arc::new(revision_object(&set("x:1"), name, n));
+        let revs = [
+            rev("web-a", 1),
+            rev("web-b", 2),
+            rev("web-c", 3),
+            rev("web-d", 4),
+        ];
+        // web-a is old but a pod still runs it; web-d is the update revision.
+        let in_use = |n: &str| n == "web-a" || n == "web-d";
+        assert_eq!(beyond_history(&revs, 1, in_use), ["web-b"]);
+        assert_eq!(beyond_history(&revs, 0, in_use), ["web-b", "web-c"]);
+        assert!(beyond_history(&revs, 10, in_use).is_empty());
     }
 
     #[test]

@@ -289,6 +289,26 @@ async fn rolling_update_replaces_members_from_the_highest_ordinal_down() {
     let mut numbers: Vec<i64> = revisions.items.iter().map(|r| r.revision).collect();
     numbers.sort();
     assert_eq!(numbers, [1, 2]);
+
+    // Back to the first template (`kubectl rollout undo`): its revision is
+    // reused and renumbered as the newest, as in Kubernetes.
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "example.com/db:1"}]}}}});
+    api.patch("roll", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let first = first.unwrap();
+    eventually(20, "the undo", || async {
+        let s = status(&c.client, "roll").await;
+        let rev = Api::<ControllerRevision>::namespaced(c.client.clone(), "default")
+            .get(&first)
+            .await
+            .ok()?;
+        (s.current_revision.as_deref() == Some(first.as_str())
+            && s.ready_replicas == Some(3)
+            && rev.revision == 3)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -334,4 +354,65 @@ async fn a_partition_holds_lower_ordinals_at_the_old_revision() {
     assert_eq!(revs[0].as_deref(), Some(old.as_str()));
     assert_eq!(revs[1].as_deref(), Some(old.as_str()));
     assert_eq!(revs[2], s.update_revision);
+}
+
+/// A pod of set `s` at `revision`, Running and Ready since `ready_at`.
+fn status_pod(name: &str, revision: &str, ready_at: Option<&str>) -> Arc<Pod> {
+    let cond = match ready_at {
+        Some(t) => json!({"type": "Ready", "status": "True", "lastTransitionTime": t}),
+        None => json!({"type": "Ready", "status": "False"}),
+    };
+    Arc::new(
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"controller-revision-hash": revision}},
+            "status": {"phase": "Running", "conditions": [cond]},
+        }))
+        .unwrap(),
+    )
+}
+
+#[test]
+fn status_counts_revisions_and_completes_a_rolling_update() {
+    // Kubernetes' updateStatefulSet counts and completeRollingUpdate.
+    let now: Timestamp = "2026-01-01T00:01:00Z".parse().unwrap();
+    let t = Some("2026-01-01T00:00:00Z");
+    let mut set = sts("s", 2, json!({}));
+    set.metadata.generation = Some(4);
+    let mid = [
+        status_pod("s-0", "s-old", t),
+        status_pod("s-1", "s-new", None),
+    ];
+    let (st, _) = calculate_status(&set, &mid, "s-old", "s-new", now);
+    assert_eq!(
+        (st.replicas, st.ready_replicas, st.available_replicas),
+        (2, Some(1), Some(1))
+    );
+    assert_eq!(
+        (st.current_replicas, st.updated_replicas),
+        (Some(1), Some(1))
+    );
+    assert_eq!(st.current_revision.as_deref(), Some("s-old"));
+    assert_eq!(st.observed_generation, Some(4));
+    // All updated and Ready: the update revision becomes current.
+    let done = [status_pod("s-0", "s-new", t), status_pod("s-1", "s-new", t)];
+    let (st, _) = calculate_status(&set, &done, "s-old", "s-new", now);
+    assert_eq!(st.current_revision.as_deref(), Some("s-new"));
+    assert_eq!(st.current_replicas, Some(2));
+    // Not under OnDelete: Kubernetes completes only rolling updates.
+    let on_delete = sts("s", 2, json!({"updateStrategy": {"type": "OnDelete"}}));
+    let (st, _) = calculate_status(&on_delete, &done, "s-old", "s-new", now);
+    assert_eq!(st.current_revision.as_deref(), Some("s-old"));
+}
+
+#[test]
+fn status_waits_min_ready_seconds_for_availability() {
+    let now: Timestamp = "2026-01-01T00:00:10Z".parse().unwrap();
+    let set = sts("s", 1, json!({"minReadySeconds": 30}));
+    let pods = [status_pod("s-0", "r", Some("2026-01-01T00:00:00Z"))];
+    let (st, requeue) = calculate_status(&set, &pods, "r", "r", now);
+    assert_eq!(
+        (st.ready_replicas, st.available_replicas),
+        (Some(1), Some(0))
+    );
+    assert_eq!(requeue, Requeue::After(Duration::from_secs(20)));
 }
