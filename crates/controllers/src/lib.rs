@@ -4,8 +4,10 @@
 //! runs inside `skiff up` or elsewhere: watch, cache, reconcile
 //! idempotently, requeue with back-off.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod hash;
+pub mod job;
 pub mod nodelifecycle;
 pub mod reconcile;
 pub mod replicaset;
@@ -26,6 +28,10 @@ pub async fn run_all(client: kube::Client) -> anyhow::Result<()> {
     parts.spawn(async move { ("ReplicaSet controller", replicaset::run(c).await) });
     let c = client.clone();
     parts.spawn(async move { ("Deployment controller", deployment::run(c).await) });
+    let c = client.clone();
+    parts.spawn(async move { ("DaemonSet controller", daemonset::run(c).await) });
+    let c = client.clone();
+    parts.spawn(async move { ("Job controller", job::run(c).await) });
     let c = client.clone();
     parts.spawn(async move {
         let r = nodelifecycle::run(c, nodelifecycle::Config::default()).await;

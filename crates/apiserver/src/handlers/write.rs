@@ -1072,7 +1072,10 @@ mod patch_precondition_tests {
         let merge = json!({"spec": {"replicas": 3}});
         assert!(!patch_sets_resource_version(BodyType::MergePatch, &merge));
         let pinned = json!({"metadata": {"resourceVersion": "12"}, "spec": {}});
-        assert!(patch_sets_resource_version(BodyType::StrategicMergePatch, &pinned));
+        assert!(patch_sets_resource_version(
+            BodyType::StrategicMergePatch,
+            &pinned
+        ));
         let ops = json!([{"op": "replace", "path": "/spec/replicas", "value": 2}]);
         assert!(!patch_sets_resource_version(BodyType::JsonPatch, &ops));
         let ops = json!([{"op": "test", "path": "/metadata/resourceVersion", "value": "7"}]);

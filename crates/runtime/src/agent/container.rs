@@ -335,11 +335,14 @@ impl ContainerLoop {
             if self.stopping() {
                 return None;
             }
-            self.event(
-                EventType::Normal,
-                "Pulling",
-                format!("Pulling image \"{image}\""),
-            );
+            let present = policy != "Always" && self.ctx.images.present(&image);
+            if !present {
+                self.event(
+                    EventType::Normal,
+                    "Pulling",
+                    format!("Pulling image \"{image}\""),
+                );
+            }
             let t = Instant::now();
             match self
                 .ctx
@@ -348,14 +351,15 @@ impl ContainerLoop {
                 .await
             {
                 Ok(img) => {
-                    self.event(
-                        EventType::Normal,
-                        "Pulled",
+                    let message = if present {
+                        format!("Container image \"{image}\" already present on machine")
+                    } else {
                         format!(
                             "Successfully pulled image \"{image}\" in {}ms",
                             t.elapsed().as_millis()
-                        ),
-                    );
+                        )
+                    };
+                    self.event(EventType::Normal, "Pulled", message);
                     return Some(img);
                 }
                 Err(e) => {

@@ -50,6 +50,14 @@ pub trait ImageSource: Send + Sync {
         policy: &'a str,
         pull_secrets: Vec<Vec<u8>>,
     ) -> BoxFuture<'a, Result<PulledImage, String>>;
+
+    /// Whether `image` is on this node already, so that `IfNotPresent`
+    /// will not contact a registry (the kubelet then reports "already
+    /// present on machine" instead of a pull).
+    fn present(&self, image: &str) -> bool {
+        let _ = image;
+        false
+    }
 }
 
 /// An image ready to run.
@@ -153,6 +161,10 @@ pub(crate) struct Ctx {
     /// The address pods report as hostIP and, for in-process Wasm, podIP.
     pub node_ip: IpAddr,
     pub recorder: events::Recorder,
+    /// RuntimeClass name → handler, read once per name for a short while
+    /// (the kubelet keeps an informer; pods of one Deployment all ask).
+    pub runtime_classes:
+        std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
 }
 
 impl Ctx {
@@ -193,6 +205,7 @@ pub async fn run(
         images,
         node_ip,
         recorder,
+        runtime_classes: Default::default(),
     });
     // The tasks are owned: cancelling `run` (dropping its future) stops
     // the whole agent, pods included, as a process exit would.

@@ -334,7 +334,7 @@ async fn prepare_pod(
                 .map_err(|e| e.to_string())?;
             let volumes =
                 env::materialize_volumes(pod, &sources, &addrs, dir).map_err(|e| e.to_string())?;
-            let handler = runtime_handler(&ctx.client, pod).await?;
+            let handler = runtime_handler(ctx, pod).await?;
             Ok::<_, String>((sources, volumes, handler))
         };
         match attempt.await {
@@ -369,13 +369,29 @@ async fn prepare_pod(
 }
 
 /// The handler of the pod's RuntimeClass, or None without one.
-async fn runtime_handler(client: &kube::Client, pod: &Pod) -> Result<Option<String>, String> {
+async fn runtime_handler(ctx: &Ctx, pod: &Pod) -> Result<Option<String>, String> {
+    /// RuntimeClasses are immutable in their handler; a short cache only
+    /// delays noticing one deleted and re-created with another handler.
+    const FRESH: Duration = Duration::from_secs(10);
     let Some(name) = pod.spec.as_ref().and_then(|s| s.runtime_class_name.clone()) else {
         return Ok(None);
     };
-    let api: Api<RuntimeClass> = Api::all(client.clone());
+    let cached = ctx
+        .runtime_classes
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&name).filter(|(_, at)| at.elapsed() < FRESH).cloned());
+    if let Some((handler, _)) = cached {
+        return Ok(Some(handler));
+    }
+    let api: Api<RuntimeClass> = Api::all(ctx.client.clone());
     match api.get_opt(&name).await {
-        Ok(Some(rc)) => Ok(Some(rc.handler)),
+        Ok(Some(rc)) => {
+            if let Ok(mut m) = ctx.runtime_classes.lock() {
+                m.insert(name, (rc.handler.clone(), std::time::Instant::now()));
+            }
+            Ok(Some(rc.handler))
+        }
         Ok(None) => Err(format!("RuntimeClass \"{name}\" not found")),
         Err(e) => Err(format!("reading RuntimeClass \"{name}\": {e}")),
     }

@@ -28,6 +28,12 @@ impl StoreSource {
 }
 
 impl ImageSource for StoreSource {
+    fn present(&self, image: &str) -> bool {
+        super::reference::parse(image)
+            .map(|r| self.store.lookup(&r.whole).is_some())
+            .unwrap_or(false)
+    }
+
     fn pull<'a>(
         &'a self,
         image: &'a str,

@@ -107,6 +107,8 @@ impl WasmRuntime {
                 source,
             })?;
         }
+        let files = pool::raise_open_files_limit();
+        tracing::debug!(limit = ?files, "open files");
         let sizing = pool::Sizing::for_host(cfg.max_instances, cfg.max_memory);
         let engine =
             engine(&sizing, &cache_dir).map_err(|e| SetupError::Engine(format!("{e:#}")))?;

@@ -105,6 +105,36 @@ impl Sizing {
     }
 }
 
+/// Raise this process's open-file limit as far as the host allows and
+/// return the new soft limit. Every running Wasm container holds a few
+/// descriptors (its log file, its preopened directories), so the usual
+/// soft limit (1,024, or whatever the service manager set) caps a node
+/// long before memory does. Root may raise the hard limit up to
+/// `fs.nr_open`; others raise the soft limit to the hard one.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let current = getrlimit(Resource::Nofile);
+    let nr_open = read_u64(Path::new("/proc/sys/fs/nr_open"));
+    let hard = current.maximum;
+    if let Some(target) = nr_open.filter(|n| hard.is_some_and(|h| *n > h)) {
+        let wanted = Rlimit {
+            current: Some(target),
+            maximum: Some(target),
+        };
+        if setrlimit(Resource::Nofile, wanted).is_ok() {
+            return Some(target);
+        }
+    }
+    let raised = Rlimit {
+        current: hard,
+        maximum: hard,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => hard,
+        Err(_) => current.current,
+    }
+}
+
 fn round_to_page(n: u64) -> u64 {
     n.div_ceil(64 << 10) * (64 << 10)
 }
@@ -138,6 +168,15 @@ mod tests {
         assert!(s.slots < 100_000);
         assert!(u64::from(s.slots) * 2 * (s.max_memory + GUARD) <= MAX_RESERVATION);
         assert!(s.capped_by.is_some_and(|c| c.contains("address space")));
+    }
+
+    #[test]
+    fn the_open_files_limit_only_goes_up() {
+        use rustix::process::{getrlimit, Resource};
+        let before = getrlimit(Resource::Nofile).current;
+        let after = raise_open_files_limit();
+        assert!(after >= before, "{before:?} -> {after:?}");
+        assert_eq!(getrlimit(Resource::Nofile).current, after);
     }
 
     #[test]
