@@ -169,23 +169,38 @@ async fn scale_down_removes_the_highest_ordinal_first_one_at_a_time() {
     start(&c);
     create(&c, &sts("web", 4, json!({}))).await;
     wait_names(&c.client, "web", &["web-0", "web-1", "web-2", "web-3"]).await;
-    // Record every pod deletion in order.
+    // Record every pod deletion in order, from a watch that is listening
+    // before the scale-down starts.
     let deleted = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let d = deleted.clone();
+    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (d, l) = (deleted.clone(), listening.clone());
     let client = c.client.clone();
     let _watch = tokio::spawn(async move {
         use kube::runtime::watcher;
         let api = Api::<Pod>::namespaced(client, "default");
         let mut s = std::pin::pin!(watcher(api, watcher::Config::default()));
         while let Some(Ok(ev)) = s.next().await {
-            if let watcher::Event::Delete(p) = ev {
-                d.lock().unwrap().push(p.metadata.name.unwrap_or_default());
+            match ev {
+                watcher::Event::InitDone => l.store(true, std::sync::atomic::Ordering::SeqCst),
+                watcher::Event::Delete(p) => {
+                    d.lock().unwrap().push(p.metadata.name.unwrap_or_default())
+                }
+                _ => {}
             }
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(10, "the deletion watch", || async {
+        listening
+            .load(std::sync::atomic::Ordering::SeqCst)
+            .then_some(())
+    })
+    .await;
     scale(&c.client, "web", 1).await;
     wait_names(&c.client, "web", &["web-0"]).await;
+    eventually(10, "three deletions seen", || async {
+        (deleted.lock().unwrap().len() >= 3).then_some(())
+    })
+    .await;
     assert_eq!(*deleted.lock().unwrap(), ["web-3", "web-2", "web-1"]);
 }
 
