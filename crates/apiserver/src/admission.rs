@@ -1,5 +1,11 @@
-//! Admission for pod creation: what Kubernetes' `RuntimeClass` admission
-//! plugin does, applied before the pod is validated and stored.
+//! Admission for pod creation: what Kubernetes' `RuntimeClass` and
+//! `DefaultTolerationSeconds` admission plugins do, applied before the pod
+//! is validated and stored.
+//!
+//! DefaultTolerationSeconds gives every pod that does not already tolerate
+//! them NoExecute tolerations for `node.kubernetes.io/not-ready` and
+//! `node.kubernetes.io/unreachable` for 300 s, so the node lifecycle
+//! controller evicts a dead node's pods after five minutes, not at once.
 //!
 //! A pod that names a RuntimeClass inherits the class's scheduling
 //! constraints and overhead, so the scheduler only ever looks at the pod:
@@ -46,7 +52,50 @@ pub fn admit_pod(store: &dyn Store, name: &str, pod: &mut Value) -> ApiResult<()
         Refusal::Api(e) => e,
         Refusal::Rule(e) => forbidden(name, &e),
     })?;
-    apply_runtime_class(pod, class.as_ref()).map_err(|e| forbidden(name, &e))
+    apply_runtime_class(pod, class.as_ref()).map_err(|e| forbidden(name, &e))?;
+    default_toleration_seconds(pod, DEFAULT_TOLERATION_SECONDS);
+    Ok(())
+}
+
+/// Kubernetes' `--default-not-ready-toleration-seconds` and
+/// `--default-unreachable-toleration-seconds`.
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// The taints DefaultTolerationSeconds adds tolerations for.
+const NODE_HEALTH_TAINTS: [&str; 2] = [
+    "node.kubernetes.io/not-ready",
+    "node.kubernetes.io/unreachable",
+];
+
+/// Kubernetes' DefaultTolerationSeconds: add a NoExecute toleration with
+/// `seconds` for each node-health taint the pod does not tolerate yet. A
+/// toleration with an empty key or an empty effect already covers it.
+pub fn default_toleration_seconds(pod: &mut Value, seconds: i64) {
+    // A malformed spec is left for validation to refuse.
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let mut tolerations = spec
+        .get("tolerations")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let covers = |t: &Value, key: &str| {
+        let field = |f: &str| t.get(f).and_then(Value::as_str).unwrap_or_default();
+        (field("key") == key || field("key").is_empty())
+            && (field("effect") == "NoExecute" || field("effect").is_empty())
+    };
+    let mut added = false;
+    for key in NODE_HEALTH_TAINTS {
+        if !tolerations.iter().any(|t| covers(t, key)) {
+            tolerations.push(serde_json::json!({"key": key, "operator": "Exists",
+                "effect": "NoExecute", "tolerationSeconds": seconds}));
+            added = true;
+        }
+    }
+    if added {
+        spec.insert("tolerations".into(), Value::Array(tolerations));
+    }
 }
 
 /// A lookup can fail as a refusal or as a store error.
@@ -254,7 +303,22 @@ mod tests {
             p["spec"]["nodeSelector"],
             json!({"zone": "a", "skiff.dev/wasm": "true"})
         );
-        assert_eq!(p["spec"]["tolerations"].as_array().map(Vec::len), Some(2));
+        // The pod's, the class's, then DefaultTolerationSeconds' two.
+        let keys: Vec<&str> = p["spec"]["tolerations"]
+            .as_array()
+            .expect("tolerations")
+            .iter()
+            .filter_map(|t| t["key"].as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "dedicated",
+                "skiff.dev/wasm-only",
+                "node.kubernetes.io/not-ready",
+                "node.kubernetes.io/unreachable"
+            ]
+        );
         assert_eq!(
             p["spec"]["overhead"],
             json!({"cpu": "10m", "memory": "16Mi"})
@@ -262,12 +326,68 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn pod_without_runtime_class_is_untouched() {
+    async fn pod_without_runtime_class_only_gets_default_tolerations() {
         let (store, _dir) = store_with(&[wasm_class()]).await;
         let mut p = pod(json!({"nodeSelector": {"zone": "a"}}));
-        let before = p.clone();
+        let mut before = p.clone();
         admit_pod(&store, "p", &mut p).expect("admitted");
+        default_toleration_seconds(&mut before, DEFAULT_TOLERATION_SECONDS);
         assert_eq!(p, before);
+    }
+
+    #[test]
+    fn default_toleration_seconds_adds_not_ready_and_unreachable_for_300s() {
+        // Kubernetes' DefaultTolerationSeconds admission plugin.
+        let mut p = pod(json!({}));
+        default_toleration_seconds(&mut p, DEFAULT_TOLERATION_SECONDS);
+        assert_eq!(
+            p["spec"]["tolerations"],
+            json!([
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                 "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                 "effect": "NoExecute", "tolerationSeconds": 300},
+            ])
+        );
+    }
+
+    #[test]
+    fn default_toleration_seconds_keeps_the_pods_own_choice() {
+        // The pod's own unreachable toleration (any seconds) stays alone;
+        // only not-ready is added.
+        let own = json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                         "effect": "NoExecute", "tolerationSeconds": 2});
+        let mut p = pod(json!({"tolerations": [own.clone()]}));
+        default_toleration_seconds(&mut p, 300);
+        let t = p["spec"]["tolerations"].as_array().expect("list");
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0], own);
+        assert_eq!(t[1]["key"], "node.kubernetes.io/not-ready");
+        // An empty key with Exists (tolerate everything), or an empty
+        // effect, already covers both.
+        for covering in [
+            json!({"operator": "Exists"}),
+            json!({"key": "node.kubernetes.io/not-ready", "operator": "Exists"}),
+        ] {
+            let mut p = pod(json!({"tolerations": [covering]}));
+            default_toleration_seconds(&mut p, 300);
+            let n = p["spec"]["tolerations"].as_array().expect("list").len();
+            let expected = if p["spec"]["tolerations"][0].get("key").is_some() {
+                2
+            } else {
+                1
+            };
+            assert_eq!(n, expected);
+        }
+        // A NoSchedule toleration for the key does not cover NoExecute.
+        let mut p = pod(json!({"tolerations": [
+            {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"}]}));
+        default_toleration_seconds(&mut p, 300);
+        assert_eq!(p["spec"]["tolerations"].as_array().expect("list").len(), 3);
+        // A spec that is not an object is left for validation to refuse.
+        let mut bad = json!({"spec": "nonsense"});
+        default_toleration_seconds(&mut bad, 300);
+        assert_eq!(bad, json!({"spec": "nonsense"}));
     }
 
     #[test]

@@ -8,9 +8,11 @@ pub mod daemonset;
 pub mod deployment;
 pub mod hash;
 pub mod job;
+pub mod nodelifecycle;
 pub mod reconcile;
 pub mod replicaset;
 pub mod scheduler;
+pub mod statefulset;
 #[cfg(test)]
 pub(crate) mod testing;
 
@@ -30,6 +32,13 @@ pub async fn run_all(client: kube::Client) -> anyhow::Result<()> {
     parts.spawn(async move { ("DaemonSet controller", daemonset::run(c).await) });
     let c = client.clone();
     parts.spawn(async move { ("Job controller", job::run(c).await) });
+    let c = client.clone();
+    parts.spawn(async move {
+        let r = nodelifecycle::run(c, nodelifecycle::Config::default()).await;
+        ("node lifecycle controller", r)
+    });
+    let c = client.clone();
+    parts.spawn(async move { ("StatefulSet controller", statefulset::run(c).await) });
     match parts.join_next().await {
         Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
         Some(Ok((name, Err(e)))) => Err(e.context(format!("the {name} failed"))),
