@@ -25,8 +25,28 @@ pub struct UpArgs {
     /// (objects stay as written; for API conformance tests).
     #[arg(long)]
     api_only: bool,
+    /// How long a node may go without renewing its Lease before it is
+    /// marked NotReady (kube-controller-manager's flag of the same name).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
     #[command(flatten)]
     node: super::node::NodeOpts,
+}
+
+/// `40s`, `2m`, `500ms`, or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration like 40s or 2m"))?;
+    match unit {
+        "ms" => Ok(std::time::Duration::from_millis(n)),
+        "s" => Ok(std::time::Duration::from_secs(n)),
+        "m" => Ok(std::time::Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?}: the unit is ms, s or m")),
+    }
 }
 
 pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
@@ -50,7 +70,16 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         let mut parts = tokio::task::JoinSet::new();
         if !a.api_only {
             let controllers = client.clone();
-            parts.spawn(async move { ("controllers", controllers::run_all(controllers).await) });
+            let mut settings = controllers::Settings::default();
+            settings.node_lifecycle.grace = a.node_monitor_grace_period;
+            settings.node_lifecycle.monitor_period = (a.node_monitor_grace_period / 8).clamp(
+                std::time::Duration::from_millis(500),
+                std::time::Duration::from_secs(5),
+            );
+            parts.spawn(async move {
+                let r = controllers::run_all(controllers, settings).await;
+                ("controllers", r)
+            });
         }
         let node_name = if a.no_node || a.api_only {
             None

@@ -37,16 +37,27 @@ impl Net {
         let uid = std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
             .unwrap_or(1);
-        assert_eq!(uid, 0, "the fleet test makes network namespaces: run it as root");
+        assert_eq!(
+            uid, 0,
+            "the fleet test makes network namespaces: run it as root"
+        );
         let id = std::process::id() % 200 + 20;
         let net = Net {
             bridge: format!("skfbr{id}"),
             prefix: format!("10.231.{id}"),
             namespaces: Vec::new(),
         };
-        let _ = Command::new("ip").args(["link", "del", &net.bridge]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &net.bridge])
+            .output();
         ip(&["link", "add", &net.bridge, "type", "bridge"]);
-        ip(&["addr", "add", &format!("{}.1/24", net.prefix), "dev", &net.bridge]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}.1/24", net.prefix),
+            "dev",
+            &net.bridge,
+        ]);
         ip(&["link", "set", &net.bridge, "up"]);
         net
     }
@@ -64,9 +75,19 @@ impl Net {
         let _ = Command::new("ip").args(["netns", "del", &ns]).output();
         ip(&["netns", "add", &ns]);
         self.namespaces.push(ns.clone());
-        ip(&["link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+        ip(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
         ip(&["link", "set", &host_end, "master", &self.bridge, "up"]);
-        ip(&["-n", &ns, "addr", "add", &format!("{addr}/24"), "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &ns, "link", "set", "eth0", "up"]);
         ip(&["-n", &ns, "link", "set", "lo", "up"]);
         (ns, addr)
@@ -78,7 +99,9 @@ impl Drop for Net {
         for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
-        let _ = Command::new("ip").args(["link", "del", &self.bridge]).output();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
     }
 }
 
@@ -113,32 +136,70 @@ const IMAGE: &str = "fleet.local/skiff/sensor:v1";
 const HELLO: &str = "fleet.local/skiff/hello:v1";
 
 fn module(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/wasm32-wasi/examples/{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run scripts/build-examples", p.display());
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/wasm32-wasi/examples/{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-examples",
+        p.display()
+    );
     p
 }
 
-fn start_node(s: &Skiff, net: &mut Net, n: u8, name: &str, arch: &str, labels: &[&str], dir: &Path) -> NodeProc {
+fn start_node(
+    s: &Skiff,
+    net: &mut Net,
+    n: u8,
+    name: &str,
+    arch: &str,
+    labels: &[&str],
+    dir: &Path,
+) -> NodeProc {
     let (ns, addr) = net.namespace(n);
     let data = dir.join(name);
     // The node is offline from any registry: its images are imported.
     for (file, image) in [("sensor", IMAGE), ("hello", HELLO)] {
-        s.skiff(&["image", "import", &module(file).display().to_string(), "--name", image, "--data-dir", &data.display().to_string()])
-            .ok();
+        s.skiff(&[
+            "image",
+            "import",
+            &module(file).display().to_string(),
+            "--name",
+            image,
+            "--data-dir",
+            &data.display().to_string(),
+        ])
+        .ok();
     }
     let kc = s.kubeconfig_parts();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, &kc.ca_pem).expect("write CA");
     let log = dir.join(format!("{name}.log"));
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", &ns, env!("CARGO_BIN_EXE_skiff"), "node", "--server", &kc.server, "--ca-file"])
-        .arg(&ca)
-        .args(["--name", name, "--arch", arch, "--node-ip", &addr, "--data-dir"])
-        .arg(&data)
-        .env("SKIFF_TOKEN", &kc.token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("node log"));
+    cmd.args([
+        "netns",
+        "exec",
+        &ns,
+        env!("CARGO_BIN_EXE_skiff"),
+        "node",
+        "--server",
+        &kc.server,
+        "--ca-file",
+    ])
+    .arg(&ca)
+    .args([
+        "--name",
+        name,
+        "--arch",
+        arch,
+        "--node-ip",
+        &addr,
+        "--data-dir",
+    ])
+    .arg(&data)
+    .env("SKIFF_TOKEN", &kc.token)
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).expect("node log"));
     for l in labels {
         cmd.args(["--node-label", l]);
     }
@@ -169,7 +230,8 @@ fn pods_by_node(s: &Skiff, selector: &str) -> Vec<(String, String, String)> {
 }
 
 fn apply(s: &Skiff, yaml: &str) {
-    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(yaml)).ok();
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(yaml))
+        .ok();
 }
 
 const SENSORS: &str = r#"apiVersion: node.k8s.io/v1
@@ -259,7 +321,13 @@ spec:
 fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
     let mut net = Net::new();
     let listen = format!("{}:0", net.host());
-    let s = Skiff::start_with(&["--listen", &listen, "--no-node", "--node-monitor-grace-period", "6s"]);
+    let s = Skiff::start_with(&[
+        "--listen",
+        &listen,
+        "--no-node",
+        "--node-monitor-grace-period",
+        "6s",
+    ]);
     let dir = s.dir.parent().expect("tmp").join("nodes");
     std::fs::create_dir_all(&dir).expect("mkdir");
     let _a = start_node(&s, &mut net, 1, "edge-amd-1", "amd64", &["wasm=yes"], &dir);
@@ -269,7 +337,10 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
         let out = s.kubectl("1.33", &["get", "nodes"]).ok().stdout;
         (out.matches(" Ready ").count() == 3).then_some(())
     });
-    let wide = s.kubectl("1.33", &["get", "nodes", "-L", "kubernetes.io/arch"]).ok().stdout;
+    let wide = s
+        .kubectl("1.33", &["get", "nodes", "-L", "kubernetes.io/arch"])
+        .ok()
+        .stdout;
     assert!(wide.contains("arm64") && wide.contains("amd64"), "{wide}");
 
     // RuntimeClass routing: every replica on the wasm=yes node.
@@ -278,38 +349,91 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
         let p = pods_by_node(&s, "app=sensors");
         (p.len() == 3 && p.iter().all(|(_, _, ph)| ph == "Running")).then_some(p)
     });
-    assert!(pods.iter().all(|(_, node, _)| node == "edge-amd-1"), "{pods:?}");
-    s.kubectl("1.33", &["rollout", "status", "deployment/sensors", "--timeout=60s"]).ok();
+    assert!(
+        pods.iter().all(|(_, node, _)| node == "edge-amd-1"),
+        "{pods:?}"
+    );
+    s.kubectl(
+        "1.33",
+        &["rollout", "status", "deployment/sensors", "--timeout=60s"],
+    )
+    .ok();
     // kubectl logs reaches the node in its namespace through the API server.
     let logs = eventually(20, "logs from a node in a namespace", || {
-        let out = s.kubectl("1.33", &["logs", &pods[0].0, "--tail=1"]).ok().stdout;
+        let out = s
+            .kubectl("1.33", &["logs", &pods[0].0, "--tail=1"])
+            .ok()
+            .stdout;
         out.contains("reading").then_some(out)
     });
     assert_eq!(logs.lines().count(), 1, "{logs}");
 
     // Scale, roll, look at the history, undo.
-    s.kubectl("1.33", &["scale", "deployment/sensors", "--replicas=4"]).ok();
+    s.kubectl("1.33", &["scale", "deployment/sensors", "--replicas=4"])
+        .ok();
     eventually(60, "4 sensors Running", || {
         let p = pods_by_node(&s, "app=sensors");
         (p.len() == 4 && p.iter().all(|(_, _, ph)| ph == "Running")).then_some(())
     });
-    s.kubectl("1.33", &["set", "env", "deployment/sensors", "INTERVAL_MS=250"]).ok();
-    s.kubectl("1.33", &["annotate", "deployment/sensors", "kubernetes.io/change-cause=faster", "--overwrite"]).ok();
-    s.kubectl("1.33", &["rollout", "status", "deployment/sensors", "--timeout=90s"]).ok();
-    let history = s.kubectl("1.33", &["rollout", "history", "deployment/sensors"]).ok().stdout;
-    assert!(history.contains("1 ") && history.contains("2 "), "two revisions: {history}");
-    s.kubectl("1.33", &["rollout", "undo", "deployment/sensors"]).ok();
-    s.kubectl("1.33", &["rollout", "status", "deployment/sensors", "--timeout=90s"]).ok();
+    s.kubectl(
+        "1.33",
+        &["set", "env", "deployment/sensors", "INTERVAL_MS=250"],
+    )
+    .ok();
+    s.kubectl(
+        "1.33",
+        &[
+            "annotate",
+            "deployment/sensors",
+            "kubernetes.io/change-cause=faster",
+            "--overwrite",
+        ],
+    )
+    .ok();
+    s.kubectl(
+        "1.33",
+        &["rollout", "status", "deployment/sensors", "--timeout=90s"],
+    )
+    .ok();
+    let history = s
+        .kubectl("1.33", &["rollout", "history", "deployment/sensors"])
+        .ok()
+        .stdout;
+    assert!(
+        history.contains("1 ") && history.contains("2 "),
+        "two revisions: {history}"
+    );
+    s.kubectl("1.33", &["rollout", "undo", "deployment/sensors"])
+        .ok();
+    s.kubectl(
+        "1.33",
+        &["rollout", "status", "deployment/sensors", "--timeout=90s"],
+    )
+    .ok();
     let d = json(&s, &["get", "deployment", "sensors"]);
-    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3", "{d}");
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3",
+        "{d}"
+    );
     let env = &d["spec"]["template"]["spec"]["containers"][0]["env"];
-    assert_eq!(env[0]["value"], "500", "undo restored the first template: {env}");
-    let rs = s.kubectl("1.33", &["get", "rs", "-l", "app=sensors"]).ok().stdout;
-    assert_eq!(rs.lines().count(), 3, "the old ReplicaSet was re-adopted, not a third made: {rs}");
+    assert_eq!(
+        env[0]["value"], "500",
+        "undo restored the first template: {env}"
+    );
+    let rs = s
+        .kubectl("1.33", &["get", "rs", "-l", "app=sensors"])
+        .ok()
+        .stdout;
+    assert_eq!(
+        rs.lines().count(),
+        3,
+        "the old ReplicaSet was re-adopted, not a third made: {rs}"
+    );
 
     // A deleted pod is replaced.
     let victim = pods_by_node(&s, "app=sensors")[0].0.clone();
-    s.kubectl("1.33", &["delete", "pod", &victim, "--wait=false"]).ok();
+    s.kubectl("1.33", &["delete", "pod", &victim, "--wait=false"])
+        .ok();
     eventually(60, "the deleted pod replaced", || {
         let p = pods_by_node(&s, "app=sensors");
         (p.len() == 4 && p.iter().all(|(n, _, ph)| n != &victim && ph == "Running")).then_some(())
@@ -317,7 +441,16 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
 
     // A Job runs to completion.
     apply(&s, JOB);
-    s.kubectl("1.33", &["wait", "--for=condition=complete", "job/greet", "--timeout=60s"]).ok();
+    s.kubectl(
+        "1.33",
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/greet",
+            "--timeout=60s",
+        ],
+    )
+    .ok();
 
     // A DaemonSet puts one pod on each node.
     apply(&s, DAEMON);
@@ -338,16 +471,28 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
     });
     b.kill();
     eventually(60, "edge-amd-2 NotReady", || {
-        let out = s.kubectl("1.33", &["get", "node", "edge-amd-2"]).ok().stdout;
+        let out = s
+            .kubectl("1.33", &["get", "node", "edge-amd-2"])
+            .ok()
+            .stdout;
         out.contains("NotReady").then_some(())
     });
     let node = json(&s, &["get", "node", "edge-amd-2"]);
     let taints = node["spec"]["taints"].to_string();
-    assert!(taints.contains("node.kubernetes.io/unreachable"), "{taints}");
+    assert!(
+        taints.contains("node.kubernetes.io/unreachable"),
+        "{taints}"
+    );
     let moved = eventually(90, "roaming pods all on edge-amd-1", || {
         let p = pods_by_node(&s, "app=roaming");
-        let live: Vec<_> = p.iter().filter(|(_, n, ph)| n == "edge-amd-1" && ph == "Running").collect();
+        let live: Vec<_> = p
+            .iter()
+            .filter(|(_, n, ph)| n == "edge-amd-1" && ph == "Running")
+            .collect();
         (live.len() == 2).then_some(p)
     });
-    assert!(moved.iter().all(|(_, n, _)| n != "edge-arm-1"), "amd64 only: {moved:?}");
+    assert!(
+        moved.iter().all(|(_, n, _)| n != "edge-arm-1"),
+        "amd64 only: {moved:?}"
+    );
 }

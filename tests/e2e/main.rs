@@ -15,11 +15,15 @@
 //! - `restart`: state and resourceVersions survive SIGKILL and Ctrl-C.
 //! - `bad_input`: 4xx Status for bad requests, and nothing written.
 //! - `watch`: watch semantics over raw HTTPS.
+//! - `fleet`: `skiff node` processes in network namespaces (two amd64, one
+//!   arm64): RuntimeClass routing, rollouts and undo, self-healing, a Job,
+//!   a DaemonSet, and pods moving off a node whose agent died.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
 //!   docker-registry on loopback) through the scheduler, controllers and
 //!   the local node's wasmtime handler, seen with kubectl.
 
 mod bad_input;
+mod fleet;
 mod harness;
 mod kubectl;
 mod python;

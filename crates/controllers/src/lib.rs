@@ -16,8 +16,14 @@ pub mod statefulset;
 #[cfg(test)]
 pub(crate) mod testing;
 
+/// Settings of the controllers that have any, as `skiff up` flags set them.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub node_lifecycle: nodelifecycle::Config,
+}
+
 /// Run every controller and the scheduler until one of them fails.
-pub async fn run_all(client: kube::Client) -> anyhow::Result<()> {
+pub async fn run_all(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
     let mut parts = tokio::task::JoinSet::new();
     let c = client.clone();
     parts.spawn(async move {
@@ -34,7 +40,7 @@ pub async fn run_all(client: kube::Client) -> anyhow::Result<()> {
     parts.spawn(async move { ("Job controller", job::run(c).await) });
     let c = client.clone();
     parts.spawn(async move {
-        let r = nodelifecycle::run(c, nodelifecycle::Config::default()).await;
+        let r = nodelifecycle::run(c, settings.node_lifecycle).await;
         ("node lifecycle controller", r)
     });
     let c = client.clone();

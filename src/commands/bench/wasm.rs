@@ -407,7 +407,8 @@ pub async fn run(a: WasmArgs) -> Result<()> {
 
 async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Result<()> {
     let c = client.clone();
-    let controllers = tokio::spawn(async move { controllers::run_all(c).await });
+    let controllers =
+        tokio::spawn(async move { controllers::run_all(c, Default::default()).await });
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let d: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "fleet"},
