@@ -17,9 +17,8 @@
 //! to the file. Writes are small appends to a local file, done in place
 //! rather than on a blocking pool: the cost is a `write(2)` per line.
 
-use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -46,20 +45,27 @@ impl Stream {
 }
 
 /// One log file shared by a container's stdout and stderr.
+///
+/// The file is opened for each batch of lines rather than held open: a
+/// node runs thousands of mostly quiet containers, and a descriptor each
+/// would spend the process's open-file limit long before memory.
 #[derive(Clone)]
 pub struct LogFile {
-    file: Arc<Mutex<File>>,
+    path: Arc<PathBuf>,
+    /// Serializes writers so two streams' lines never interleave mid-line.
+    lock: Arc<Mutex<()>>,
 }
 
 impl LogFile {
-    /// Open (append, create) the log file at `path`.
+    /// Create (or keep) the log file at `path`.
     pub fn open(path: &Path) -> std::io::Result<LogFile> {
-        let file = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
         Ok(LogFile {
-            file: Arc::new(Mutex::new(file)),
+            path: Arc::new(path.to_path_buf()),
+            lock: Arc::new(Mutex::new(())),
         })
     }
 
@@ -74,17 +80,30 @@ impl LogFile {
 
     /// Write one log line (`text` holds no newline).
     pub fn write_line(&self, stream: Stream, partial: bool, text: &[u8]) -> std::io::Result<()> {
-        let mut line = Vec::with_capacity(text.len() + 48);
-        line.extend_from_slice(timestamp().as_bytes());
-        line.push(b' ');
-        line.extend_from_slice(stream.as_str().as_bytes());
-        line.extend_from_slice(if partial { b" P " } else { b" F " });
-        line.extend_from_slice(text);
-        line.push(b'\n');
-        // One write per line keeps lines whole with two streams writing.
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(&line)
+        let mut out = Vec::with_capacity(text.len() + 48);
+        encode_line(&mut out, stream, partial, text);
+        self.append(&out)
     }
+
+    /// Append already encoded lines with one open and one write.
+    fn append(&self, lines: &[u8]) -> std::io::Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = std::fs::OpenOptions::new().append(true).open(&*self.path)?;
+        f.write_all(lines)
+    }
+}
+
+/// `<time> <stream> <P|F> <text>\n` onto `out`.
+fn encode_line(out: &mut Vec<u8>, stream: Stream, partial: bool, text: &[u8]) {
+    out.extend_from_slice(timestamp().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(stream.as_str().as_bytes());
+    out.extend_from_slice(if partial { b" P " } else { b" F " });
+    out.extend_from_slice(text);
+    out.push(b'\n');
 }
 
 fn timestamp() -> String {
@@ -108,34 +127,33 @@ impl CriLog {
     pub fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         pending.extend_from_slice(bytes);
+        let mut out = Vec::new();
         let mut start = 0;
         while let Some(nl) = pending[start..].iter().position(|b| *b == b'\n') {
             let end = start + nl;
-            self.emit(&pending[start..end])?;
+            self.encode(&mut out, &pending[start..end]);
             start = end + 1;
         }
         pending.drain(..start);
         // A line that never ends must not grow without bound.
         while pending.len() >= MAX_LINE {
-            self.file
-                .write_line(self.stream, true, &pending[..MAX_LINE])?;
+            encode_line(&mut out, self.stream, true, &pending[..MAX_LINE]);
             pending.drain(..MAX_LINE);
         }
-        Ok(())
+        drop(pending);
+        self.file.append(&out)
     }
 
-    /// Write a complete line, split into partial lines when too long.
-    fn emit(&self, text: &[u8]) -> std::io::Result<()> {
+    /// Encode a complete line, split into partial lines when too long.
+    fn encode(&self, out: &mut Vec<u8>, text: &[u8]) {
         let text = text.strip_suffix(b"\r").unwrap_or(text);
         let mut chunks = text.chunks(MAX_LINE).peekable();
         if chunks.peek().is_none() {
-            return self.file.write_line(self.stream, false, b"");
+            encode_line(out, self.stream, false, b"");
         }
         while let Some(c) = chunks.next() {
-            self.file
-                .write_line(self.stream, chunks.peek().is_some(), c)?;
+            encode_line(out, self.stream, chunks.peek().is_some(), c);
         }
-        Ok(())
     }
 
     /// The container ended: write out what it left without a newline.
@@ -146,7 +164,9 @@ impl CriLog {
         }
         let rest = std::mem::take(&mut *pending);
         drop(pending);
-        self.emit(&rest)
+        let mut out = Vec::new();
+        self.encode(&mut out, &rest);
+        self.file.append(&out)
     }
 }
 
