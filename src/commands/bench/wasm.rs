@@ -13,9 +13,10 @@
 //! - **density**: many idle pods created concurrently on the one node,
 //!   until all are Running; the node process's RSS idle and per pod, and
 //!   its memory mappings (what caps the Wasm pool).
-//! - **deployment**: a Deployment of many replicas through the scheduler
-//!   and the ReplicaSet and Deployment controllers, until every pod is
-//!   Running.
+//! - **deployment**: a Deployment scaled 0 → N through the scheduler and
+//!   the ReplicaSet and Deployment controllers until every pod is Running,
+//!   then a rollout of all N replicas until `kubectl rollout status` would
+//!   be done.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -407,38 +408,71 @@ pub async fn run(a: WasmArgs) -> Result<()> {
 
 async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Result<()> {
     let c = client.clone();
-    let controllers =
-        tokio::spawn(async move { controllers::run_all(c, Default::default()).await });
+    let controllers = tokio::spawn(async move { controllers::run_all(c, Default::default()).await });
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let d: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "fleet"},
         "spec": {
-            "replicas": replicas,
+            "replicas": 0,
+            "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
             "selector": {"matchLabels": {"app": "fleet"}},
             "template": {
                 "metadata": {"labels": {"app": "fleet", "bench": "wasm"}},
                 "spec": {"runtimeClassName": "wasmtime", "terminationGracePeriodSeconds": 0,
                          "containers": [{"name": "idle", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                                         "env": [{"name": "REVISION", "value": "1"}],
                                          "resources": {"limits": {"memory": "1Mi"}}}]}
             }
         }
     }))?;
-    let t = Instant::now();
     deploys.create(&PostParams::default(), &d).await?;
-    let last = seen
-        .wait_count("fleet-", replicas, Duration::from_secs(600))
-        .await?;
-    let all = last.saturating_duration_since(t);
+    wait_rolled_out(&deploys, 0, Duration::from_secs(60)).await?;
+
+    // Scale 0 → N: from the scale request to the last pod seen Running.
+    let t = Instant::now();
+    let scale = json!({"spec": {"replicas": replicas}});
+    deploys.patch_scale("fleet", &PatchParams::default(), &Patch::Merge(&scale)).await?;
+    let last = seen.wait_count("fleet-", replicas, Duration::from_secs(600)).await?;
+    let scaled = last.saturating_duration_since(t);
+    wait_rolled_out(&deploys, replicas, Duration::from_secs(600)).await?;
+
+    // A rollout of every replica (25% surge, 25% unavailable): from the
+    // template change until `kubectl rollout status` would return.
+    let t = Instant::now();
+    let change = json!({"spec": {"template": {"spec": {"containers": [{"name": "idle", "env": [{"name": "REVISION", "value": "2"}]}]}}}});
+    deploys.patch("fleet", &PatchParams::default(), &Patch::Strategic(&change)).await?;
+    wait_rolled_out(&deploys, replicas, Duration::from_secs(900)).await?;
+    let rolled = t.elapsed();
     println!();
-    println!("| {replicas}-replica Wasm Deployment (scheduler, ReplicaSet, Deployment controllers, one node) | value |");
-    println!("|---|---:|");
-    println!(
-        "| create → every pod Running | {:.2} s ({:.0} pods/s) |",
-        all.as_secs_f64(),
-        replicas as f64 / all.as_secs_f64()
-    );
+    println!("| {replicas}-replica Wasm Deployment (scheduler, ReplicaSet, Deployment controllers, one node) | s | pods/s |");
+    println!("|---|---:|---:|");
+    println!("| scale 0 → {replicas}: every pod Running | {:.2} | {:.0} |", scaled.as_secs_f64(), replicas as f64 / scaled.as_secs_f64());
+    println!("| rollout of all {replicas} (maxSurge 25%, maxUnavailable 25%) until rollout status is done | {:.2} | {:.0} |", rolled.as_secs_f64(), replicas as f64 / rolled.as_secs_f64());
     controllers.abort();
     Ok(())
+}
+
+/// What `kubectl rollout status` waits for: the controller saw the latest
+/// spec, and every replica is updated and available, with no old ones.
+async fn wait_rolled_out(deploys: &Api<Deployment>, replicas: usize, limit: Duration) -> Result<()> {
+    let t = Instant::now();
+    loop {
+        let d = deploys.get("fleet").await?;
+        let generation = d.metadata.generation.unwrap_or(0);
+        let st = d.status.unwrap_or_default();
+        let want = i32::try_from(replicas).unwrap_or(i32::MAX);
+        let done = st.observed_generation.unwrap_or(0) >= generation
+            && st.updated_replicas.unwrap_or(0) == want
+            && st.replicas.unwrap_or(0) == want
+            && st.available_replicas.unwrap_or(0) == want;
+        if done {
+            return Ok(());
+        }
+        if t.elapsed() > limit {
+            bail!("the Deployment did not roll out in {limit:?}: {st:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn ms(d: Duration) -> f64 {

@@ -22,11 +22,12 @@
 
 use std::path::Path;
 
-/// Mapping-table entries one pod's instance costs, measured with
-/// `skiff bench wasm` (idle WASI command modules: 2.1 per pod, plus margin):
-/// its stack's guard page
-/// and its memory and table made accessible inside the pool.
-pub const MAPS_PER_SLOT: u64 = 3;
+/// Mapping-table entries one slot costs, measured with `skiff bench wasm`
+/// (idle WASI command modules): two when the pool is created (each async
+/// stack's guard page splits the stack pool's mapping) and two more while
+/// an instance lives in it (its memory and table made accessible). A pool
+/// sized at 3 per slot aborted the node at 18,000 pods.
+pub const MAPS_PER_SLOT: u64 = 4;
 /// Entries left for everything that is not the pool: code of compiled
 /// modules, thread stacks, files, the allocator's arenas.
 pub const RESERVED_MAPS: u64 = 8192;
