@@ -354,7 +354,24 @@ pub async fn run(a: WasmArgs) -> Result<()> {
     );
     delete_all(&pods).await?;
 
-    // Density.
+    if a.density_pods > 0 {
+        density(&a, &pods, &seen, &node, idle_rss, idle_maps).await?;
+    }
+    if a.replicas > 0 {
+        deployment(&client, &seen, a.replicas).await?;
+    }
+    drop(node);
+    Ok(())
+}
+
+async fn density(
+    a: &WasmArgs,
+    pods: &Api<Pod>,
+    seen: &Seen,
+    node: &NodeProcess,
+    idle_rss: u64,
+    idle_maps: usize,
+) -> Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = node.rss_kib();
     let t = Instant::now();
@@ -397,13 +414,7 @@ pub async fn run(a: WasmArgs) -> Result<()> {
         "| node memory mappings | {idle_maps} → {maps} ({:.2} per pod) |",
         (maps.saturating_sub(idle_maps)) as f64 / a.density_pods.max(1) as f64
     );
-    delete_all(&pods).await?;
-
-    if a.replicas > 0 {
-        deployment(&client, &seen, a.replicas).await?;
-    }
-    drop(node);
-    Ok(())
+    delete_all(pods).await
 }
 
 async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Result<()> {
