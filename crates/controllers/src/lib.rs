@@ -24,6 +24,8 @@ pub struct Settings {
 
 /// Run every controller and the scheduler until one of them fails.
 pub async fn run_all(client: kube::Client, settings: Settings) -> anyhow::Result<()> {
+    // One watch per kind for every controller; it lives as long as they do.
+    let informers = reconcile::Informers::new(client.clone());
     let mut parts = tokio::task::JoinSet::new();
     let c = client.clone();
     parts.spawn(async move {
@@ -31,20 +33,26 @@ pub async fn run_all(client: kube::Client, settings: Settings) -> anyhow::Result
         ("scheduler", r)
     });
     let c = client.clone();
-    parts.spawn(async move { ("ReplicaSet controller", replicaset::run(c).await) });
+    let i = informers.clone();
+    parts.spawn(async move { ("ReplicaSet controller", replicaset::run_with(c, &i).await) });
     let c = client.clone();
-    parts.spawn(async move { ("Deployment controller", deployment::run(c).await) });
+    let i = informers.clone();
+    parts.spawn(async move { ("Deployment controller", deployment::run_with(c, &i).await) });
     let c = client.clone();
-    parts.spawn(async move { ("DaemonSet controller", daemonset::run(c).await) });
+    let i = informers.clone();
+    parts.spawn(async move { ("DaemonSet controller", daemonset::run_with(c, &i).await) });
     let c = client.clone();
-    parts.spawn(async move { ("Job controller", job::run(c).await) });
+    let i = informers.clone();
+    parts.spawn(async move { ("Job controller", job::run_with(c, &i).await) });
     let c = client.clone();
+    let i = informers.clone();
     parts.spawn(async move {
-        let r = nodelifecycle::run(c, settings.node_lifecycle).await;
+        let r = nodelifecycle::run_with(c, settings.node_lifecycle, &i).await;
         ("node lifecycle controller", r)
     });
     let c = client.clone();
-    parts.spawn(async move { ("StatefulSet controller", statefulset::run(c).await) });
+    let i = informers.clone();
+    parts.spawn(async move { ("StatefulSet controller", statefulset::run_with(c, &i).await) });
     match parts.join_next().await {
         Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
         Some(Ok((name, Err(e)))) => Err(e.context(format!("the {name} failed"))),

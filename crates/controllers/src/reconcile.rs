@@ -286,6 +286,162 @@ where
     (reader, events)
 }
 
+/// Watches shared by every controller of a process, as client-go's shared
+/// informers are: one watch and one cache per kind (and namespace), however
+/// many controllers read it. With seven controllers watching pods, private
+/// watches cost the API server seven encodings and this process seven
+/// decodings and caches of every pod change.
+///
+/// Each subscriber gets its own event stream: after every (re)list, an
+/// `Applied` for each cached object and then `Synced`; after that, changes
+/// as they come. Handlers read the shared cache, which is updated before
+/// any subscriber hears of a change.
+pub struct Informers {
+    client: kube::Client,
+    by_kind:
+        Mutex<HashMap<(std::any::TypeId, Option<String>), Arc<dyn std::any::Any + Send + Sync>>>,
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+struct Shared<K: Resource + 'static>
+where
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    store: Store<K>,
+    subscribers: Mutex<Subscribers<K>>,
+}
+
+struct Subscribers<K> {
+    senders: Vec<mpsc::UnboundedSender<Seen<K>>>,
+    synced: bool,
+}
+
+impl Informers {
+    pub fn new(client: kube::Client) -> Arc<Informers> {
+        Arc::new(Informers {
+            client,
+            by_kind: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The shared cache of every `K` (in `namespace`, or cluster-wide) and
+    /// a stream of its events for this subscriber.
+    pub fn watch<K>(
+        &self,
+        namespace: Option<&str>,
+    ) -> (Store<K>, impl Stream<Item = Seen<K>> + Send)
+    where
+        K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let key = (std::any::TypeId::of::<K>(), namespace.map(str::to_string));
+        let shared = {
+            let mut map = self.by_kind.lock().unwrap_or_else(|p| p.into_inner());
+            let existing = map
+                .get(&key)
+                .cloned()
+                .and_then(|a| a.downcast::<Shared<K>>().ok());
+            match existing {
+                Some(s) => s,
+                None => {
+                    let s = self.start::<K>(namespace);
+                    map.insert(key, s.clone());
+                    s
+                }
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        {
+            let mut subs = shared.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+            if subs.synced {
+                send_snapshot(&shared.store, &tx);
+            }
+            subs.senders.push(tx);
+        }
+        let events =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
+        (shared.store.clone(), events)
+    }
+
+    fn start<K>(&self, namespace: Option<&str>) -> Arc<Shared<K>>
+    where
+        K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let api: Api<K> = Api::all_with(self.client.clone(), &Default::default());
+        let config = match namespace {
+            Some(ns) => watcher::Config::default().fields(&format!("metadata.namespace={ns}")),
+            None => watcher::Config::default(),
+        };
+        let (reader, writer) = reflector::store();
+        let shared = Arc::new(Shared {
+            store: reader,
+            subscribers: Mutex::new(Subscribers {
+                senders: Vec::new(),
+                synced: false,
+            }),
+        });
+        let s = shared.clone();
+        let task = tokio::spawn(async move {
+            let events = reflector::reflector(writer, watcher(api, config).default_backoff());
+            let mut events = std::pin::pin!(events);
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Ok(watcher::Event::Apply(o)) => s.broadcast(|| Seen::Applied(o.clone())),
+                    Ok(watcher::Event::Delete(o)) => s.broadcast(|| Seen::Deleted(o.clone())),
+                    Ok(watcher::Event::InitDone) => s.resynced(),
+                    Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => {}
+                    Err(e) => tracing::warn!(error = %e, "watch failed; retrying"),
+                }
+            }
+        });
+        self.tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task.abort_handle());
+        shared
+    }
+}
+
+impl Drop for Informers {
+    fn drop(&mut self) {
+        for t in self.tasks.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            t.abort();
+        }
+    }
+}
+
+impl<K> Shared<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    fn broadcast(&self, event: impl Fn() -> Seen<K>) {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.senders.retain(|tx| tx.send(event()).is_ok());
+    }
+
+    /// A (re)list finished: every subscriber hears of every object again.
+    fn resynced(&self) {
+        let mut subs = self.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.synced = true;
+        subs.senders.retain(|tx| send_snapshot(&self.store, tx));
+    }
+}
+
+fn send_snapshot<K>(store: &Store<K>, tx: &mpsc::UnboundedSender<Seen<K>>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    store
+        .state()
+        .iter()
+        .all(|o| tx.send(Seen::Applied((**o).clone())).is_ok())
+        && tx.send(Seen::Synced).is_ok()
+}
+
 /// The ownerReference with `controller: true`, if any (Kubernetes'
 /// `metav1.GetControllerOf`).
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {

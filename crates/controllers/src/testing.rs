@@ -7,7 +7,6 @@ use serde_json::json;
 /// A running API server and an admin client of it.
 pub struct Cluster {
     pub client: kube::Client,
-    pub addr: std::net::SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -27,7 +26,6 @@ pub async fn cluster() -> Cluster {
         .expect("config");
     Cluster {
         client: kube::Client::try_from(kcfg).expect("client"),
-        addr: running.addr,
         _dir: dir,
     }
 }

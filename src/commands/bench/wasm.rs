@@ -419,7 +419,8 @@ async fn density(
 
 async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Result<()> {
     let c = client.clone();
-    let controllers = tokio::spawn(async move { controllers::run_all(c, Default::default()).await });
+    let controllers =
+        tokio::spawn(async move { controllers::run_all(c, Default::default()).await });
     let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let d: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "fleet"},
@@ -442,8 +443,12 @@ async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Resu
     // Scale 0 → N: from the scale request to the last pod seen Running.
     let t = Instant::now();
     let scale = json!({"spec": {"replicas": replicas}});
-    deploys.patch_scale("fleet", &PatchParams::default(), &Patch::Merge(&scale)).await?;
-    let last = seen.wait_count("fleet-", replicas, Duration::from_secs(600)).await?;
+    deploys
+        .patch_scale("fleet", &PatchParams::default(), &Patch::Merge(&scale))
+        .await?;
+    let last = seen
+        .wait_count("fleet-", replicas, Duration::from_secs(600))
+        .await?;
     let scaled = last.saturating_duration_since(t);
     wait_rolled_out(&deploys, replicas, Duration::from_secs(600)).await?;
 
@@ -451,13 +456,19 @@ async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Resu
     // template change until `kubectl rollout status` would return.
     let t = Instant::now();
     let change = json!({"spec": {"template": {"spec": {"containers": [{"name": "idle", "env": [{"name": "REVISION", "value": "2"}]}]}}}});
-    deploys.patch("fleet", &PatchParams::default(), &Patch::Strategic(&change)).await?;
+    deploys
+        .patch("fleet", &PatchParams::default(), &Patch::Strategic(&change))
+        .await?;
     wait_rolled_out(&deploys, replicas, Duration::from_secs(900)).await?;
     let rolled = t.elapsed();
     println!();
     println!("| {replicas}-replica Wasm Deployment (scheduler, ReplicaSet, Deployment controllers, one node) | s | pods/s |");
     println!("|---|---:|---:|");
-    println!("| scale 0 → {replicas}: every pod Running | {:.2} | {:.0} |", scaled.as_secs_f64(), replicas as f64 / scaled.as_secs_f64());
+    println!(
+        "| scale 0 → {replicas}: every pod Running | {:.2} | {:.0} |",
+        scaled.as_secs_f64(),
+        replicas as f64 / scaled.as_secs_f64()
+    );
     println!("| rollout of all {replicas} (maxSurge 25%, maxUnavailable 25%) until rollout status is done | {:.2} | {:.0} |", rolled.as_secs_f64(), replicas as f64 / rolled.as_secs_f64());
     controllers.abort();
     Ok(())
@@ -465,7 +476,11 @@ async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Resu
 
 /// What `kubectl rollout status` waits for: the controller saw the latest
 /// spec, and every replica is updated and available, with no old ones.
-async fn wait_rolled_out(deploys: &Api<Deployment>, replicas: usize, limit: Duration) -> Result<()> {
+async fn wait_rolled_out(
+    deploys: &Api<Deployment>,
+    replicas: usize,
+    limit: Duration,
+) -> Result<()> {
     let t = Instant::now();
     loop {
         let d = deploys.get("fleet").await?;

@@ -66,11 +66,16 @@ struct Ctx {
 
 /// Run the DaemonSet controller until its watches or workers stop.
 pub async fn run(client: Client) -> anyhow::Result<()> {
-    let (daemonsets, ds_events) = reconcile::watch(Api::<DaemonSet>::all(client.clone()));
-    let (nodes, node_events) = reconcile::watch(Api::<Node>::all(client.clone()));
-    let (pods, pod_events) = reconcile::watch(Api::<Pod>::all(client.clone()));
-    let (revisions, revision_events) =
-        reconcile::watch(Api::<ControllerRevision>::all(client.clone()));
+    let informers = reconcile::Informers::new(client.clone());
+    run_with(client, &informers).await
+}
+
+/// [`run`] on watches shared with the process's other controllers.
+pub async fn run_with(client: Client, informers: &reconcile::Informers) -> anyhow::Result<()> {
+    let (daemonsets, ds_events) = informers.watch::<DaemonSet>(None);
+    let (nodes, node_events) = informers.watch::<Node>(None);
+    let (pods, pod_events) = informers.watch::<Pod>(None);
+    let (revisions, revision_events) = informers.watch::<ControllerRevision>(None);
     let ctx = Arc::new(Ctx {
         client,
         daemonsets,

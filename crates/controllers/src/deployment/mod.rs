@@ -30,7 +30,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client};
+use kube::Client;
 
 use crate::reconcile::{self, controller_of, Key, Requeue, Seen, WorkQueue};
 
@@ -82,9 +82,15 @@ pub(crate) struct Ctx {
 
 /// Run the Deployment controller until its watches or workers stop.
 pub async fn run(client: Client) -> anyhow::Result<()> {
-    let (deployments, d_events) = reconcile::watch(Api::<Deployment>::all(client.clone()));
-    let (replicasets, rs_events) = reconcile::watch(Api::<ReplicaSet>::all(client.clone()));
-    let (pods, pod_events) = reconcile::watch(Api::<Pod>::all(client.clone()));
+    let informers = reconcile::Informers::new(client.clone());
+    run_with(client, &informers).await
+}
+
+/// [`run`] on watches shared with the process's other controllers.
+pub async fn run_with(client: Client, informers: &reconcile::Informers) -> anyhow::Result<()> {
+    let (deployments, d_events) = informers.watch::<Deployment>(None);
+    let (replicasets, rs_events) = informers.watch::<ReplicaSet>(None);
+    let (pods, pod_events) = informers.watch::<Pod>(None);
     let ctx = Arc::new(Ctx {
         client,
         deployments,

@@ -80,13 +80,23 @@ struct Ctx {
 
 /// Run the Job controller until its watches or workers stop.
 pub async fn run(client: Client) -> anyhow::Result<()> {
-    run_with_backoff(client, POD_FAILURE_BACKOFF).await
+    let informers = reconcile::Informers::new(client.clone());
+    run_with(client, &informers).await
+}
+
+/// [`run`] on watches shared with the process's other controllers.
+pub async fn run_with(client: Client, informers: &reconcile::Informers) -> anyhow::Result<()> {
+    run_with_backoff(client, informers, POD_FAILURE_BACKOFF).await
 }
 
 /// [`run`] with another first pod failure back-off (tests shorten it).
-async fn run_with_backoff(client: Client, pod_backoff: Duration) -> anyhow::Result<()> {
-    let (jobs, job_events) = reconcile::watch(Api::<Job>::all(client.clone()));
-    let (pods, pod_events) = reconcile::watch(Api::<Pod>::all(client.clone()));
+async fn run_with_backoff(
+    client: Client,
+    informers: &reconcile::Informers,
+    pod_backoff: Duration,
+) -> anyhow::Result<()> {
+    let (jobs, job_events) = informers.watch::<Job>(None);
+    let (pods, pod_events) = informers.watch::<Pod>(None);
     let ctx = Arc::new(Ctx {
         client,
         jobs,

@@ -20,7 +20,8 @@ fn job(name: &str, spec: serde_json::Value) -> Job {
 fn start(c: &Cluster) {
     let client = c.client.clone();
     tokio::spawn(async move {
-        if let Err(e) = run_with_backoff(client, Duration::from_millis(50)).await {
+        let informers = crate::reconcile::Informers::new(client.clone());
+        if let Err(e) = run_with_backoff(client, &informers, Duration::from_millis(50)).await {
             panic!("job controller: {e}");
         }
     });

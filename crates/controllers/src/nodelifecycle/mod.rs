@@ -110,10 +110,19 @@ struct Ctx {
 
 /// Run the node lifecycle controller and taint manager until a watch ends.
 pub async fn run(client: Client, cfg: Config) -> anyhow::Result<()> {
-    let (nodes, node_events) = reconcile::watch(Api::<Node>::all(client.clone()));
-    let (leases, lease_events) =
-        reconcile::watch(Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE));
-    let (pods, pod_events) = reconcile::watch(Api::<Pod>::all(client.clone()));
+    let informers = reconcile::Informers::new(client.clone());
+    run_with(client, cfg, &informers).await
+}
+
+/// [`run`] on watches shared with the process's other controllers.
+pub async fn run_with(
+    client: Client,
+    cfg: Config,
+    informers: &reconcile::Informers,
+) -> anyhow::Result<()> {
+    let (nodes, node_events) = informers.watch::<Node>(None);
+    let (leases, lease_events) = informers.watch::<Lease>(Some(LEASE_NAMESPACE));
+    let (pods, pod_events) = informers.watch::<Pod>(None);
     let ctx = Arc::new(Ctx {
         client,
         cfg,

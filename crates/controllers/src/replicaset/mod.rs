@@ -64,8 +64,14 @@ struct Ctx {
 
 /// Run the ReplicaSet controller until its watches or workers stop.
 pub async fn run(client: Client) -> anyhow::Result<()> {
-    let (replicasets, rs_events) = reconcile::watch(Api::<ReplicaSet>::all(client.clone()));
-    let (pods, pod_events) = reconcile::watch(Api::<Pod>::all(client.clone()));
+    let informers = reconcile::Informers::new(client.clone());
+    run_with(client, &informers).await
+}
+
+/// [`run`] on watches shared with the process's other controllers.
+pub async fn run_with(client: Client, informers: &reconcile::Informers) -> anyhow::Result<()> {
+    let (replicasets, rs_events) = informers.watch::<ReplicaSet>(None);
+    let (pods, pod_events) = informers.watch::<Pod>(None);
     let ctx = Arc::new(Ctx {
         client,
         replicasets,

@@ -65,9 +65,15 @@ struct Ctx {
 
 /// Run the StatefulSet controller until its watches or workers stop.
 pub async fn run(client: Client) -> anyhow::Result<()> {
-    let (sets, set_events) = reconcile::watch(Api::<StatefulSet>::all(client.clone()));
-    let (pods, pod_events) = reconcile::watch(Api::<Pod>::all(client.clone()));
-    let (revisions, rev_events) = reconcile::watch(Api::<ControllerRevision>::all(client.clone()));
+    let informers = reconcile::Informers::new(client.clone());
+    run_with(client, &informers).await
+}
+
+/// [`run`] on watches shared with the process's other controllers.
+pub async fn run_with(client: Client, informers: &reconcile::Informers) -> anyhow::Result<()> {
+    let (sets, set_events) = informers.watch::<StatefulSet>(None);
+    let (pods, pod_events) = informers.watch::<Pod>(None);
+    let (revisions, rev_events) = informers.watch::<ControllerRevision>(None);
     let ctx = Arc::new(Ctx {
         client,
         sets,
