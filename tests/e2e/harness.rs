@@ -263,7 +263,8 @@ impl Skiff {
         self.url.trim_start_matches("https://").to_string()
     }
 
-    fn start_in_with(dir: &Path, extra: &[&str]) -> Skiff {
+    /// Start on `dir` with extra `skiff up` flags.
+    pub fn start_in_with(dir: &Path, extra: &[&str]) -> Skiff {
         let log_path = Skiff::log_path(dir);
         let mut log = std::fs::OpenOptions::new()
             .create(true)

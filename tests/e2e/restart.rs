@@ -30,12 +30,14 @@ fn rv(v: &Value) -> u64 {
         .unwrap_or_else(|| panic!("numeric resourceVersion in {v}"))
 }
 
+/// The API server alone: no controller writes between the snapshot taken
+/// before the kill and the one after the restart.
 #[test]
 fn restart_keeps_objects_and_revisions_continue() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("data");
     std::fs::create_dir_all(&dir).expect("data dir");
-    let mut s = Skiff::start_in(&dir);
+    let mut s = Skiff::start_in_with(&dir, &["--api-only"]);
     s.kubectl("1.33", &["create", "namespace", "keep"]).ok();
     s.kubectl(
         "1.33",
@@ -75,7 +77,7 @@ fn restart_keeps_objects_and_revisions_continue() {
     let addr = s.addr();
     s.kill();
 
-    let s = Skiff::start_in_at(&dir, &addr);
+    let s = Skiff::start_in_with(&dir, &["--listen", &addr, "--api-only"]);
     let deploy_after = s.get_json("/apis/apps/v1/namespaces/keep/deployments/kept");
     for field in ["uid", "creationTimestamp", "generation", "resourceVersion"] {
         assert_eq!(
