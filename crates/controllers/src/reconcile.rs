@@ -442,6 +442,52 @@ where
         && tx.send(Seen::Synced).is_ok()
 }
 
+/// Queue the owners (of kind `kind`) that an event about one of their
+/// dependents concerns, as Kubernetes' controllers do: the dependent's
+/// controller; for an orphan added or changed, every owner in its namespace
+/// that `may_adopt` it; after a relist, every owner.
+pub fn queue_owners<O, D>(
+    queue: &WorkQueue,
+    owners: &Store<O>,
+    kind: &str,
+    ev: Seen<D>,
+    may_adopt: impl Fn(&O, &D) -> bool,
+) where
+    O: Resource + Clone + 'static,
+    O::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    D: Resource,
+{
+    let (dependent, deleted) = match ev {
+        Seen::Applied(d) => (d, false),
+        Seen::Deleted(d) => (d, true),
+        Seen::Synced => {
+            for o in owners.state() {
+                queue.add(Key::of(o.as_ref()));
+            }
+            return;
+        }
+    };
+    let meta = dependent.meta();
+    let ns = meta.namespace.clone().unwrap_or_default();
+    if let Some(owner) = controller_of(meta) {
+        if owner.kind == kind {
+            queue.add(Key {
+                namespace: ns,
+                name: owner.name.clone(),
+            });
+        }
+        return;
+    }
+    if deleted {
+        return;
+    }
+    for o in owners.state() {
+        if o.meta().namespace.as_deref() == Some(ns.as_str()) && may_adopt(&o, &dependent) {
+            queue.add(Key::of(o.as_ref()));
+        }
+    }
+}
+
 /// The ownerReference with `controller: true`, if any (Kubernetes'
 /// `metav1.GetControllerOf`).
 pub fn controller_of(meta: &ObjectMeta) -> Option<&OwnerReference> {

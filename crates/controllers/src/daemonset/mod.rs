@@ -147,32 +147,11 @@ impl Ctx {
     /// Queue the DaemonSet a pod event concerns: its controller, or for an
     /// orphan every DaemonSet in its namespace whose selector matches.
     fn pod_seen(&self, ev: Seen<Pod>) {
-        let (pod, deleted) = match ev {
-            Seen::Applied(p) => (p, false),
-            Seen::Deleted(p) => (p, true),
-            Seen::Synced => return self.queue_all(),
-        };
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        if let Some(owner) = controller_of(&pod.metadata) {
-            if owner.kind == "DaemonSet" {
-                self.queue.add(Key {
-                    namespace: ns,
-                    name: owner.name.clone(),
-                });
-            }
-            return;
-        }
-        if deleted {
-            return;
-        }
-        for ds in self.daemonsets.state() {
-            let selects = ds.spec.as_ref().is_some_and(|s| {
+        reconcile::queue_owners(&self.queue, &self.daemonsets, "DaemonSet", ev, |ds, pod| {
+            ds.spec.as_ref().is_some_and(|s| {
                 reconcile::selector(&s.selector).matches(pod.metadata.labels.as_ref())
-            });
-            if ds.metadata.namespace.as_deref() == Some(ns.as_str()) && selects {
-                self.queue.add(Key::of(ds.as_ref()));
-            }
-        }
+            })
+        });
     }
 
     fn api_err<'a>(key: &'a Key, action: &'static str) -> impl FnOnce(kube::Error) -> Error + 'a {

@@ -142,40 +142,14 @@ impl Ctx {
     /// Queue the Deployments a ReplicaSet event concerns: its controller,
     /// or for an orphan every Deployment in its namespace that selects it.
     fn replicaset_seen(&self, ev: Seen<ReplicaSet>) {
-        let (rs, deleted) = match ev {
-            Seen::Applied(rs) => (rs, false),
-            Seen::Deleted(rs) => (rs, true),
-            Seen::Synced => {
-                for d in self.deployments.state() {
-                    self.queue.add(Key::of(d.as_ref()));
-                }
-                return;
-            }
-        };
-        let ns = rs.metadata.namespace.clone().unwrap_or_default();
-        if let Some(owner) = controller_of(&rs.metadata) {
-            if owner.kind == "Deployment" {
-                self.queue.add(Key {
-                    namespace: ns,
-                    name: owner.name.clone(),
-                });
-            }
-            return;
-        }
-        if deleted {
-            return;
-        }
-        for d in self.deployments.state() {
-            let selects = d.spec.as_ref().is_some_and(|s| {
+        reconcile::queue_owners(&self.queue, &self.deployments, "Deployment", ev, |d, rs| {
+            d.spec.as_ref().is_some_and(|s| {
                 reconcile::selects(
                     &reconcile::selector(&s.selector),
                     rs.metadata.labels.as_ref(),
                 )
-            });
-            if d.metadata.namespace.as_deref() == Some(ns.as_str()) && selects {
-                self.queue.add(Key::of(d.as_ref()));
-            }
-        }
+            })
+        });
     }
 
     /// A Recreate rollout waits for old pods to be gone: wake its

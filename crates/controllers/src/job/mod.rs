@@ -35,7 +35,7 @@ use kube::{Api, Client};
 use serde_json::json;
 
 use crate::daemonset::podctl;
-use crate::reconcile::{self, claim, controller_of, Key, Owner, Requeue, Seen, WorkQueue};
+use crate::reconcile::{self, claim, Key, Owner, Requeue, Seen, WorkQueue};
 use crate::replicaset::expectations::Expectations;
 use crate::replicaset::pods::pick_for_deletion;
 use state::{Counts, Failure, Spec, COMPLETION_INDEX};
@@ -145,35 +145,9 @@ impl Ctx {
     /// Queue the Job a pod event concerns: its controller, or for an orphan
     /// every Job in its namespace whose selector matches.
     fn pod_seen(&self, ev: Seen<Pod>) {
-        let (pod, deleted) = match ev {
-            Seen::Applied(p) => (p, false),
-            Seen::Deleted(p) => (p, true),
-            Seen::Synced => {
-                for job in self.jobs.state() {
-                    self.queue.add(Key::of(job.as_ref()));
-                }
-                return;
-            }
-        };
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        if let Some(owner) = controller_of(&pod.metadata) {
-            if owner.kind == "Job" {
-                self.queue.add(Key {
-                    namespace: ns,
-                    name: owner.name.clone(),
-                });
-            }
-            return;
-        }
-        if deleted {
-            return;
-        }
-        for job in self.jobs.state() {
-            let selects = selector_of(&job).matches(pod.metadata.labels.as_ref());
-            if job.metadata.namespace.as_deref() == Some(ns.as_str()) && selects {
-                self.queue.add(Key::of(job.as_ref()));
-            }
-        }
+        reconcile::queue_owners(&self.queue, &self.jobs, "Job", ev, |job, pod| {
+            selector_of(job).matches(pod.metadata.labels.as_ref())
+        });
     }
 
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Requeue, Error> {

@@ -2,6 +2,7 @@
 //! kubelet by setting pod phases (Running, Succeeded, Failed).
 
 use super::*;
+use crate::reconcile::controller_of;
 use crate::replicaset::tests::support::eventually;
 use crate::testing::{cluster, Cluster};
 use kube::api::{ListParams, PostParams};

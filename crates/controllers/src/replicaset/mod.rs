@@ -26,7 +26,7 @@ use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::reconcile::{self, claim, controller_of, Key, Owner, Requeue, Seen, WorkQueue};
+use crate::reconcile::{self, claim, Key, Owner, Requeue, Seen, WorkQueue};
 use expectations::Expectations;
 
 /// Workers reconciling different ReplicaSets at once.
@@ -115,34 +115,13 @@ impl Ctx {
     /// Queue the ReplicaSets a pod event concerns: its controller, or for
     /// an orphan every ReplicaSet in its namespace whose selector matches.
     fn pod_seen(&self, ev: Seen<Pod>) {
-        let (pod, deleted) = match ev {
-            Seen::Applied(p) => (p, false),
-            Seen::Deleted(p) => (p, true),
-            Seen::Synced => {
-                for rs in self.replicasets.state() {
-                    self.queue.add(Key::of(rs.as_ref()));
-                }
-                return;
-            }
-        };
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        if let Some(owner) = controller_of(&pod.metadata) {
-            if owner.kind == "ReplicaSet" {
-                self.queue.add(Key {
-                    namespace: ns,
-                    name: owner.name.clone(),
-                });
-            }
-            return;
-        }
-        if deleted {
-            return;
-        }
-        for rs in self.replicasets.state() {
-            if rs.metadata.namespace.as_deref() == Some(ns.as_str()) && selects_pod(&rs, &pod) {
-                self.queue.add(Key::of(rs.as_ref()));
-            }
-        }
+        reconcile::queue_owners(
+            &self.queue,
+            &self.replicasets,
+            "ReplicaSet",
+            ev,
+            |rs, pod| selects_pod(rs, pod),
+        );
     }
 
     async fn reconcile(self: Arc<Self>, key: Key) -> Result<Requeue, Error> {

@@ -2,6 +2,7 @@
 //! plays one by marking new pods Running and Ready.
 
 use super::*;
+use crate::reconcile::controller_of;
 use crate::testing::cluster;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use kube::api::ListParams;

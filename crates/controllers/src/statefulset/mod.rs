@@ -134,30 +134,9 @@ impl Ctx {
     /// Queue the set a pod event concerns: its controller, or for an
     /// orphan member every set it could belong to.
     fn pod_seen(&self, ev: Seen<Pod>) {
-        let pod = match ev {
-            Seen::Applied(p) | Seen::Deleted(p) => p,
-            Seen::Synced => {
-                for s in self.sets.state() {
-                    self.queue.add(Key::of(s.as_ref()));
-                }
-                return;
-            }
-        };
-        let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        if let Some(owner) = controller_of(&pod.metadata) {
-            if owner.kind == "StatefulSet" {
-                self.queue.add(Key {
-                    namespace: ns,
-                    name: owner.name.clone(),
-                });
-            }
-            return;
-        }
-        for s in self.sets.state() {
-            if s.metadata.namespace.as_deref() == Some(ns.as_str()) && self.may_adopt(&s, &pod) {
-                self.queue.add(Key::of(s.as_ref()));
-            }
-        }
+        reconcile::queue_owners(&self.queue, &self.sets, "StatefulSet", ev, |set, pod| {
+            self.may_adopt(set, pod)
+        });
     }
 
     /// Kubernetes adopts only pods whose name makes them members.
