@@ -296,6 +296,9 @@ where
 /// `Applied` for each cached object and then `Synced`; after that, changes
 /// as they come. Handlers read the shared cache, which is updated before
 /// any subscriber hears of a change.
+/// A shared watch's identity: the kind, and the namespace it is limited to.
+type InformerKey = (std::any::TypeId, Option<String>);
+
 pub struct Informers {
     client: kube::Client,
     by_kind:

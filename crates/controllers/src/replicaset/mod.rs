@@ -120,7 +120,7 @@ impl Ctx {
             &self.replicasets,
             "ReplicaSet",
             ev,
-            |rs, pod| selects_pod(rs, pod),
+            selects_pod,
         );
     }
 
