@@ -286,6 +286,9 @@ where
     (reader, events)
 }
 
+/// A shared watch's identity: the kind, and the namespace it is limited to.
+type InformerKey = (std::any::TypeId, Option<String>);
+
 /// Watches shared by every controller of a process, as client-go's shared
 /// informers are: one watch and one cache per kind (and namespace), however
 /// many controllers read it. With seven controllers watching pods, private
@@ -296,13 +299,9 @@ where
 /// `Applied` for each cached object and then `Synced`; after that, changes
 /// as they come. Handlers read the shared cache, which is updated before
 /// any subscriber hears of a change.
-/// A shared watch's identity: the kind, and the namespace it is limited to.
-type InformerKey = (std::any::TypeId, Option<String>);
-
 pub struct Informers {
     client: kube::Client,
-    by_kind:
-        Mutex<HashMap<(std::any::TypeId, Option<String>), Arc<dyn std::any::Any + Send + Sync>>>,
+    by_kind: Mutex<HashMap<InformerKey, Arc<dyn std::any::Any + Send + Sync>>>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
