@@ -252,12 +252,6 @@ impl Skiff {
         dir.with_extension("stderr.log")
     }
 
-    /// Start on `dir` listening on `addr` (`127.0.0.1:PORT`): a restart on
-    /// the port of the previous run, so kubeconfigs copied before still work.
-    pub fn start_in_at(dir: &Path, addr: &str) -> Skiff {
-        Skiff::start_in_with(dir, &["--listen", addr])
-    }
-
     /// `127.0.0.1:PORT` of this server.
     pub fn addr(&self) -> String {
         self.url.trim_start_matches("https://").to_string()
