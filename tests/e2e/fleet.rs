@@ -301,6 +301,23 @@ spec:
         imagePullPolicy: IfNotPresent
 "#;
 
+const STATEFUL: &str = r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db}
+spec:
+  serviceName: db
+  replicas: 3
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: sensor
+        image: fleet.local/skiff/sensor:v1
+        imagePullPolicy: IfNotPresent
+"#;
+
 const JOB: &str = r#"apiVersion: batch/v1
 kind: Job
 metadata: {name: greet}
@@ -461,6 +478,43 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
     let mut nodes: Vec<&str> = ds.iter().map(|(_, n, _)| n.as_str()).collect();
     nodes.sort();
     assert_eq!(nodes, ["edge-amd-1", "edge-amd-2", "edge-arm-1"]);
+    // ...and on a node that joins later.
+    let _d = start_node(&s, &mut net, 4, "edge-arm-2", "arm64", &[], &dir);
+    eventually(60, "agentd on the node that joined", || {
+        let p = pods_by_node(&s, "app=agentd");
+        p.iter()
+            .any(|(_, n, ph)| n == "edge-arm-2" && ph == "Running")
+            .then_some(())
+    });
+
+    // A StatefulSet comes up in order, with stable names.
+    apply(&s, STATEFUL);
+    s.kubectl(
+        "1.33",
+        &["rollout", "status", "statefulset/db", "--timeout=90s"],
+    )
+    .ok();
+    let members = json(&s, &["get", "pods", "-l", "app=db"]);
+    let mut started: Vec<(String, String)> = members["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let running = &p["status"]["containerStatuses"][0]["state"]["running"]["startedAt"];
+            (
+                running.as_str().unwrap_or("").to_string(),
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    started.sort();
+    let names: Vec<&str> = started.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["db-0", "db-1", "db-2"],
+        "started in ordinal order: {started:?}"
+    );
 
     // Killing a node agent: NotReady, then its pods move after their
     // toleration (3 s) to the other amd64 node.

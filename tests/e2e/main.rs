@@ -17,7 +17,8 @@
 //! - `watch`: watch semantics over raw HTTPS.
 //! - `fleet`: `skiff node` processes in network namespaces (two amd64, one
 //!   arm64): RuntimeClass routing, rollouts and undo, self-healing, a Job,
-//!   a DaemonSet, and pods moving off a node whose agent died.
+//!   a DaemonSet following a node that joins, a StatefulSet in order, and
+//!   pods moving off a node whose agent died.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
 //!   docker-registry on loopback) through the scheduler, controllers and
 //!   the local node's wasmtime handler, seen with kubectl.

@@ -50,8 +50,53 @@ struct IndexFile {
 pub struct ImageStore {
     root: PathBuf,
     pub(crate) config: StoreConfig,
-    index: Mutex<IndexFile>,
+    /// The index as last read or written, and the file's identity then:
+    /// `skiff image import` in another process may replace the file while
+    /// a node runs, and the node must see the new references.
+    index: Mutex<(IndexFile, Option<FileStamp>)>,
     tmp_counter: AtomicU64,
+}
+
+/// The locked index.
+struct IndexGuard<'a>(std::sync::MutexGuard<'a, (IndexFile, Option<FileStamp>)>);
+
+impl std::ops::Deref for IndexGuard<'_> {
+    type Target = IndexFile;
+    fn deref(&self) -> &IndexFile {
+        &self.0 .0
+    }
+}
+
+impl std::ops::DerefMut for IndexGuard<'_> {
+    fn deref_mut(&mut self) -> &mut IndexFile {
+        &mut self.0 .0
+    }
+}
+
+/// What tells one version of `index.json` from another without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    let m = fs::metadata(path).ok()?;
+    Some(FileStamp {
+        inode: std::os::unix::fs::MetadataExt::ino(&m),
+        len: m.len(),
+        modified: m.modified().ok(),
+    })
+}
+
+fn read_index(path: &Path) -> Result<IndexFile, ImageError> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| ImageError::Invalid(format!("{} is damaged: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(IndexFile::default()),
+        Err(e) => Err(ImageError::io(path, e)),
+    }
 }
 
 impl ImageStore {
@@ -62,17 +107,12 @@ impl ImageStore {
             fs::create_dir_all(&p).map_err(|e| ImageError::io(&p, e))?;
         }
         let index_path = dir.join("index.json");
-        let index = match fs::read(&index_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                ImageError::Invalid(format!("{} is damaged: {e}", index_path.display()))
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => IndexFile::default(),
-            Err(e) => return Err(ImageError::io(&index_path, e)),
-        };
+        let stamp_before = stamp(&index_path);
+        let index = read_index(&index_path)?;
         Ok(ImageStore {
             root: dir.to_path_buf(),
             config,
-            index: Mutex::new(index),
+            index: Mutex::new((index, stamp_before)),
             tmp_counter: AtomicU64::new(0),
         })
     }
@@ -96,10 +136,22 @@ impl ImageStore {
             .collect()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, IndexFile> {
+    /// The index, re-read first if another process replaced the file (one
+    /// `stat` per call). Guard derefs to the [`IndexFile`].
+    fn lock(&self) -> IndexGuard<'_> {
         // A panic while holding the lock cannot leave the map half-updated
         // (each update is one insert), so a poisoned lock is still usable.
-        self.index.lock().unwrap_or_else(|p| p.into_inner())
+        let mut g = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.root.join("index.json");
+        let now = stamp(&path);
+        if now != g.1 {
+            match read_index(&path) {
+                Ok(fresh) => *g = (fresh, now),
+                // A damaged file written by someone else: keep what we had.
+                Err(e) => tracing::warn!("not reloading the image index: {e}"),
+            }
+        }
+        IndexGuard(g)
     }
 
     /// Records `reference` → `manifest_digest` and persists the index.
@@ -108,7 +160,7 @@ impl ImageStore {
         index
             .refs
             .insert(reference.to_string(), manifest_digest.to_string());
-        self.persist(&index)
+        self.persist_and_stamp(index)
     }
 
     pub(crate) fn extracted(&self, layer_digest: &str) -> Option<String> {
@@ -124,11 +176,11 @@ impl ImageStore {
         index
             .extracted
             .insert(layer_digest.to_string(), wasm_digest.to_string());
-        self.persist(&index)
+        self.persist_and_stamp(index)
     }
 
-    fn persist(&self, index: &IndexFile) -> Result<(), ImageError> {
-        let bytes = serde_json::to_vec_pretty(index)
+    fn persist(&self, index: &IndexGuard<'_>) -> Result<(), ImageError> {
+        let bytes = serde_json::to_vec_pretty(&**index)
             .map_err(|e| ImageError::Invalid(format!("cannot encode the image index: {e}")))?;
         let (tmp, mut file) = self.temp_file()?;
         file.write_all(&bytes)
@@ -136,6 +188,13 @@ impl ImageStore {
             .map_err(|e| ImageError::io(&tmp, e))?;
         let dest = self.root.join("index.json");
         fs::rename(&tmp, &dest).map_err(|e| ImageError::io(&dest, e))
+    }
+
+    /// Persist and remember the file written as the one in memory.
+    fn persist_and_stamp(&self, mut index: IndexGuard<'_>) -> Result<(), ImageError> {
+        self.persist(&index)?;
+        index.0 .1 = stamp(&self.root.join("index.json"));
+        Ok(())
     }
 
     /// A fresh name under `tmp/`, unique within this process.

@@ -580,3 +580,23 @@ fn pull_policy_parses_kubernetes_spelling() {
     assert_eq!(PullPolicy::parse("Never"), Some(PullPolicy::Never));
     assert_eq!(PullPolicy::parse("never"), None);
 }
+
+#[test]
+fn an_import_by_another_process_is_seen_by_a_running_store() {
+    // `skiff image import` writes the index while the node's store is open.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let node = ImageStore::open(&dir, StoreConfig::default()).unwrap();
+    let cli = ImageStore::open(&dir, StoreConfig::default()).unwrap();
+    assert_eq!(node.lookup("docker.io/library/late:v1"), None);
+    let image = cli.add_wasm("late:v1", MODULE).unwrap();
+    assert_eq!(
+        node.lookup("docker.io/library/late:v1"),
+        Some(image.digest.clone())
+    );
+    // And the node's own writes keep what the other process added.
+    node.add_wasm("mine:v1", MODULE).unwrap();
+    let again = ImageStore::open(&dir, StoreConfig::default()).unwrap();
+    assert!(again.lookup("docker.io/library/late:v1").is_some());
+    assert!(again.lookup("docker.io/library/mine:v1").is_some());
+}
