@@ -229,6 +229,25 @@ fn pods_by_node(s: &Skiff, selector: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// `kubectl rollout status`, showing the cluster's state if it times out.
+fn rollout(s: &Skiff, what: &str) {
+    let out = s.kubectl("1.33", &["rollout", "status", what, "--timeout=180s"]);
+    if out.code != 0 {
+        let pods = s.kubectl("1.33", &["get", "pods", "-o", "wide"]).stdout;
+        let nodes = s.kubectl("1.33", &["get", "nodes", "-o", "wide"]).stdout;
+        let events = s
+            .kubectl("1.33", &["get", "events", "--sort-by=.lastTimestamp"])
+            .stdout;
+        let tail: Vec<&str> = events.lines().rev().take(30).collect();
+        panic!(
+            "rollout of {what} did not finish:\n{}\n{}\n{pods}\n{nodes}\n{}",
+            out.stdout,
+            out.stderr,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
 fn apply(s: &Skiff, yaml: &str) {
     s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(yaml))
         .ok();
@@ -370,11 +389,7 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
         pods.iter().all(|(_, node, _)| node == "edge-amd-1"),
         "{pods:?}"
     );
-    s.kubectl(
-        "1.33",
-        &["rollout", "status", "deployment/sensors", "--timeout=60s"],
-    )
-    .ok();
+    rollout(&s, "deployment/sensors");
     // kubectl logs reaches the node in its namespace through the API server.
     let logs = eventually(20, "logs from a node in a namespace", || {
         let out = s
@@ -407,11 +422,7 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
         ],
     )
     .ok();
-    s.kubectl(
-        "1.33",
-        &["rollout", "status", "deployment/sensors", "--timeout=90s"],
-    )
-    .ok();
+    rollout(&s, "deployment/sensors");
     let history = s
         .kubectl("1.33", &["rollout", "history", "deployment/sensors"])
         .ok()
@@ -422,11 +433,7 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
     );
     s.kubectl("1.33", &["rollout", "undo", "deployment/sensors"])
         .ok();
-    s.kubectl(
-        "1.33",
-        &["rollout", "status", "deployment/sensors", "--timeout=90s"],
-    )
-    .ok();
+    rollout(&s, "deployment/sensors");
     let d = json(&s, &["get", "deployment", "sensors"]);
     assert_eq!(
         d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3",
@@ -489,11 +496,7 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
 
     // A StatefulSet comes up in order, with stable names.
     apply(&s, STATEFUL);
-    s.kubectl(
-        "1.33",
-        &["rollout", "status", "statefulset/db", "--timeout=90s"],
-    )
-    .ok();
+    rollout(&s, "statefulset/db");
     let members = json(&s, &["get", "pods", "-l", "app=db"]);
     let mut started: Vec<(String, String)> = members["items"]
         .as_array()
