@@ -231,7 +231,7 @@ fn pods_by_node(s: &Skiff, selector: &str) -> Vec<(String, String, String)> {
 
 /// `kubectl rollout status`, showing the cluster's state if it times out.
 fn rollout(s: &Skiff, what: &str) {
-    let out = s.kubectl("1.33", &["rollout", "status", what, "--timeout=180s"]);
+    let out = s.kubectl("1.33", &["rollout", "status", what, "--timeout=110s"]);
     if out.code != 0 {
         let pods = s.kubectl("1.33", &["get", "pods", "-o", "wide"]).stdout;
         let nodes = s.kubectl("1.33", &["get", "nodes", "-o", "wide"]).stdout;
