@@ -251,12 +251,29 @@ async fn try_register(
 /// Refresh the Node's conditions (lastHeartbeatTime) every
 /// `status_refresh`, as the kubelet does alongside its Lease.
 pub(crate) async fn heartbeat(ctx: Arc<Ctx>, handlers: Vec<&'static str>) {
-    let since = now();
+    let mut since = now();
     let api: Api<Node> = Api::all(ctx.client.clone());
-    let mut tick = tokio::time::interval(ctx.cfg.status_refresh);
+    // Like the kubelet: look every 10 s, write when something differs
+    // (the node lifecycle controller marked the node Unknown while this
+    // agent could not reach the API server) or every `status_refresh`.
+    let check = ctx.cfg.status_refresh.min(Duration::from_secs(10));
+    let mut tick = tokio::time::interval(check);
     tick.tick().await;
+    let mut last_write = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        let ready_elsewhere = match api.get_status(&ctx.cfg.node_name).await {
+            Ok(n) => ready_condition(&n) == Some("True"),
+            // Unreachable: keep trying at the next tick.
+            Err(_) => continue,
+        };
+        if ready_elsewhere && last_write.elapsed() < ctx.cfg.status_refresh {
+            continue;
+        }
+        if !ready_elsewhere {
+            // Ready again from now on, as the kubelet reports a transition.
+            since = now();
+        }
         let status = status(
             &ctx.cfg,
             &HostFacts::probe(),
@@ -265,7 +282,7 @@ pub(crate) async fn heartbeat(ctx: Arc<Ctx>, handlers: Vec<&'static str>) {
             &since,
         );
         let patch = json!({ "status": status });
-        if let Err(e) = api
+        match api
             .patch_status(
                 &ctx.cfg.node_name,
                 &PatchParams::default(),
@@ -273,9 +290,23 @@ pub(crate) async fn heartbeat(ctx: Arc<Ctx>, handlers: Vec<&'static str>) {
             )
             .await
         {
-            tracing::warn!(node = %ctx.cfg.node_name, error = %e, "node status heartbeat failed");
+            Ok(_) => last_write = tokio::time::Instant::now(),
+            Err(e) => {
+                tracing::warn!(node = %ctx.cfg.node_name, error = %e, "node status heartbeat failed")
+            }
         }
     }
+}
+
+/// The status of the Node's Ready condition, if it has one.
+fn ready_condition(n: &Node) -> Option<&str> {
+    n.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .map(|c| c.status.as_str())
 }
 
 /// Parse an RFC 3339 time as Kubernetes writes it.

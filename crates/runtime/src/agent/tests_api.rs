@@ -950,3 +950,42 @@ async fn readiness_follows_its_probe_and_liveness_failures_restart_the_container
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_node_marked_unknown_by_the_control_plane_reports_ready_again_within_10s() {
+    let c = cluster().await;
+    // A long refresh: only the 10 s check can bring Ready back in time.
+    let _agent = c.start_agent("n1", |cfg| cfg.status_refresh = Duration::from_secs(600));
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    eventually(20, "the node registered Ready", || async {
+        let n = nodes.get_opt("n1").await.ok()??;
+        let ready = n
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.status == "True").then_some(())
+    })
+    .await;
+    // What the node lifecycle controller writes when the Lease went stale.
+    let unknown = json!({"status": {"conditions": [{"type": "Ready", "status": "Unknown",
+        "reason": "NodeStatusUnknown", "message": "Kubelet stopped posting node status."}]}});
+    nodes
+        .patch_status(
+            "n1",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Strategic(&unknown),
+        )
+        .await
+        .expect("mark Unknown");
+    eventually(20, "Ready=True again", || async {
+        let n = nodes.get_opt("n1").await.ok()??;
+        let ready = n
+            .status?
+            .conditions?
+            .into_iter()
+            .find(|c| c.type_ == "Ready")?;
+        (ready.status == "True" && ready.reason.as_deref() == Some("KubeletReady")).then_some(())
+    })
+    .await;
+}
