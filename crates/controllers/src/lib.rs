@@ -17,9 +17,20 @@ pub mod statefulset;
 pub(crate) mod testing;
 
 /// Settings of the controllers that have any, as `skiff up` flags set them.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Settings {
     pub node_lifecycle: nodelifecycle::Config,
+    /// Where the scheduler reads images' platforms from.
+    pub images: Option<std::sync::Arc<dyn scheduler::ImageResolver>>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("node_lifecycle", &self.node_lifecycle)
+            .field("images", &self.images.is_some())
+            .finish()
+    }
 }
 
 /// Run every controller and the scheduler until one of them fails.
@@ -28,8 +39,13 @@ pub async fn run_all(client: kube::Client, settings: Settings) -> anyhow::Result
     let informers = reconcile::Informers::new(client.clone());
     let mut parts = tokio::task::JoinSet::new();
     let c = client.clone();
+    let images = settings.images.clone();
     parts.spawn(async move {
-        let r = scheduler::run(c, scheduler::Config::default()).await;
+        let cfg = scheduler::Config {
+            images,
+            ..Default::default()
+        };
+        let r = scheduler::run(c, cfg).await;
         ("scheduler", r)
     });
     let c = client.clone();

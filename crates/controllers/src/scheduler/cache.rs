@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodAffinityTerm, Taint, Toleration};
 use k8s_openapi::api::node::v1::RuntimeClass;
 
 use super::resources::{non_zero_requests, pod_requests, Resources};
@@ -40,6 +40,11 @@ pub struct PodInfo {
     pub priority: i32,
     /// `spec.tolerations`.
     pub tolerations: Vec<Toleration>,
+    /// `metadata.labels`.
+    pub labels: Arc<BTreeMap<String, String>>,
+    /// Required pod anti-affinity terms, which constrain pods scheduled
+    /// after this one lands.
+    pub anti_affinity: Arc<[PodAffinityTerm]>,
 }
 
 impl PodInfo {
@@ -59,6 +64,16 @@ impl PodInfo {
             owner,
             priority: spec.and_then(|s| s.priority).unwrap_or(0),
             tolerations: spec.and_then(|s| s.tolerations.clone()).unwrap_or_default(),
+            labels: Arc::new(pod.metadata.labels.clone().unwrap_or_default()),
+            anti_affinity: spec
+                .and_then(|s| s.affinity.as_ref())
+                .and_then(|a| a.pod_anti_affinity.as_ref())
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .clone()
+                })
+                .unwrap_or_default()
+                .into(),
             pod: Arc::new(pod),
         }
     }
@@ -214,12 +229,33 @@ fn readiness_taint(node: &Node) -> Option<Taint> {
 
 /// A pod counted against a node.
 #[derive(Debug, Clone)]
-struct PlacedPod {
-    node: String,
+pub struct PlacedPod {
+    /// The node it is on.
+    pub node: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.labels`, for pod affinity and topology spreading.
+    pub labels: Arc<BTreeMap<String, String>>,
+    /// Its required anti-affinity terms.
+    pub anti_affinity: Arc<[PodAffinityTerm]>,
     requests: Resources,
     owner: Option<String>,
     /// Reserved by this scheduler, not yet seen bound by the watch.
     assumed: bool,
+}
+
+impl PlacedPod {
+    fn of(pod: &PodInfo, node: &str, assumed: bool) -> Self {
+        PlacedPod {
+            node: node.to_string(),
+            namespace: pod.namespace().to_string(),
+            labels: pod.labels.clone(),
+            anti_affinity: pod.anti_affinity.clone(),
+            requests: pod.requests.clone(),
+            owner: pod.owner.clone(),
+            assumed,
+        }
+    }
 }
 
 /// Nodes, pods placed on them, and RuntimeClass handlers.
@@ -231,6 +267,25 @@ pub struct Cache {
     placed: HashMap<PodKey, PlacedPod>,
     /// RuntimeClass name → handler.
     runtime_classes: HashMap<String, String>,
+    /// Placed pods that carry required anti-affinity terms.
+    with_anti_affinity: HashSet<PodKey>,
+    /// Namespace name → labels, for affinity terms' `namespaceSelector`.
+    namespaces: HashMap<String, BTreeMap<String, String>>,
+    /// Image reference → the platforms it provides, as far as known.
+    images: HashMap<String, ImageTarget>,
+}
+
+/// What an image can run on, as the scheduler learnt it from the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageTarget {
+    /// A Wasm module or component (or an index with a Wasm entry):
+    /// architecture-neutral.
+    Wasm,
+    /// A Linux image for these `(os, architecture)` pairs.
+    Platforms(Vec<(String, String)>),
+    /// Unknown: the lookup failed or is still running. No node is ruled
+    /// out, as Kubernetes rules none out.
+    Unknown,
 }
 
 impl Cache {
@@ -318,15 +373,7 @@ impl Cache {
 
     /// Reserve: count a pod against a node before the binding is confirmed.
     pub fn assume(&mut self, pod: &PodInfo, node: &str) {
-        self.place(
-            pod.key.clone(),
-            PlacedPod {
-                node: node.to_string(),
-                requests: pod.requests.clone(),
-                owner: pod.owner.clone(),
-                assumed: true,
-            },
-        );
+        self.place(pod.key.clone(), PlacedPod::of(pod, node, true));
     }
 
     /// Un-reserve after a failed bind.
@@ -349,15 +396,7 @@ impl Cache {
                 return;
             }
         }
-        self.place(
-            pod.key.clone(),
-            PlacedPod {
-                node: node.to_string(),
-                requests: pod.requests.clone(),
-                owner: pod.owner.clone(),
-                assumed: false,
-            },
-        );
+        self.place(pod.key.clone(), PlacedPod::of(pod, node, false));
     }
 
     /// A pod left its node (deleted, or finished). Returns whether it had
@@ -393,6 +432,9 @@ impl Cache {
             }
         };
         self.nodes[i].add_pod(&p);
+        if !p.anti_affinity.is_empty() {
+            self.with_anti_affinity.insert(key.clone());
+        }
         self.placed.insert(key, p);
     }
 
@@ -400,6 +442,7 @@ impl Cache {
         let Some(p) = self.placed.remove(key) else {
             return false;
         };
+        self.with_anti_affinity.remove(key);
         if let Some(&i) = self.index.get(&p.node) {
             self.nodes[i].remove_pod(&p);
             if !self.nodes[i].present && self.nodes[i].pod_count == 0 {
@@ -424,6 +467,59 @@ impl Cache {
     /// Keep only the RuntimeClasses named (after a re-list).
     pub fn retain_runtime_classes(&mut self, names: &HashSet<String>) {
         self.runtime_classes.retain(|k, _| names.contains(k));
+    }
+
+    /// Every pod placed on a node (bound or assumed), with its node when
+    /// the node exists.
+    pub fn placed_pods(&self) -> impl Iterator<Item = (&PlacedPod, Option<&NodeInfo>)> {
+        self.placed
+            .values()
+            .map(|p| (p, self.node(&p.node).filter(|n| n.present)))
+    }
+
+    /// Placed pods with required anti-affinity terms, with their nodes.
+    pub fn anti_affinity_pods(&self) -> impl Iterator<Item = (&PlacedPod, Option<&NodeInfo>)> {
+        self.with_anti_affinity.iter().filter_map(|k| {
+            let p = self.placed.get(k)?;
+            Some((p, self.node(&p.node).filter(|n| n.present)))
+        })
+    }
+
+    /// A namespace's labels (empty for one not seen).
+    pub fn namespace_labels(&self, ns: &str) -> Option<&BTreeMap<String, String>> {
+        self.namespaces.get(ns)
+    }
+
+    /// A Namespace was added or changed. Returns whether its labels changed.
+    pub fn upsert_namespace(&mut self, ns: &Namespace) -> bool {
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        let labels = ns.metadata.labels.clone().unwrap_or_default();
+        self.namespaces.insert(name, labels.clone()) != Some(labels)
+    }
+
+    /// A Namespace went away.
+    pub fn remove_namespace(&mut self, name: &str) {
+        self.namespaces.remove(name);
+    }
+
+    /// Keep only the Namespaces named (after a re-list).
+    pub fn retain_namespaces(&mut self, names: &HashSet<String>) {
+        self.namespaces.retain(|k, _| names.contains(k));
+    }
+
+    /// What is known of an image's platforms; `None` when nobody asked yet.
+    pub fn image_target(&self, image: &str) -> Option<&ImageTarget> {
+        self.images.get(image)
+    }
+
+    /// Record what an image provides.
+    pub fn set_image_target(&mut self, image: &str, target: ImageTarget) {
+        self.images.insert(image.to_string(), target);
+    }
+
+    /// Forget what an image provides (the answer is stale).
+    pub fn forget_image_target(&mut self, image: &str) {
+        self.images.remove(image);
     }
 }
 

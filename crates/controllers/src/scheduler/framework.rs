@@ -79,7 +79,7 @@ pub trait ScorePlugin: Send + Sync {
     fn name(&self) -> &'static str;
 
     /// Per-pod work before scoring.
-    fn pre_score(&self, _pod: &PodInfo, _state: &mut CycleState) {}
+    fn pre_score(&self, _pod: &PodInfo, _cache: &Cache, _state: &mut CycleState) {}
 
     /// A raw score for one node.
     fn score(&self, pod: &PodInfo, node: &NodeInfo, state: &CycleState) -> i64;
@@ -160,7 +160,7 @@ impl Framework {
         if feasible.len() == 1 {
             return Ok(nodes[feasible[0]].name.clone());
         }
-        let totals = self.score(pod, nodes, &feasible, &mut state);
+        let totals = self.score(pod, cache, &feasible, &mut state);
         Ok(nodes[pick_best(&feasible, &totals)].name.clone())
     }
 
@@ -219,14 +219,15 @@ impl Framework {
     fn score(
         &self,
         pod: &PodInfo,
-        nodes: &[NodeInfo],
+        cache: &Cache,
         feasible: &[usize],
         state: &mut CycleState,
     ) -> Vec<i64> {
+        let nodes = cache.nodes();
         let mut totals = vec![0i64; feasible.len()];
         let mut raw = vec![0i64; feasible.len()];
         for (plugin, weight) in &self.scores {
-            plugin.pre_score(pod, state);
+            plugin.pre_score(pod, cache, state);
             for (slot, &i) in raw.iter_mut().zip(feasible) {
                 *slot = plugin.score(pod, &nodes[i], state);
             }
@@ -282,6 +283,20 @@ pub fn normalize_reverse(scores: &mut [i64]) {
             MAX_NODE_SCORE
         } else {
             MAX_NODE_SCORE - *s * MAX_NODE_SCORE / max
+        };
+    }
+}
+
+/// Scores that may be negative (preferred anti-affinity) become 0–100
+/// between the worst node (0) and the best (100); all equal → 0.
+pub fn normalize_min_max(scores: &mut [i64]) {
+    let max = scores.iter().copied().max().unwrap_or(0);
+    let min = scores.iter().copied().min().unwrap_or(0);
+    for s in scores.iter_mut() {
+        *s = if max == min {
+            0
+        } else {
+            (*s - min) * MAX_NODE_SCORE / (max - min)
         };
     }
 }

@@ -1,12 +1,12 @@
-//! The watches that keep the scheduler's cache current: nodes, pods and
-//! RuntimeClasses. Each event is folded into the shared state under its
+//! The watches that keep the scheduler's cache current: nodes, pods,
+//! RuntimeClasses and namespaces (whose labels pod affinity terms select). Each event is folded into the shared state under its
 //! lock; a re-list (watch restart) drops what the new listing lacks.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
@@ -15,7 +15,7 @@ use kube::Api;
 use super::cache::{pod_key, PodInfo};
 use super::{Shared, State};
 
-/// Start the three watches; the future ends when one of them fails for good.
+/// Start the watches; the future ends when one of them fails for good.
 pub(super) async fn spawn(shared: Arc<Shared>) -> anyhow::Result<()> {
     let c = shared.client.clone();
     let nodes = follow(
@@ -29,11 +29,16 @@ pub(super) async fn spawn(shared: Arc<Shared>) -> anyhow::Result<()> {
         Kind::Pod,
     );
     let classes = follow(
-        shared,
-        watcher::watcher(Api::<RuntimeClass>::all(c), Default::default()),
+        shared.clone(),
+        watcher::watcher(Api::<RuntimeClass>::all(c.clone()), Default::default()),
         Kind::RuntimeClass,
     );
-    tokio::try_join!(nodes, pods, classes)?;
+    let namespaces = follow(
+        shared,
+        watcher::watcher(Api::<Namespace>::all(c), Default::default()),
+        Kind::Namespace,
+    );
+    tokio::try_join!(nodes, pods, classes, namespaces)?;
     Ok(())
 }
 
@@ -43,6 +48,7 @@ enum Kind {
     Node,
     Pod,
     RuntimeClass,
+    Namespace,
 }
 
 /// Objects the watch can fold into the state.
@@ -83,6 +89,23 @@ impl Watched for RuntimeClass {
     }
     fn retain(st: &mut State, seen: &HashSet<String>) {
         st.cache.retain_runtime_classes(seen);
+    }
+}
+
+impl Watched for Namespace {
+    fn key(&self) -> String {
+        self.metadata.name.clone().unwrap_or_default()
+    }
+    fn apply(self, st: &mut State, _: &str) {
+        if st.cache.upsert_namespace(&self) {
+            st.changed = true;
+        }
+    }
+    fn delete(self, st: &mut State) {
+        st.cache.remove_namespace(&self.key());
+    }
+    fn retain(st: &mut State, seen: &HashSet<String>) {
+        st.cache.retain_namespaces(seen);
     }
 }
 
@@ -201,5 +224,6 @@ fn kind_name(k: Kind) -> &'static str {
         Kind::Node => "node",
         Kind::Pod => "pod",
         Kind::RuntimeClass => "RuntimeClass",
+        Kind::Namespace => "namespace",
     }
 }

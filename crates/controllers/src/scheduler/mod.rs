@@ -11,6 +11,11 @@
 //!   (`pods/binding`) in a task, up to [`Config::parallelism`] at once. A
 //!   failed bind un-reserves and requeues. A pod that fits nowhere gets
 //!   `PodScheduled=False`, reason `Unschedulable`, and Kubernetes' message.
+//! - image platforms: before a pod running Linux images is scheduled, each
+//!   image's platforms are read from its registry once through the
+//!   [`ImageResolver`] (the pod waits at most [`IMAGE_WAIT`] for it), kept
+//!   for [`IMAGE_TTL`], and the `ImagePlatform` filter compares them with
+//!   the nodes' os/arch labels.
 
 pub mod bench;
 pub mod cache;
@@ -23,6 +28,9 @@ pub mod resources;
 mod tests;
 
 use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,17 +40,43 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
-use cache::{Cache, PodInfo, PodKey};
+use cache::{Cache, ImageTarget, PodInfo, PodKey};
 use framework::Framework;
 use queue::Queue;
 
+/// Reads what platforms an image provides from its registry. The binary
+/// supplies one backed by skiff's image client; without one, the
+/// `ImagePlatform` filter has nothing to compare and rules nothing out.
+pub trait ImageResolver: Send + Sync + 'static {
+    /// The platforms of `image`, for a pod in `namespace` with these
+    /// `imagePullSecrets` names; an error is a message for the log.
+    fn resolve(
+        &self,
+        image: &str,
+        namespace: &str,
+        pull_secrets: &[String],
+    ) -> Pin<Box<dyn Future<Output = Result<ImageTarget, String>> + Send>>;
+}
+
 /// How the scheduler runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     /// The `spec.schedulerName` this scheduler serves ("default-scheduler").
     pub name: String,
     /// Bindings in flight at once.
     pub parallelism: usize,
+    /// Where image platforms come from.
+    pub images: Option<Arc<dyn ImageResolver>>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("name", &self.name)
+            .field("parallelism", &self.parallelism)
+            .field("images", &self.images.is_some())
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -50,9 +84,18 @@ impl Default for Config {
         Config {
             name: "default-scheduler".to_string(),
             parallelism: 64,
+            images: None,
         }
     }
 }
+
+/// The longest a pod waits for its images' platforms before it is
+/// scheduled without them.
+pub const IMAGE_WAIT: Duration = Duration::from_secs(2);
+/// How long an image's platforms are trusted (a tag may move).
+pub const IMAGE_TTL: Duration = Duration::from_secs(600);
+/// How long a failed lookup is remembered before it is tried again.
+const IMAGE_RETRY: Duration = Duration::from_secs(60);
 
 /// How long a pod whose bind failed waits before it is tried again.
 const BIND_RETRY: Duration = Duration::from_secs(1);
@@ -70,6 +113,8 @@ struct State {
     reported: HashMap<PodKey, String>,
     /// The cluster changed in a way that may help parked pods.
     changed: bool,
+    /// Images being looked up → pods waiting for the answer.
+    resolving: HashMap<String, Vec<PodKey>>,
 }
 
 struct Shared {
@@ -137,7 +182,7 @@ async fn schedule_loop(shared: Arc<Shared>) -> anyhow::Result<()> {
 
 /// Run cycles until one needs an API call, or nothing is left to try.
 fn next_decision(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     framework: &mut Framework,
     last_unpark: &mut Instant,
 ) -> Option<Decision> {
@@ -157,6 +202,11 @@ fn next_decision(
         if st.cache.is_assumed(&key) {
             continue;
         }
+        if let Some(resolver) = &shared.cfg.images {
+            if hold_for_images(shared, resolver, &mut st, &pod) {
+                continue;
+            }
+        }
         match framework.schedule(&pod, &st.cache) {
             Ok(node) => {
                 st.cache.assume(&pod, &node);
@@ -175,6 +225,88 @@ fn next_decision(
         }
     }
     None
+}
+
+/// Start looking up the pod's images whose platforms are not known; the
+/// pod waits (out of the queue) until they are, or [`IMAGE_WAIT`] passes.
+/// Returns whether the pod is held.
+fn hold_for_images(
+    shared: &Arc<Shared>,
+    resolver: &Arc<dyn ImageResolver>,
+    st: &mut State,
+    pod: &Arc<PodInfo>,
+) -> bool {
+    let missing: Vec<String> = plugins::image_platform::images_to_check(pod, &st.cache)
+        .into_iter()
+        .filter(|i| st.cache.image_target(i).is_none())
+        .collect();
+    for image in &missing {
+        let waiting = st.resolving.entry(image.clone()).or_default();
+        if waiting.is_empty() {
+            let secrets: Vec<String> = pod
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.image_pull_secrets.as_ref())
+                .into_iter()
+                .flatten()
+                .map(|r| r.name.clone())
+                .collect();
+            let lookup = resolver.resolve(image, pod.namespace(), &secrets);
+            tokio::spawn(resolve_image(shared.clone(), image.clone(), lookup));
+        }
+        if !waiting.contains(&pod.key) {
+            waiting.push(pod.key.clone());
+        }
+    }
+    !missing.is_empty()
+}
+
+/// Wait for one image lookup: record the answer, release the pods waiting
+/// for it (after [`IMAGE_WAIT`] at the latest, as Unknown), and forget the
+/// answer when it grows stale.
+async fn resolve_image(
+    shared: Arc<Shared>,
+    image: String,
+    lookup: Pin<Box<dyn Future<Output = Result<ImageTarget, String>> + Send>>,
+) {
+    let mut lookup = tokio::spawn(lookup);
+    let result = match tokio::time::timeout(IMAGE_WAIT, &mut lookup).await {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::info!(%image, "image platforms not known within {IMAGE_WAIT:?}; scheduling without them");
+            settle_image(&shared, &image, ImageTarget::Unknown);
+            lookup.await
+        }
+    };
+    let (target, ttl) = match result {
+        Ok(Ok(t)) => (t, IMAGE_TTL),
+        Ok(Err(e)) => {
+            tracing::info!(%image, error = %e, "cannot read the image's platforms; any node may take it");
+            (ImageTarget::Unknown, IMAGE_RETRY)
+        }
+        Err(e) => {
+            tracing::warn!(%image, error = %e, "image platform lookup failed");
+            (ImageTarget::Unknown, IMAGE_RETRY)
+        }
+    };
+    settle_image(&shared, &image, target);
+    tokio::time::sleep(ttl).await;
+    shared.lock().cache.forget_image_target(&image);
+}
+
+/// Record an image's platforms and put the pods that waited back in line.
+fn settle_image(shared: &Shared, image: &str, target: ImageTarget) {
+    let mut st = shared.lock();
+    st.cache.set_image_target(image, target);
+    for key in st.resolving.remove(image).unwrap_or_default() {
+        if let Some(p) = st.pending.get(&key) {
+            let priority = p.priority;
+            st.queue.push(key, priority);
+        }
+    }
+    drop(st);
+    shared.wake.notify_one();
 }
 
 /// Bind: `POST pods/NAME/binding`. The watch confirms the placement; on

@@ -1,22 +1,24 @@
 //! The scheduler's plugins, one per constraint, and the default set.
 //!
-//! Filters run in Kubernetes' order (unschedulable, taints, affinity, then
-//! the skiff runtime handler, then resources), so a node refused for
+//! Filters run in Kubernetes' order (unschedulable, taints, node affinity,
+//! then skiff's runtime handler and image platform, then resources,
+//! topology spread, inter-pod affinity), so a node refused for
 //! several reasons is counted under the same one Kubernetes would name.
 //! Score weights are Kubernetes' defaults.
 //!
-//! Extension point — image platform: a Linux (non-Wasm) image may only run
-//! on nodes whose architecture the image provides. That check belongs in an
-//! `ImagePlatform` filter plugin (`plugins/image_platform.rs`, registered
-//! in [`default_framework`] after `RuntimeHandler`), fed by a cache of the
-//! platforms each image reference offers; it is not implemented yet.
+//! `ImagePlatform` is skiff's own: a Linux image only lands on nodes of an
+//! os/architecture it provides (the scheduler loop looks the image up in
+//! its registry first).
 
 use super::framework::{FilterPlugin, Framework, ScorePlugin};
 
+pub mod image_platform;
+pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_resources_fit;
 pub mod node_unschedulable;
 pub mod owner_spread;
+pub mod pod_topology_spread;
 pub mod runtime_handler;
 pub mod taint_toleration;
 
@@ -27,14 +29,18 @@ pub fn default_framework() -> Framework {
         Box::new(taint_toleration::TaintToleration),
         Box::new(node_affinity::NodeAffinity),
         Box::new(runtime_handler::RuntimeHandler),
-        // Extension point: Box::new(image_platform::ImagePlatform) goes here.
+        Box::new(image_platform::ImagePlatform),
         Box::new(node_resources_fit::NodeResourcesFit),
+        Box::new(pod_topology_spread::PodTopologySpread),
+        Box::new(inter_pod_affinity::InterPodAffinity),
     ];
     let scores: Vec<(Box<dyn ScorePlugin>, i64)> = vec![
         (Box::new(taint_toleration::TaintToleration), 3),
         (Box::new(node_affinity::NodeAffinity), 2),
         (Box::new(node_resources_fit::NodeResourcesFit), 1),
         (Box::new(owner_spread::OwnerSpread), 2),
+        (Box::new(pod_topology_spread::PodTopologySpread), 2),
+        (Box::new(inter_pod_affinity::InterPodAffinity), 2),
     ];
     Framework::new(filters, scores)
 }

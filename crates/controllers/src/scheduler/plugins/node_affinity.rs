@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{NodeSelectorRequirement, NodeSelectorTerm};
 
-use crate::scheduler::cache::{NodeInfo, PodInfo};
+use crate::scheduler::cache::{Cache, NodeInfo, PodInfo};
 use crate::scheduler::framework::{
     normalize_to_max, CycleState, FilterPlugin, Rejection, ScorePlugin,
 };
@@ -128,6 +128,23 @@ fn fits(p: &Prepared, node: &NodeInfo) -> bool {
             .is_none_or(|terms| terms.iter().any(|t| term_matches(t, node)))
 }
 
+/// A pod's `nodeSelector` and required node affinity, compiled once, for
+/// plugins that look only at the nodes the pod could land on (topology
+/// spreading's `nodeAffinityPolicy: Honor`).
+pub struct RequiredNodeAffinity(Prepared);
+
+impl RequiredNodeAffinity {
+    /// Compile the pod's node constraints.
+    pub fn of(pod: &PodInfo) -> Self {
+        RequiredNodeAffinity(prepare(pod))
+    }
+
+    /// Whether the node satisfies them.
+    pub fn matches(&self, node: &NodeInfo) -> bool {
+        fits(&self.0, node)
+    }
+}
+
 impl FilterPlugin for NodeAffinity {
     fn name(&self) -> &'static str {
         NAME
@@ -161,7 +178,7 @@ impl ScorePlugin for NodeAffinity {
         NAME
     }
 
-    fn pre_score(&self, pod: &PodInfo, state: &mut CycleState) {
+    fn pre_score(&self, pod: &PodInfo, _: &Cache, state: &mut CycleState) {
         if state.read::<Prepared>(NAME).is_none() {
             state.write(NAME, prepare(pod));
         }
@@ -306,7 +323,7 @@ mod tests {
         let b = node("b", json!({"disk": "ssd"}), json!({}), json!({}));
         let c = node("c", json!({}), json!({}), json!({}));
         let mut s = CycleState::default();
-        NodeAffinity.pre_score(&p, &mut s);
+        NodeAffinity.pre_score(&p, &Cache::default(), &mut s);
         let mut scores: Vec<i64> = [&a, &b, &c]
             .iter()
             .map(|n| NodeAffinity.score(&p, n, &s))
