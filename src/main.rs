@@ -2,6 +2,7 @@
 
 mod client;
 mod commands;
+mod platforms;
 
 use clap::Parser;
 

@@ -1,7 +1,8 @@
-//! `skiff image …`: putting Wasm images where nodes can run them.
+//! `skiff image …`: putting images where nodes can run them.
 //!
 //! - `push FILE.wasm REF [--insecure]` packages a module or component as a
-//!   Wasm OCI artifact and pushes it;
+//!   Wasm OCI artifact and pushes it; `push DIR REF` pushes the image of an
+//!   OCI image layout (a multi-platform index with its manifests);
 //! - `pull REF` fetches an image into a node's store ahead of time;
 //! - `import PATH` loads an OCI layout or archive into a node's store, for
 //!   nodes without a registry.
@@ -45,13 +46,18 @@ struct Credentials {
 
 #[derive(Debug, Args)]
 struct PushArgs {
-    /// The module or component.
+    /// A `.wasm` module or component, or an OCI image layout directory
+    /// (one image, or a multi-platform index, pushed as it is).
     file: PathBuf,
     /// Where to push it (`127.0.0.1:5000/team/app:v1`).
     reference: String,
     /// Speak plain http to the registry (loopback and lab registries).
     #[arg(long)]
     insecure: bool,
+    /// Which image of a layout holding several (its
+    /// `org.opencontainers.image.ref.name`).
+    #[arg(long)]
+    name: Option<String>,
     #[command(flatten)]
     credentials: Credentials,
 }
@@ -120,14 +126,29 @@ fn auths(c: &Credentials, reference: &str) -> Vec<RegistryAuth> {
 
 async fn push(p: PushArgs) -> anyhow::Result<ExitCode> {
     let meter = Meter::new("pushing");
-    let digest = images::push_wasm(
-        &p.file,
-        &p.reference,
-        p.insecure,
-        &auths(&p.credentials, &p.reference),
-        &|e| meter.update(e),
-    )
-    .await?;
+    let auths = auths(&p.credentials, &p.reference);
+    let digest = if p.file.is_dir() {
+        images::push_layout(
+            &p.file,
+            p.name.as_deref(),
+            &p.reference,
+            p.insecure,
+            &auths,
+            &|e| meter.update(e),
+        )
+        .await?
+    } else {
+        if p.name.is_some() {
+            anyhow::bail!(
+                "--name picks an image of an OCI layout directory; {} is a file",
+                p.file.display()
+            );
+        }
+        images::push_wasm(&p.file, &p.reference, p.insecure, &auths, &|e| {
+            meter.update(e)
+        })
+        .await?
+    };
     meter.finish();
     println!("{}@{digest}", p.reference);
     Ok(ExitCode::SUCCESS)

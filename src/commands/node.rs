@@ -26,7 +26,8 @@ pub struct NodeOpts {
     /// An extra Node label, `key=value` (repeatable).
     #[arg(long = "node-label", value_parser = parse_label)]
     pub node_labels: Vec<(String, String)>,
-    /// A registry (`host:port`) spoken to over plain http (repeatable).
+    /// A registry (`host:port`) spoken to over plain http (repeatable); with
+    /// `skiff up` the scheduler reads image platforms from it the same way.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
     /// Pods this node accepts (`capacity.pods`); Wasm pods cost kilobytes,

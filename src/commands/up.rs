@@ -72,6 +72,10 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             let controllers = client.clone();
             let mut settings = controllers::Settings::default();
             settings.node_lifecycle.grace = a.node_monitor_grace_period;
+            settings.images = Some(std::sync::Arc::new(crate::platforms::RegistryPlatforms {
+                client: client.clone(),
+                insecure_registries: a.node.insecure_registries.clone(),
+            }));
             settings.node_lifecycle.monitor_period = (a.node_monitor_grace_period / 8).clamp(
                 std::time::Duration::from_millis(500),
                 std::time::Duration::from_secs(5),

@@ -47,6 +47,16 @@ pub(crate) trait Blobs {
     fn store_extracted(&self, layer_digest: &str, wasm: &[u8]) -> Result<PathBuf, ImageError>;
 }
 
+/// Whether a manifest's media types alone say Wasm (a Wasm layer or
+/// config media type), before any blob is read.
+pub(crate) fn declared_wasm(manifest: &Manifest) -> bool {
+    manifest
+        .layers
+        .iter()
+        .any(|l| WASM_LAYERS.contains(&l.media_type.as_str()))
+        || WASM_CONFIGS.contains(&manifest.config.media_type.as_str())
+}
+
 /// Classifies a verified image. `layer_paths` are the layers' blobs, in
 /// manifest order.
 pub(crate) fn classify(

@@ -49,7 +49,8 @@ use serde_json::Value;
 
 pub use auth::{auths_from_dockerconfigjson, RegistryAuth};
 pub use platform::Platform;
-pub use push::push_wasm;
+pub use pull::{image_platforms, ImagePlatforms};
+pub use push::{push_layout, push_wasm};
 pub use source::StoreSource;
 pub use store::{ImageStore, StoreConfig};
 

@@ -151,6 +151,98 @@ impl ImageStore {
     }
 }
 
+/// What an image can run on, read from its registry without pulling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImagePlatforms {
+    /// A Wasm artifact, or an index with a Wasm entry: runs anywhere a Wasm
+    /// handler does.
+    Wasm,
+    /// A native image for these platforms.
+    Native(Vec<Platform>),
+}
+
+/// The largest image config read to learn an image's platform.
+const MAX_CONFIG: u64 = 4 << 20;
+
+/// The platforms `reference` provides, from its manifest (an index's
+/// entries, or a single manifest's config `os`/`architecture`). This is
+/// what the scheduler asks so that a Linux image only lands on nodes it
+/// was built for.
+pub async fn image_platforms(
+    reference: &str,
+    auths: &[RegistryAuth],
+    insecure: &[String],
+) -> Result<ImagePlatforms, ImageError> {
+    let r = reference::parse(reference)?;
+    let client = registry_client(insecure)?;
+    let auth = auth::for_registry(auths, &r.registry);
+    client
+        .auth(&r.oci, &auth, RegistryOperation::Pull)
+        .await
+        .map_err(|e| classify_error(e, &r))?;
+    let (body, _) = client
+        .pull_manifest_raw(&r.oci, &auth, manifest::ACCEPTED)
+        .await
+        .map_err(|e| classify_error(e, &r))?;
+    let what = format!("the manifest of {}", r.whole);
+    let manifest = match Document::parse(&body, None, &what)? {
+        Document::Index(index) => {
+            let mut out = Vec::new();
+            for p in index.manifests.iter().filter_map(|e| e.platform.as_ref()) {
+                if p.architecture == "wasm" {
+                    return Ok(ImagePlatforms::Wasm);
+                }
+                // Attestation manifests say unknown/unknown.
+                if p.os.is_empty() || p.os == "unknown" {
+                    continue;
+                }
+                let platform = Platform {
+                    os: p.os.clone(),
+                    architecture: p.architecture.clone(),
+                    variant: p.variant.clone(),
+                };
+                if !out.contains(&platform) {
+                    out.push(platform);
+                }
+            }
+            return Ok(ImagePlatforms::Native(out));
+        }
+        Document::Manifest(m) => m,
+    };
+    if super::classify::declared_wasm(&manifest) {
+        return Ok(ImagePlatforms::Wasm);
+    }
+    if manifest.config.size > MAX_CONFIG {
+        return Err(ImageError::Invalid(format!(
+            "the config of {} is {} bytes, more than the {MAX_CONFIG} skiff reads",
+            r.whole, manifest.config.size
+        )));
+    }
+    let mut config = Vec::with_capacity(usize::try_from(manifest.config.size).unwrap_or(0));
+    client
+        .pull_blob(&r.oci, manifest.config.digest.as_str(), &mut config)
+        .await
+        .map_err(|e| classify_error(e, &r))?;
+    let config: serde_json::Value = serde_json::from_slice(&config)
+        .map_err(|e| ImageError::Invalid(format!("the config of {} is not JSON: {e}", r.whole)))?;
+    let field = |k: &str| config[k].as_str().unwrap_or_default().to_string();
+    if field("architecture") == "wasm" {
+        return Ok(ImagePlatforms::Wasm);
+    }
+    if field("architecture").is_empty() {
+        return Ok(ImagePlatforms::Native(Vec::new()));
+    }
+    Ok(ImagePlatforms::Native(vec![Platform {
+        os: if field("os").is_empty() {
+            "linux".into()
+        } else {
+            field("os")
+        },
+        architecture: field("architecture"),
+        variant: config["variant"].as_str().map(str::to_string),
+    }]))
+}
+
 /// The manifest for this node: `(manifest, digest, raw bytes)`.
 async fn resolve(
     client: &oci_client::Client,

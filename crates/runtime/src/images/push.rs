@@ -1,4 +1,5 @@
-//! `skiff image push`: a `.wasm` file packaged as a Wasm OCI artifact.
+//! `skiff image push`: a `.wasm` file packaged as a Wasm OCI artifact, or
+//! an image from an OCI image layout (a multi-platform index included).
 //!
 //! The artifact follows the CNCF Wasm OCI layout: a config of media type
 //! `application/vnd.wasm.config.v0+json` saying `architecture: wasm` and
@@ -7,6 +8,7 @@
 //! the digest returned is the digest of the exact bytes pushed.
 
 use std::path::Path;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -15,7 +17,7 @@ use oci_client::RegistryOperation;
 use serde_json::json;
 
 use super::auth::{self, RegistryAuth};
-use super::manifest::{Descriptor, Manifest, OCI_MANIFEST};
+use super::manifest::{Descriptor, Document, Manifest, OCI_MANIFEST, REF_NAME};
 use super::pull::{classify_error, registry_client};
 use super::reference::{self, Ref};
 use super::{digest, ImageError, PullProgress, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
@@ -106,6 +108,152 @@ pub async fn push_wasm(
         .await
         .map_err(|e| classify_error(e, &r))?;
     Ok(digest::of(&manifest))
+}
+
+/// Pushes the image an OCI image layout directory holds as `reference`:
+/// every blob, the manifest(s), and an index with its platform manifests
+/// when the image is multi-platform. `name` picks the `index.json` entry
+/// by its `org.opencontainers.image.ref.name` when the layout holds more
+/// than one. Returns the digest of the top manifest or index.
+pub async fn push_layout(
+    dir: &Path,
+    name: Option<&str>,
+    reference: &str,
+    insecure: bool,
+    auths: &[RegistryAuth],
+    progress: &(dyn Fn(PullProgress) + Sync),
+) -> Result<String, ImageError> {
+    let index_bytes = read_layout_blob_path(&dir.join("index.json"), dir)?;
+    let Document::Index(index) = Document::parse(&index_bytes, None, "the layout's index.json")?
+    else {
+        return Err(ImageError::Invalid(format!(
+            "{}: index.json is a manifest, not an index",
+            dir.display()
+        )));
+    };
+    let entry = match (name, index.manifests.as_slice()) {
+        (None, [only]) => only,
+        (None, _) => {
+            return Err(ImageError::Invalid(format!(
+                "{} holds {} images: name one with --name ({})",
+                dir.display(),
+                index.manifests.len(),
+                names(&index.manifests)
+            )))
+        }
+        (Some(n), entries) => entries
+            .iter()
+            .find(|e| e.annotations.get(REF_NAME).map(String::as_str) == Some(n))
+            .ok_or_else(|| {
+                ImageError::Invalid(format!(
+                    "{} has no image named {n:?} ({})",
+                    dir.display(),
+                    names(entries)
+                ))
+            })?,
+    };
+    let r = reference::parse(reference)?;
+    let insecure: Vec<String> = if insecure {
+        vec![r.registry.clone()]
+    } else {
+        Vec::new()
+    };
+    let client = registry_client(&insecure)?;
+    let auth = auth::for_registry(auths, &r.registry);
+    client
+        .auth(&r.oci, &auth, RegistryOperation::Push)
+        .await
+        .map_err(|e| classify_error(e, &r))?;
+    progress(PullProgress::Resolved {
+        digest: entry.digest.clone(),
+        total: 0,
+    });
+    push_document(&client, &r, dir, entry, true, progress).await?;
+    Ok(entry.digest.clone())
+}
+
+fn names(entries: &[Descriptor]) -> String {
+    let list: Vec<&str> = entries
+        .iter()
+        .map(|e| {
+            e.annotations
+                .get(REF_NAME)
+                .map_or(e.digest.as_str(), String::as_str)
+        })
+        .collect();
+    list.join(", ")
+}
+
+/// A layout blob, verified against its digest.
+fn read_layout_blob(dir: &Path, d: &str) -> Result<Vec<u8>, ImageError> {
+    let bytes = read_layout_blob_path(&dir.join("blobs/sha256").join(digest::hex_of(d)?), dir)?;
+    let actual = digest::of(&bytes);
+    if actual != d {
+        return Err(ImageError::DigestMismatch {
+            what: format!("blob {d} of the layout {}", dir.display()),
+            expected: d.to_string(),
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
+fn read_layout_blob_path(path: &Path, dir: &Path) -> Result<Vec<u8>, ImageError> {
+    std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ImageError::Invalid(format!(
+            "{} is not a complete OCI image layout: {} is missing",
+            dir.display(),
+            path.strip_prefix(dir).unwrap_or(path).display()
+        )),
+        _ => ImageError::io(path, e),
+    })
+}
+
+/// Pushes a manifest or index and everything it refers to; the top
+/// document goes under the reference's tag, the others by digest.
+fn push_document<'a>(
+    client: &'a oci_client::Client,
+    r: &'a Ref,
+    dir: &'a Path,
+    desc: &'a Descriptor,
+    top: bool,
+    progress: &'a (dyn Fn(PullProgress) + Sync),
+) -> Pin<Box<dyn std::future::Future<Output = Result<(), ImageError>> + Send + 'a>> {
+    Box::pin(async move {
+        let bytes = read_layout_blob(dir, &desc.digest)?;
+        let what = format!("manifest {}", desc.digest);
+        match Document::parse(&bytes, Some(&desc.media_type), &what)? {
+            Document::Manifest(m) => {
+                for d in std::iter::once(&m.config).chain(&m.layers) {
+                    let blob = read_layout_blob(dir, &d.digest)?;
+                    push_blob(client, r, Bytes::from(blob), &d.digest, progress).await?;
+                }
+            }
+            Document::Index(index) => {
+                for child in &index.manifests {
+                    push_document(client, r, dir, child, false, progress).await?;
+                }
+            }
+        }
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| desc.media_type.clone());
+        let content_type = HeaderValue::from_str(&media_type).map_err(|_| {
+            ImageError::Invalid(format!("{what} has a bad media type {media_type:?}"))
+        })?;
+        let target = if top {
+            r.oci.clone()
+        } else {
+            r.at(&desc.digest)
+        };
+        client
+            .push_manifest_raw(&target, bytes, content_type)
+            .await
+            .map_err(|e| classify_error(e, r))?;
+        Ok(())
+    })
 }
 
 /// Uploads one blob unless the registry has it, reporting bytes as they go.
