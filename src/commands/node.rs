@@ -45,6 +45,11 @@ pub struct NodeOpts {
     /// The node's InternalIP; the first non-loopback IPv4 when unset.
     #[arg(long)]
     pub node_ip: Option<IpAddr>,
+    /// How long the node's heartbeat Lease is valid; it is renewed every
+    /// quarter of this (the kubelet's flag of the same name). Keep it
+    /// below the control plane's --node-monitor-grace-period.
+    #[arg(long = "node-lease-duration-seconds", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub node_lease_duration_seconds: u32,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -91,6 +96,8 @@ impl NodeOpts {
         cfg.max_pods = self.max_pods;
         cfg.port = self.node_port;
         cfg.internal_ip = self.node_ip;
+        cfg.lease_renew =
+            std::time::Duration::from_millis(u64::from(self.node_lease_duration_seconds) * 250);
         let mut wcfg = WasmConfig::new(data_dir.join("wasm"));
         wcfg.max_instances = self.max_pods;
         wcfg.max_memory = self.max_wasm_memory;

@@ -13,6 +13,8 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 
 use crate::harness::{eventually, require, Skiff};
+use crate::oci;
+use crate::registry::Registry;
 
 /// A bridge on the host and the namespaces of the nodes.
 struct Net {
@@ -193,6 +195,9 @@ fn start_node(
         arch,
         "--node-ip",
         &addr,
+        // Renew every second: well inside the 6 s grace period below.
+        "--node-lease-duration-seconds",
+        "4",
         "--data-dir",
     ])
     .arg(&data)
@@ -353,8 +358,94 @@ spec:
         env: [{name: GREETING, value: from a job}]
 "#;
 
+/// Linux images (amd64 only, and a two-platform index) placed by the
+/// scheduler. No node runs Linux containers yet, so only placement counts.
+fn linux_workloads(registry: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: amd-only}}
+spec:
+  replicas: 4
+  selector: {{matchLabels: {{app: amd-only}}}}
+  template:
+    metadata: {{labels: {{app: amd-only}}}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      containers:
+      - {{name: app, image: {registry}/fleet/amd-only:v1}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: multi}}
+spec:
+  replicas: 3
+  selector: {{matchLabels: {{app: multi}}}}
+  template:
+    metadata: {{labels: {{app: multi}}}}
+    spec:
+      terminationGracePeriodSeconds: 0
+      topologySpreadConstraints:
+      - maxSkew: 1
+        topologyKey: kubernetes.io/hostname
+        whenUnsatisfiable: DoNotSchedule
+        labelSelector: {{matchLabels: {{app: multi}}}}
+      containers:
+      - {{name: app, image: {registry}/fleet/multi:v1}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: amd-on-arm}}
+spec:
+  nodeSelector: {{kubernetes.io/arch: arm64}}
+  containers:
+  - {{name: app, image: {registry}/fleet/amd-only:v1}}
+"#
+    )
+}
+
+/// One replica per node at most.
+const SOLO: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: solo}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: solo}}
+  template:
+    metadata: {labels: {app: solo}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      affinity:
+        podAntiAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+          - labelSelector: {matchLabels: {app: solo}}
+            topologyKey: kubernetes.io/hostname
+      containers:
+      - name: sensor
+        image: fleet.local/skiff/sensor:v1
+        imagePullPolicy: IfNotPresent
+"#;
+
+/// The PodScheduled=False message of a pending pod, once there is one.
+fn unschedulable(s: &Skiff, selector: &[&str]) -> String {
+    eventually(30, "an Unschedulable pod", || {
+        let mut args = vec!["get", "pods"];
+        args.extend(selector);
+        let pods = json(s, &args);
+        let items = pods["items"].as_array().cloned().unwrap_or_default();
+        items.iter().find_map(|p| {
+            let conds = p["status"]["conditions"].as_array()?;
+            conds
+                .iter()
+                .find(|c| c["type"] == "PodScheduled" && c["status"] == "False")
+                .and_then(|c| c["message"].as_str().map(str::to_string))
+        })
+    })
+}
+
 #[test]
 fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
+    let registry = Registry::start();
     let mut net = Net::new();
     let listen = format!("{}:0", net.host());
     let s = Skiff::start_with(&[
@@ -363,6 +454,8 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
         "--no-node",
         "--node-monitor-grace-period",
         "6s",
+        "--insecure-registry",
+        &registry.host,
     ]);
     let dir = s.dir.parent().expect("tmp").join("nodes");
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -399,6 +492,85 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
         out.contains("reading").then_some(out)
     });
     assert_eq!(logs.lines().count(), 1, "{logs}");
+
+    // Image platforms: an amd64-only image never lands on the arm64 node; a
+    // two-platform index may, and here must (one per node by topology
+    // spread); asking for arm64 explicitly says why it cannot be.
+    for (name, platforms) in [
+        ("amd-only", &[("linux", "amd64")][..]),
+        ("multi", &[("linux", "amd64"), ("linux", "arm64")][..]),
+    ] {
+        let layout = oci::layout(&dir, name, platforms);
+        s.skiff(&[
+            "image",
+            "push",
+            &layout.display().to_string(),
+            &format!("{}/fleet/{name}:v1", registry.host),
+            "--insecure",
+        ])
+        .ok();
+    }
+    apply(&s, &linux_workloads(&registry.host));
+    let amd = eventually(60, "4 amd-only pods bound", || {
+        let p = pods_by_node(&s, "app=amd-only");
+        (p.len() == 4 && p.iter().all(|(_, n, _)| !n.is_empty())).then_some(p)
+    });
+    assert!(
+        amd.iter().all(|(_, n, _)| n.starts_with("edge-amd-")),
+        "amd64-only image on an arm64 node: {amd:?}"
+    );
+    let multi = eventually(60, "3 multi pods bound", || {
+        let p = pods_by_node(&s, "app=multi");
+        (p.len() == 3 && p.iter().all(|(_, n, _)| !n.is_empty())).then_some(p)
+    });
+    let mut spread: Vec<&str> = multi.iter().map(|(_, n, _)| n.as_str()).collect();
+    spread.sort();
+    assert_eq!(
+        spread,
+        ["edge-amd-1", "edge-amd-2", "edge-arm-1"],
+        "{multi:?}"
+    );
+    let why = unschedulable(&s, &["--field-selector", "metadata.name=amd-on-arm"]);
+    assert!(
+        why.starts_with("0/3 nodes are available:")
+            && why.contains("1 node(s) didn't match the platforms of image")
+            && why.contains("(linux/amd64)")
+            && why.contains("2 node(s) didn't match Pod's node affinity/selector"),
+        "{why}"
+    );
+    s.kubectl(
+        "1.33",
+        &[
+            "delete",
+            "deployment/amd-only",
+            "deployment/multi",
+            "pod/amd-on-arm",
+            "--wait=false",
+        ],
+    )
+    .ok();
+
+    // Required anti-affinity on the hostname: one replica per node; the
+    // fourth waits, saying why, until a node joins (below).
+    apply(&s, SOLO);
+    let solo = eventually(60, "3 solo pods Running", || {
+        let p = pods_by_node(&s, "app=solo");
+        let running: Vec<_> = p
+            .iter()
+            .filter(|(_, _, ph)| ph == "Running")
+            .cloned()
+            .collect();
+        (running.len() == 3).then_some(running)
+    });
+    let mut hosts: Vec<&str> = solo.iter().map(|(_, n, _)| n.as_str()).collect();
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(hosts.len(), 3, "one per node: {solo:?}");
+    let why = unschedulable(&s, &["-l", "app=solo"]);
+    assert_eq!(
+        why, "0/3 nodes are available: 3 node(s) didn't satisfy existing pods anti-affinity rules.",
+        "{why}"
+    );
 
     // Scale, roll, look at the history, undo.
     s.kubectl("1.33", &["scale", "deployment/sensors", "--replicas=4"])
@@ -489,6 +661,13 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
     let _d = start_node(&s, &mut net, 4, "edge-arm-2", "arm64", &[], &dir);
     eventually(60, "agentd on the node that joined", || {
         let p = pods_by_node(&s, "app=agentd");
+        p.iter()
+            .any(|(_, n, ph)| n == "edge-arm-2" && ph == "Running")
+            .then_some(())
+    });
+    // The solo replica that waited is retried when the node joins.
+    eventually(60, "the fourth solo pod on the new node", || {
+        let p = pods_by_node(&s, "app=solo");
         p.iter()
             .any(|(_, n, ph)| n == "edge-arm-2" && ph == "Running")
             .then_some(())

@@ -16,7 +16,9 @@
 //! - `bad_input`: 4xx Status for bad requests, and nothing written.
 //! - `watch`: watch semantics over raw HTTPS.
 //! - `fleet`: `skiff node` processes in network namespaces (two amd64, one
-//!   arm64): RuntimeClass routing, rollouts and undo, self-healing, a Job,
+//!   arm64): RuntimeClass routing, Linux images placed by their platforms
+//!   (pushed to a loopback registry from layouts `oci` builds), topology
+//!   spread and pod anti-affinity, rollouts and undo, self-healing, a Job,
 //!   a DaemonSet following a node that joins, a StatefulSet in order, and
 //!   pods moving off a node whose agent died.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
@@ -27,6 +29,7 @@ mod bad_input;
 mod fleet;
 mod harness;
 mod kubectl;
+mod oci;
 mod python;
 mod registry;
 mod restart;

@@ -15,11 +15,15 @@ use super::Ctx;
 
 /// The namespace node Leases live in.
 pub const NAMESPACE: &str = "kube-node-lease";
-/// `leaseDurationSeconds`, as the kubelet sets it.
-pub const DURATION_SECONDS: i32 = 40;
+/// `leaseDurationSeconds` for a renewal period: four periods, as the
+/// kubelet renews every quarter of the duration (10 s of 40 s).
+pub fn duration_seconds(renew: std::time::Duration) -> i32 {
+    i32::try_from((renew * 4).as_secs().max(1)).unwrap_or(i32::MAX)
+}
 
-/// The Lease of `node` (uid `node_uid`) renewed at `now` (MicroTime).
-pub fn lease_object(node: &str, node_uid: &str, now: &str) -> Value {
+/// The Lease of `node` (uid `node_uid`) renewed at `now` (MicroTime),
+/// valid for `duration` seconds.
+pub fn lease_object(node: &str, node_uid: &str, now: &str, duration: i32) -> Value {
     json!({
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -32,7 +36,7 @@ pub fn lease_object(node: &str, node_uid: &str, now: &str) -> Value {
         },
         "spec": {
             "holderIdentity": node,
-            "leaseDurationSeconds": DURATION_SECONDS,
+            "leaseDurationSeconds": duration,
             "renewTime": now,
         },
     })
@@ -43,9 +47,14 @@ fn micro_now() -> String {
 }
 
 /// Renew once: create the Lease if it is missing, else move `renewTime`.
-pub async fn renew(client: &kube::Client, node: &str, node_uid: &str) -> Result<(), kube::Error> {
+pub async fn renew(
+    client: &kube::Client,
+    node: &str,
+    node_uid: &str,
+    duration: i32,
+) -> Result<(), kube::Error> {
     let api: Api<Lease> = Api::namespaced(client.clone(), NAMESPACE);
-    let obj = lease_object(node, node_uid, &micro_now());
+    let obj = lease_object(node, node_uid, &micro_now(), duration);
     if api.get_opt(node).await?.is_none() {
         let lease: Lease = serde_json::from_value(obj).map_err(kube::Error::SerdeError)?;
         return match api.create(&PostParams::default(), &lease).await {
@@ -66,7 +75,8 @@ pub async fn renew(client: &kube::Client, node: &str, node_uid: &str) -> Result<
 pub(crate) async fn run(ctx: Arc<Ctx>, node_uid: String) {
     let period = ctx.cfg.lease_renew;
     loop {
-        let wait = match renew(&ctx.client, &ctx.cfg.node_name, &node_uid).await {
+        let duration = duration_seconds(period);
+        let wait = match renew(&ctx.client, &ctx.cfg.node_name, &node_uid, duration).await {
             Ok(()) => period,
             Err(e) => {
                 tracing::warn!(node = %ctx.cfg.node_name, error = %e, "renewing the node lease failed");
@@ -83,7 +93,12 @@ mod tests {
 
     #[test]
     fn lease_as_the_kubelet_writes_it() {
-        let l = lease_object("n1", "uid-1", "2026-01-01T00:00:00.000000Z");
+        let l = lease_object(
+            "n1",
+            "uid-1",
+            "2026-01-01T00:00:00.000000Z",
+            duration_seconds(std::time::Duration::from_secs(10)),
+        );
         assert_eq!(l["metadata"]["namespace"], "kube-node-lease");
         assert_eq!(l["metadata"]["name"], "n1");
         assert_eq!(l["spec"]["holderIdentity"], "n1");
