@@ -627,6 +627,16 @@ impl Selector {
     pub fn matches_nothing(&self) -> bool {
         self.nothing
     }
+
+    /// A label every selected object must have one of these values for
+    /// (its first `In` requirement), so that an index by label can narrow
+    /// the candidates before [`Selector::matches`] decides.
+    pub fn pinned(&self) -> Option<(&str, &[String])> {
+        self.requirements.iter().find_map(|r| match r {
+            Requirement::In(k, vs) => Some((k.as_str(), vs.as_slice())),
+            _ => None,
+        })
+    }
 }
 
 /// Compile a `metav1.LabelSelector`.

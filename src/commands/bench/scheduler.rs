@@ -28,11 +28,17 @@ pub async fn run(a: SchedulerArgs) -> Result<()> {
         a.dir.display()
     );
     let mut rows = Vec::new();
-    for (label, parallelism) in [
-        ("skiff scheduler, 64 binds in flight", 64),
-        ("one bind at a time (peer)", 1),
+    use controllers::scheduler::bench::Shape;
+    for (label, parallelism, shape) in [
+        ("skiff scheduler, 64 binds in flight", 64, Shape::Plain),
+        ("one bind at a time (peer)", 1, Shape::Plain),
+        (
+            "64 in flight, every pod with zone spread, host spread and anti-affinity",
+            64,
+            Shape::Spread,
+        ),
     ] {
-        let dir = a.dir.join(format!("p{parallelism}"));
+        let dir = a.dir.join(format!("p{parallelism}-{shape:?}"));
         let _ = std::fs::remove_dir_all(&dir);
         let running =
             apiserver::server::start(apiserver::server::Config::new(dir, "127.0.0.1:0".parse()?))
@@ -44,12 +50,16 @@ pub async fn run(a: SchedulerArgs) -> Result<()> {
             parallelism,
             ..Default::default()
         };
-        let r = controllers::scheduler::bench::bench_with(client, a.nodes, a.pods, cfg).await?;
+        let r = controllers::scheduler::bench::bench_shaped(client, a.nodes, a.pods, cfg, shape)
+            .await?;
         println!(
-            "  {label}: {} of {} bound in {:.2} s",
+            "  {label}: {} of {} bound in {:.2} s{}",
             r.bound,
             r.pods,
-            r.elapsed.as_secs_f64()
+            r.elapsed.as_secs_f64(),
+            r.max_zone_skew
+                .map(|s| format!(" (worst zone skew of an app: {s})"))
+                .unwrap_or_default()
         );
         rows.push((label, r));
     }

@@ -32,6 +32,9 @@ pub struct BenchReport {
     pub elapsed: Duration,
     /// `bound / elapsed`.
     pub binds_per_sec: f64,
+    /// For [`Shape::Spread`]: the largest difference, over apps, between
+    /// an app's most and least populated zone (the constraint says ≤ 1).
+    pub max_zone_skew: Option<i64>,
 }
 
 /// Create `nodes` Ready nodes and `pods` pending pods, run the scheduler,
@@ -39,6 +42,23 @@ pub struct BenchReport {
 pub async fn bench(client: kube::Client, nodes: usize, pods: usize) -> anyhow::Result<BenchReport> {
     bench_with(client, nodes, pods, Config::default()).await
 }
+
+/// What the pods ask of the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Requests only: the filters and scores every pod runs.
+    Plain,
+    /// Also, as a service fleet would: pods in 100 apps, each spread
+    /// across 10 zones (`DoNotSchedule`, maxSkew 1) and over hostnames
+    /// (`ScheduleAnyway`), with preferred anti-affinity to its app's
+    /// other pods on the same host.
+    Spread,
+}
+
+/// Zones the nodes of a [`Shape::Spread`] run are in.
+const ZONES: usize = 10;
+/// Apps the pods of a [`Shape::Spread`] run belong to.
+const APPS: usize = 100;
 
 /// [`bench`] with a scheduler configured as `cfg` (e.g. one bind at a
 /// time, as the peer of a run).
@@ -48,22 +68,68 @@ pub async fn bench_with(
     pods: usize,
     cfg: Config,
 ) -> anyhow::Result<BenchReport> {
+    bench_shaped(client, nodes, pods, cfg, Shape::Plain).await
+}
+
+/// [`bench_with`] for pods of a given [`Shape`].
+pub async fn bench_shaped(
+    client: kube::Client,
+    nodes: usize,
+    pods: usize,
+    cfg: Config,
+    shape: Shape,
+) -> anyhow::Result<BenchReport> {
     let run_id = format!("{:x}", chrono::Utc::now().timestamp_millis());
     create_nodes(&client, &run_id, nodes).await?;
-    create_pods(&client, &run_id, pods).await?;
+    create_pods(&client, &run_id, pods, shape).await?;
     let start = Instant::now();
     let scheduler = tokio::spawn(run(client.clone(), cfg));
     let bound = wait_bound(&client, &run_id, pods).await;
     let elapsed = start.elapsed();
     scheduler.abort();
     let bound = bound?;
+    let max_zone_skew = match shape {
+        Shape::Plain => None,
+        Shape::Spread => Some(zone_skew(&client, &run_id).await?),
+    };
     Ok(BenchReport {
         nodes,
         pods,
         bound,
         elapsed,
         binds_per_sec: bound as f64 / elapsed.as_secs_f64().max(1e-9),
+        max_zone_skew,
     })
+}
+
+/// The worst zone skew of any app after a [`Shape::Spread`] run.
+async fn zone_skew(client: &kube::Client, run_id: &str) -> anyhow::Result<i64> {
+    let api = Api::<Pod>::namespaced(client.clone(), "default");
+    let list = api
+        .list(&kube::api::ListParams::default().labels(&format!("{BENCH_LABEL}={run_id}")))
+        .await?;
+    let mut counts: std::collections::HashMap<String, [i64; ZONES]> = Default::default();
+    for p in list.items {
+        let app = p
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("app"))
+            .cloned()
+            .unwrap_or_default();
+        let node = p.spec.and_then(|s| s.node_name).unwrap_or_default();
+        let index: usize = node
+            .rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        counts.entry(app).or_insert([0; ZONES])[index % ZONES] += 1;
+    }
+    Ok(counts
+        .values()
+        .map(|z| z.iter().max().unwrap_or(&0) - z.iter().min().unwrap_or(&0))
+        .max()
+        .unwrap_or(0))
 }
 
 async fn create_nodes(client: &kube::Client, run_id: &str, n: usize) -> anyhow::Result<()> {
@@ -74,7 +140,11 @@ async fn create_nodes(client: &kube::Client, run_id: &str, n: usize) -> anyhow::
             let name = format!("bench-{run_id}-node-{i}");
             async move {
                 let node: Node = serde_json::from_value(json!({
-                    "metadata": {"name": name, "labels": {BENCH_LABEL: run_id, "kubernetes.io/hostname": name}},
+                    "metadata": {"name": name, "labels": {
+                        BENCH_LABEL: run_id,
+                        "kubernetes.io/hostname": name,
+                        "topology.kubernetes.io/zone": format!("zone-{}", i % ZONES),
+                    }},
                     "spec": {},
                 }))?;
                 api.create(&PostParams::default(), &node).await?;
@@ -96,16 +166,36 @@ async fn create_nodes(client: &kube::Client, run_id: &str, n: usize) -> anyhow::
         .await
 }
 
-async fn create_pods(client: &kube::Client, run_id: &str, n: usize) -> anyhow::Result<()> {
+async fn create_pods(
+    client: &kube::Client,
+    run_id: &str,
+    n: usize,
+    shape: Shape,
+) -> anyhow::Result<()> {
     let api = Api::<Pod>::namespaced(client.clone(), "default");
     stream::iter(0..n)
         .map(|i| {
             let api = api.clone();
             async move {
+                let app = format!("app-{}", i % APPS);
+                let mut spec = json!({"containers": [{"name": "c", "image": "bench",
+                         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]});
+                if shape == Shape::Spread {
+                    let mine = json!({"matchLabels": {"app": app}});
+                    spec["topologySpreadConstraints"] = json!([
+                        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                         "whenUnsatisfiable": "DoNotSchedule", "labelSelector": mine},
+                        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                         "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": mine},
+                    ]);
+                    spec["affinity"] = json!({"podAntiAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100,
+                            "podAffinityTerm": {"labelSelector": mine, "topologyKey": "kubernetes.io/hostname"}}]}});
+                }
                 let pod: Pod = serde_json::from_value(json!({
-                    "metadata": {"name": format!("bench-{run_id}-pod-{i}"), "labels": {BENCH_LABEL: run_id}},
-                    "spec": {"containers": [{"name": "c", "image": "bench",
-                             "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}}]},
+                    "metadata": {"name": format!("bench-{run_id}-pod-{i}"),
+                                 "labels": {BENCH_LABEL: run_id, "app": app}},
+                    "spec": spec,
                 }))?;
                 api.create(&PostParams::default(), &pod).await?;
                 anyhow::Ok(())

@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodAffinityTerm, Taint, T
 use k8s_openapi::api::node::v1::RuntimeClass;
 
 use super::resources::{non_zero_requests, pod_requests, Resources};
+use crate::reconcile::Selector;
 
 /// Taint Kubernetes' node lifecycle puts on a node whose Ready condition is
 /// False; the scheduler treats such a node as if it carried it.
@@ -269,6 +270,10 @@ pub struct Cache {
     runtime_classes: HashMap<String, String>,
     /// Placed pods that carry required anti-affinity terms.
     with_anti_affinity: HashSet<PodKey>,
+    /// `(namespace, label key, label value)` → placed pods with that label:
+    /// affinity and spreading look up the pods a selector can match here
+    /// instead of scanning every pod in the cluster.
+    by_label: HashMap<(String, String, String), HashSet<PodKey>>,
     /// Namespace name → labels, for affinity terms' `namespaceSelector`.
     namespaces: HashMap<String, BTreeMap<String, String>>,
     /// Image reference → the platforms it provides, as far as known.
@@ -435,6 +440,12 @@ impl Cache {
         if !p.anti_affinity.is_empty() {
             self.with_anti_affinity.insert(key.clone());
         }
+        for (k, v) in p.labels.iter() {
+            self.by_label
+                .entry((p.namespace.clone(), k.clone(), v.clone()))
+                .or_default()
+                .insert(key.clone());
+        }
         self.placed.insert(key, p);
     }
 
@@ -443,6 +454,15 @@ impl Cache {
             return false;
         };
         self.with_anti_affinity.remove(key);
+        for (k, v) in p.labels.iter() {
+            let index_key = (p.namespace.clone(), k.clone(), v.clone());
+            if let Some(set) = self.by_label.get_mut(&index_key) {
+                set.remove(key);
+                if set.is_empty() {
+                    self.by_label.remove(&index_key);
+                }
+            }
+        }
         if let Some(&i) = self.index.get(&p.node) {
             self.nodes[i].remove_pod(&p);
             if !self.nodes[i].present && self.nodes[i].pod_count == 0 {
@@ -475,6 +495,40 @@ impl Cache {
         self.placed
             .values()
             .map(|p| (p, self.node(&p.node).filter(|n| n.present)))
+    }
+
+    /// Placed pods of `namespace` (every namespace when `None`) that
+    /// `selector` selects, with their nodes. Uses the label index when the
+    /// selector pins a label and the namespace is known.
+    pub fn placed_selected<'a>(
+        &'a self,
+        namespace: Option<&str>,
+        selector: &'a Selector,
+    ) -> Vec<(&'a PlacedPod, Option<&'a NodeInfo>)> {
+        if selector.matches_nothing() {
+            return Vec::new();
+        }
+        let with_node = |p: &'a PlacedPod| (p, self.node(&p.node).filter(|n| n.present));
+        match (namespace, selector.pinned()) {
+            (Some(ns), Some((key, values))) => values
+                .iter()
+                .filter_map(|v| {
+                    self.by_label
+                        .get(&(ns.to_string(), key.to_string(), v.clone()))
+                })
+                .flatten()
+                .filter_map(|k| self.placed.get(k))
+                .filter(|p| selector.matches(Some(&p.labels)))
+                .map(with_node)
+                .collect(),
+            _ => self
+                .placed
+                .values()
+                .filter(|p| namespace.is_none_or(|ns| p.namespace == ns))
+                .filter(|p| selector.matches(Some(&p.labels)))
+                .map(with_node)
+                .collect(),
+        }
     }
 
     /// Placed pods with required anti-affinity terms, with their nodes.

@@ -89,6 +89,9 @@ impl FilterPlugin for ImagePlatform {
         let Some(Needed(needed)) = state.read::<Needed>(NAME) else {
             return Ok(());
         };
+        if needed.is_empty() {
+            return Ok(());
+        }
         let os = node
             .labels
             .get("kubernetes.io/os")

@@ -19,16 +19,17 @@
 //! `namespaceSelector` matches (`{}`: all); with neither, the pod's own
 //! namespace. A missing `labelSelector` selects nothing.
 //!
-//! The work per cycle is proportional to the pods placed in the cluster,
-//! and is skipped entirely for pods without terms while no placed pod has
-//! anti-affinity — the common case costs nothing.
+//! The work per cycle is proportional to the pods a term can select,
+//! found through the cache's label index, and is skipped entirely for pods
+//! without terms while no placed pod has anti-affinity — the common case
+//! costs nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::{PodAffinityTerm, WeightedPodAffinityTerm};
 
 use crate::reconcile::Selector;
-use crate::scheduler::cache::{Cache, NodeInfo, PodInfo};
+use crate::scheduler::cache::{Cache, NodeInfo, PlacedPod, PodInfo};
 use crate::scheduler::framework::{
     normalize_min_max, CycleState, FilterPlugin, Rejection, ScorePlugin,
 };
@@ -69,6 +70,22 @@ impl Term {
         }
     }
 
+    /// The placed pods the term selects, with their nodes (through the
+    /// cache's label index).
+    fn selected<'a>(&'a self, cache: &'a Cache) -> Vec<(&'a PlacedPod, Option<&'a NodeInfo>)> {
+        if self.namespace_selector.is_some() {
+            return cache
+                .placed_selected(None, &self.selector)
+                .into_iter()
+                .filter(|(p, _)| self.selects(&p.namespace, &p.labels, cache))
+                .collect();
+        }
+        self.namespaces
+            .iter()
+            .flat_map(|ns| cache.placed_selected(Some(ns), &self.selector))
+            .collect()
+    }
+
     /// Whether the term selects a pod of this namespace and labels.
     fn selects(&self, ns: &str, labels: &BTreeMap<String, String>, cache: &Cache) -> bool {
         let in_ns = self.namespaces.contains(ns)
@@ -80,13 +97,27 @@ impl Term {
     }
 }
 
-/// Topology pair `(key, value)` → count of matching pods there.
-type Counts = HashMap<(String, String), i64>;
+/// Topology key → value → count of matching pods there (nested so that
+/// a node's labels are looked up without building keys).
+type Counts = HashMap<String, HashMap<String, i64>>;
 
 fn bump(counts: &mut Counts, key: &str, node: &NodeInfo, by: i64) {
     if let Some(v) = node.labels.get(key) {
-        *counts.entry((key.to_string(), v.clone())).or_default() += by;
+        *counts
+            .entry(key.to_string())
+            .or_default()
+            .entry(v.clone())
+            .or_default() += by;
     }
+}
+
+/// The count for one topology pair.
+fn count_at(counts: &Counts, key: &str, value: &str) -> i64 {
+    counts
+        .get(key)
+        .and_then(|m| m.get(value))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// What the filter needs, computed once per cycle.
@@ -162,11 +193,11 @@ fn prepare(pod: &PodInfo, cache: &Cache) -> Prepared {
 
 /// Whether any pair of the node's labels has a positive count.
 fn node_hits(counts: &Counts, node: &NodeInfo) -> bool {
-    !counts.is_empty()
-        && node
-            .labels
-            .iter()
-            .any(|(k, v)| counts.get(&(k.clone(), v.clone())).is_some_and(|c| *c > 0))
+    counts.iter().any(|(k, m)| {
+        node.labels
+            .get(k)
+            .is_some_and(|v| m.get(v).is_some_and(|c| *c > 0))
+    })
 }
 
 fn affinity_ok(p: &Prepared, node: &NodeInfo) -> bool {
@@ -176,10 +207,7 @@ fn affinity_ok(p: &Prepared, node: &NodeInfo) -> bool {
             // Every topology key must exist on the node.
             return false;
         };
-        if p.affinity_counts
-            .get(&(t.topology_key.clone(), v.clone()))
-            .is_none_or(|c| *c <= 0)
-        {
+        if count_at(&p.affinity_counts, &t.topology_key, v) <= 0 {
             pods_exist = false;
         }
     }
@@ -263,10 +291,9 @@ impl ScorePlugin for InterPodAffinity {
                         .map(|w| (Term::new(&w.pod_affinity_term, ns), -i64::from(w.weight))),
                 )
                 .collect();
-            for (placed, node) in cache.placed_pods() {
-                let Some(node) = node else { continue };
-                for (t, w) in &terms {
-                    if t.selects(&placed.namespace, &placed.labels, cache) {
+            for (t, w) in &terms {
+                for (_, node) in t.selected(cache) {
+                    if let Some(node) = node {
                         bump(&mut scores, &t.topology_key, node, *w);
                     }
                 }
@@ -279,12 +306,8 @@ impl ScorePlugin for InterPodAffinity {
         let Some(Scores(s)) = state.read::<Scores>(NAME) else {
             return 0;
         };
-        if s.is_empty() {
-            return 0;
-        }
-        node.labels
-            .iter()
-            .filter_map(|(k, v)| s.get(&(k.clone(), v.clone())))
+        s.iter()
+            .filter_map(|(k, m)| node.labels.get(k).and_then(|v| m.get(v)))
             .sum()
     }
 

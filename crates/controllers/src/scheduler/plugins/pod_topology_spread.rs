@@ -15,7 +15,7 @@
 //! Kubernetes'. Pods without constraints skip the plugin: Kubernetes'
 //! cluster-default spreading is [`super::owner_spread`]'s job here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use k8s_openapi::api::core::v1::TopologySpreadConstraint;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
@@ -117,46 +117,59 @@ fn eligible(
                 .all(|t| pod.tolerations.iter().any(|tol| tolerates(tol, t))))
 }
 
-/// Per constraint: domain value → matching pods.
-fn count(cs: &[Constraint], pod: &PodInfo, cache: &Cache) -> Vec<HashMap<String, i64>> {
-    let mut counts = vec![HashMap::new(); cs.len()];
+/// One constraint's counts: domain value → matching pods (domains with
+/// none are absent), and how many domains the eligible nodes make up.
+#[derive(Default)]
+struct Counted {
+    pods: HashMap<String, i64>,
+    domains: usize,
+}
+
+/// Count per constraint. Pods are found through the cache's label index,
+/// so the work follows the pods a selector can match, not the cluster.
+/// Domains are counted only when `with_domains` (filtering needs them,
+/// scoring does not).
+fn count(cs: &[Constraint], pod: &PodInfo, cache: &Cache, with_domains: bool) -> Vec<Counted> {
     if cs.is_empty() {
-        return counts;
+        return Vec::new();
     }
     let affinity = RequiredNodeAffinity::of(pod);
-    let mut ok_nodes: HashMap<&str, bool> = HashMap::new();
-    for node in cache.nodes() {
-        let ok = eligible(cs, pod, &affinity, node);
-        ok_nodes.insert(&node.name, ok);
-        if ok {
-            for (c, m) in cs.iter().zip(counts.iter_mut()) {
+    let mut domains: Vec<HashSet<&str>> = vec![HashSet::new(); cs.len()];
+    for node in cache.nodes().iter().filter(|_| with_domains) {
+        if eligible(cs, pod, &affinity, node) {
+            for (c, d) in cs.iter().zip(domains.iter_mut()) {
                 if let Some(v) = node.labels.get(&c.key) {
-                    m.entry(v.clone()).or_insert(0);
+                    d.insert(v.as_str());
                 }
             }
         }
     }
     let ns = pod.namespace();
-    for (placed, node) in cache.placed_pods() {
-        let Some(node) = node else { continue };
-        if placed.namespace != ns || !ok_nodes.get(node.name.as_str()).copied().unwrap_or(false) {
-            continue;
-        }
-        for (c, m) in cs.iter().zip(counts.iter_mut()) {
-            if c.selector.matches(Some(&placed.labels)) {
+    cs.iter()
+        .zip(domains)
+        .map(|(c, d)| {
+            let mut pods = HashMap::new();
+            for (_, node) in cache.placed_selected(Some(ns), &c.selector) {
+                let Some(node) = node else { continue };
+                if !eligible(cs, pod, &affinity, node) {
+                    continue;
+                }
                 if let Some(v) = node.labels.get(&c.key) {
-                    *m.entry(v.clone()).or_insert(0) += 1;
+                    *pods.entry(v.clone()).or_insert(0) += 1;
                 }
             }
-        }
-    }
-    counts
+            Counted {
+                pods,
+                domains: d.len(),
+            }
+        })
+        .collect()
 }
 
 /// The hard constraints and their counts, computed once per cycle.
 struct Hard {
     constraints: Vec<Constraint>,
-    counts: Vec<HashMap<String, i64>>,
+    counts: Vec<Counted>,
     /// Per constraint, the global minimum the skew is measured against.
     minimum: Vec<i64>,
 }
@@ -173,15 +186,16 @@ impl FilterPlugin for PodTopologySpread {
         state: &mut CycleState,
     ) -> Result<(), String> {
         let constraints = constraints(pod, true);
-        let counts = count(&constraints, pod, cache);
+        let counts = count(&constraints, pod, cache, true);
         let minimum = constraints
             .iter()
             .zip(&counts)
             .map(|(c, m)| {
-                if m.len() < c.min_domains {
+                if m.domains < c.min_domains || m.pods.len() < m.domains {
+                    // Too few domains, or an eligible domain without pods.
                     0
                 } else {
-                    m.values().copied().min().unwrap_or(0)
+                    m.pods.values().copied().min().unwrap_or(0)
                 }
             })
             .collect();
@@ -204,7 +218,7 @@ impl FilterPlugin for PodTopologySpread {
             let Some(v) = node.labels.get(&c.key) else {
                 return Err(Rejection::new(REASON_MISSING_LABEL));
             };
-            let here = m.get(v).copied().unwrap_or(0);
+            let here = m.pods.get(v).copied().unwrap_or(0);
             if here + c.self_match - min > c.max_skew {
                 return Err(Rejection::new(REASON_SKEW));
             }
@@ -216,7 +230,7 @@ impl FilterPlugin for PodTopologySpread {
 /// The soft constraints and their counts.
 struct Soft {
     constraints: Vec<Constraint>,
-    counts: Vec<HashMap<String, i64>>,
+    counts: Vec<Counted>,
 }
 
 /// Score of a node lacking a soft constraint's key: it ends at 0.
@@ -229,7 +243,7 @@ impl ScorePlugin for PodTopologySpread {
 
     fn pre_score(&self, pod: &PodInfo, cache: &Cache, state: &mut CycleState) {
         let constraints = constraints(pod, false);
-        let counts = count(&constraints, pod, cache);
+        let counts = count(&constraints, pod, cache, false);
         state.write(
             NAME,
             Soft {
@@ -250,7 +264,7 @@ impl ScorePlugin for PodTopologySpread {
             let Some(v) = node.labels.get(&c.key) else {
                 return IGNORED;
             };
-            total += m.get(v).copied().unwrap_or(0) + c.max_skew - 1;
+            total += m.pods.get(v).copied().unwrap_or(0) + c.max_skew - 1;
         }
         total
     }
