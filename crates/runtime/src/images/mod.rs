@@ -34,6 +34,7 @@ mod auth;
 mod classify;
 mod digest;
 mod import;
+pub mod layers;
 mod manifest;
 mod platform;
 mod pull;
@@ -41,6 +42,9 @@ mod push;
 mod reference;
 mod source;
 mod store;
+pub mod unpack;
+#[cfg(test)]
+mod unpack_tests;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
