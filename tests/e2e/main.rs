@@ -21,11 +21,14 @@
 //!   spread and pod anti-affinity, rollouts and undo, self-healing, a Job,
 //!   a DaemonSet following a node that joins, a StatefulSet in order, and
 //!   pods moving off a node whose agent died.
+//! - `examples`: `examples/hello`, `sensor` and `stateful` from their own
+//!   manifests.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
 //!   docker-registry on loopback) through the scheduler, controllers and
 //!   the local node's wasmtime handler, seen with kubectl.
 
 mod bad_input;
+mod examples;
 mod fleet;
 mod harness;
 mod kubectl;

@@ -1068,3 +1068,20 @@ fn unknown_kinds_get_metadata_checks_only() {
         )]
     );
 }
+
+#[test]
+fn stateful_set_mounts_may_name_claim_templates() {
+    let mut sts = defaulted("apps", "StatefulSet", web_deployment());
+    sts["spec"]["template"]["spec"]["containers"][0]["volumeMounts"] =
+        json!([{"name": "data", "mountPath": "/data"}]);
+    let errs = msgs(&validate_create("apps", "StatefulSet", &sts));
+    assert_eq!(
+        errs,
+        vec![
+            "spec.template.spec.containers[0].volumeMounts[0].name: Not found: \"data\""
+                .to_string()
+        ]
+    );
+    sts["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"}}]);
+    assert!(validate_create("apps", "StatefulSet", &sts).is_empty());
+}

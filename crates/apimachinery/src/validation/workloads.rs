@@ -283,8 +283,42 @@ pub(super) fn validate_stateful_set(obj: &Value) -> Errs {
         empty_selector_word: Some("statefulset"),
         ..LONG_RUNNING
     };
-    errs.extend(validate_selector_and_template(spec, &rules));
+    errs.extend(validate_selector_and_template(
+        &with_claim_volumes(spec),
+        &rules,
+    ));
     errs
+}
+
+/// The spec with each `volumeClaimTemplates` name added to the template's
+/// volumes, so that mounts of a claim validate. (Kubernetes skips pod spec
+/// validation of StatefulSet templates for this reason, with a TODO to
+/// validate the union; skiff validates the union.)
+fn with_claim_volumes(spec: &Value) -> Value {
+    let claims: Vec<&str> = spec
+        .get("volumeClaimTemplates")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|c| str_of(field_of(c, "metadata"), "name"))
+        .filter(|n| !n.is_empty())
+        .collect();
+    if claims.is_empty() {
+        return spec.clone();
+    }
+    let mut spec = spec.clone();
+    let pod = &mut spec["template"]["spec"];
+    if !pod.is_object() {
+        return spec;
+    }
+    let mut volumes = pod["volumes"].as_array().cloned().unwrap_or_default();
+    for claim in claims {
+        if !volumes.iter().any(|v| v["name"] == claim) {
+            volumes.push(serde_json::json!({"name": claim, "emptyDir": {}}));
+        }
+    }
+    pod["volumes"] = Value::Array(volumes);
+    spec
 }
 
 fn validate_pod_management_policy(spec: &Value) -> Errs {
