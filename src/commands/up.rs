@@ -29,6 +29,12 @@ pub struct UpArgs {
     /// marked NotReady (kube-controller-manager's flag of the same name).
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     node_monitor_grace_period: std::time::Duration,
+    /// An EncryptionConfiguration (apiserver.config.k8s.io/v1) for
+    /// encryption at rest, as kube-apiserver's flag of the same name. By
+    /// default Secrets are encrypted with an AES-GCM key skiff writes to
+    /// DATA_DIR/pki/encryption.yaml on first start.
+    #[arg(long)]
+    encryption_provider_config: Option<PathBuf>,
     #[command(flatten)]
     node: super::node::NodeOpts,
 }
@@ -58,6 +64,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         let mut cfg = apiserver::server::Config::new(a.data_dir.clone(), a.listen);
         cfg.history = a.watch_history;
+        cfg.encryption_config = a.encryption_provider_config.clone();
         let running = apiserver::server::start(cfg).await.with_context(|| {
             format!(
                 "starting the API server with data in {}",

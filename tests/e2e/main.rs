@@ -14,6 +14,7 @@
 //! - `python`: `tests/python/client_test.py` with the official client.
 //! - `restart`: state and resourceVersions survive SIGKILL and Ctrl-C.
 //! - `bad_input`: 4xx Status for bad requests, and nothing written.
+//! - `secrets`: Secrets encrypted at rest, read back across a restart.
 //! - `watch`: watch semantics over raw HTTPS.
 //! - `fleet`: `skiff node` processes in network namespaces (two amd64, one
 //!   arm64): RuntimeClass routing, Linux images placed by their platforms
@@ -36,5 +37,6 @@ mod oci;
 mod python;
 mod registry;
 mod restart;
+mod secrets;
 mod wasm;
 mod watch;

@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::handlers::ApiServer;
 use crate::pki::{Pki, PkiError};
+use crate::store::encryption::Transformer;
 use crate::store::redb::RedbStore;
 use crate::store::{Store, StoreError};
 
@@ -24,6 +25,10 @@ pub struct Config {
     pub history: usize,
     /// Most writes committed with one fsync (1 turns group commit off).
     pub max_batch: usize,
+    /// An `EncryptionConfiguration` for encryption at rest; `None` uses
+    /// `DATA_DIR/pki/encryption.yaml`, written with a fresh key for
+    /// Secrets on first start.
+    pub encryption_config: Option<PathBuf>,
 }
 
 impl Config {
@@ -33,6 +38,7 @@ impl Config {
             listen,
             history: 100_000,
             max_batch: crate::store::redb::MAX_BATCH,
+            encryption_config: None,
         }
     }
 }
@@ -41,6 +47,8 @@ impl Config {
 pub enum ServerError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Encryption(#[from] crate::store::encryption::EncryptionError),
     #[error("certificates: {0}")]
     Pki(#[from] PkiError),
     #[error("{what}: {source}")]
@@ -65,10 +73,23 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     let io = |what: String| move |source| ServerError::Io { what, source };
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(io(format!("creating {}", cfg.data_dir.display())))?;
-    let store: Arc<dyn Store> = Arc::new(RedbStore::open_with_batch(
+    let seal = match &cfg.encryption_config {
+        Some(path) => Transformer::load(path)?,
+        None => {
+            let pki = cfg.data_dir.join("pki");
+            std::fs::create_dir_all(&pki).map_err(io(format!("creating {}", pki.display())))?;
+            let path = pki.join("encryption.yaml");
+            if !path.exists() {
+                Transformer::generate(&path)?;
+            }
+            Transformer::load(&path)?
+        }
+    };
+    let store: Arc<dyn Store> = Arc::new(RedbStore::open_sealed(
         &cfg.data_dir.join("skiff.redb"),
         cfg.history,
         cfg.max_batch,
+        Some(Arc::new(seal)),
     )?);
     crate::namespaces::ensure_system_namespaces(&*store).await?;
 

@@ -14,6 +14,7 @@
 //! [`Store`] is a trait so that a backend for clusters that outgrow one
 //! machine can sit beside the embedded one ([`redb::RedbStore`]).
 
+pub mod encryption;
 pub mod redb;
 mod watch;
 

@@ -14,6 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
+use super::encryption::{self, Transformer};
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -45,6 +46,8 @@ pub struct RedbStore {
     hub: Arc<WatchHub>,
     revision: Arc<AtomicU64>,
     stats: Arc<Counters>,
+    /// Encryption at rest for the resources it names.
+    seal: Option<Arc<Transformer>>,
 }
 
 #[derive(Default)]
@@ -68,22 +71,35 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-fn encode(rev: u64, value: &Value) -> Result<Vec<u8>, StoreError> {
-    let mut buf = Vec::with_capacity(256);
+/// A record: the revision (8 bytes, big-endian, never encrypted: writes
+/// compare it) and the object's JSON, sealed when `seal` covers `key`.
+fn encode(
+    seal: Option<&Transformer>,
+    key: &str,
+    rev: u64,
+    value: &Value,
+) -> Result<Vec<u8>, StoreError> {
+    let json = serde_json::to_vec(value).map_err(backend)?;
+    let body = match seal {
+        Some(t) => t.seal(key, json).map_err(backend)?,
+        None => json,
+    };
+    let mut buf = Vec::with_capacity(8 + body.len());
     buf.extend_from_slice(&rev.to_be_bytes());
-    serde_json::to_writer(&mut buf, value).map_err(backend)?;
+    buf.extend_from_slice(&body);
     Ok(buf)
 }
 
-fn decode(bytes: &[u8]) -> Result<Stored, StoreError> {
+fn decode(seal: Option<&Transformer>, key: &str, bytes: &[u8]) -> Result<Stored, StoreError> {
     if bytes.len() < 8 {
         return Err(StoreError::Backend(
             "corrupt record: shorter than its revision".into(),
         ));
     }
-    let (rev, json) = bytes.split_at(8);
+    let (rev, body) = bytes.split_at(8);
     let rev = u64::from_be_bytes(rev.try_into().map_err(backend)?);
-    let value = serde_json::from_slice(json).map_err(backend)?;
+    let json = encryption::open_with(seal, key, body).map_err(backend)?;
+    let value = serde_json::from_slice(&json).map_err(backend)?;
     Ok(Stored {
         rev,
         value: Arc::new(value),
@@ -110,6 +126,17 @@ impl RedbStore {
         path: &Path,
         history: usize,
         max_batch: usize,
+    ) -> Result<Self, StoreError> {
+        Self::open_sealed(path, history, max_batch, None)
+    }
+
+    /// As [`RedbStore::open_with_batch`], encrypting at rest what `seal`
+    /// covers (see [`encryption`]).
+    pub fn open_sealed(
+        path: &Path,
+        history: usize,
+        max_batch: usize,
+        seal: Option<Arc<Transformer>>,
     ) -> Result<Self, StoreError> {
         let db = Database::create(path).map_err(backend)?;
         let rev = {
@@ -138,6 +165,7 @@ impl RedbStore {
             revision: revision.clone(),
             max_batch: max_batch.max(1),
             stats: stats.clone(),
+            seal: seal.clone(),
         };
         let writer = std::thread::Builder::new()
             .name("store-writer".into())
@@ -150,6 +178,7 @@ impl RedbStore {
             hub,
             revision,
             stats,
+            seal,
         })
     }
 }
@@ -163,7 +192,7 @@ impl Store for RedbStore {
         let txn = self.db.begin_read().map_err(backend)?;
         let table = txn.open_table(OBJECTS).map_err(backend)?;
         match table.get(key).map_err(backend)? {
-            Some(v) => decode(v.value()).map(Some),
+            Some(v) => decode(self.seal.as_deref(), key, v.value()).map(Some),
             None => Ok(None),
         }
     }
@@ -199,7 +228,10 @@ impl Store for RedbStore {
                 continue_after = items.last().map(|(k, _): &(String, Stored)| k.clone());
                 break;
             }
-            items.push((key.to_string(), decode(v.value())?));
+            items.push((
+                key.to_string(),
+                decode(self.seal.as_deref(), key, v.value())?,
+            ));
         }
         Ok(Listing {
             items: items.into_iter().map(|(_, s)| s).collect(),
@@ -238,6 +270,7 @@ impl Store for RedbStore {
 }
 
 struct Writer {
+    seal: Option<Arc<Transformer>>,
     max_batch: usize,
     stats: Arc<Counters>,
     db: Arc<Database>,
@@ -311,7 +344,7 @@ impl Writer {
         let outcome = (|| -> Result<u64, StoreError> {
             let mut table = txn.open_table(OBJECTS).map_err(backend)?;
             for (op, reply) in batch {
-                let result = apply_one(&mut table, op, rev + 1);
+                let result = apply_one(&mut table, self.seal.as_deref(), op, rev + 1);
                 if result.is_ok() {
                     rev += 1;
                 }
@@ -334,6 +367,7 @@ impl Writer {
 
 fn apply_one(
     table: &mut redb::Table<&str, &[u8]>,
+    seal: Option<&Transformer>,
     op: WriteOp,
     rev: u64,
 ) -> Result<(Stored, Arc<Event>), StoreError> {
@@ -348,7 +382,7 @@ fn apply_one(
             }
             stamp_revision(&mut value, rev);
             table
-                .insert(key.as_str(), encode(rev, &value)?.as_slice())
+                .insert(key.as_str(), encode(seal, &key, rev, &value)?.as_slice())
                 .map_err(backend)?;
             (key, EventType::Added, value, None)
         }
@@ -363,9 +397,10 @@ fn apply_one(
             }
             stamp_revision(&mut value, rev);
             table
-                .insert(key.as_str(), encode(rev, &value)?.as_slice())
+                .insert(key.as_str(), encode(seal, &key, rev, &value)?.as_slice())
                 .map_err(backend)?;
-            (key, EventType::Modified, value, Some(decode(&cur)?.value))
+            let prev = decode(seal, &key, &cur)?.value;
+            (key, EventType::Modified, value, Some(prev))
         }
         WriteOp::Delete { key, expected } => {
             let cur = current.ok_or(StoreError::NotFound)?;
@@ -373,7 +408,7 @@ fn apply_one(
                 return Err(StoreError::Conflict);
             }
             table.remove(key.as_str()).map_err(backend)?;
-            let prev = decode(&cur)?.value;
+            let prev = decode(seal, &key, &cur)?.value;
             let mut value = (*prev).clone();
             stamp_revision(&mut value, rev);
             (key, EventType::Deleted, value, Some(prev))
@@ -399,6 +434,60 @@ mod tests {
 
     fn open(dir: &Path) -> RedbStore {
         RedbStore::open(&dir.join("store.redb"), 1000).expect("open store")
+    }
+
+    #[tokio::test]
+    async fn sealed_resources_never_reach_the_file_in_plaintext() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("enc.yaml");
+        Transformer::generate(&conf).expect("key");
+        let seal = Arc::new(Transformer::load(&conf).expect("load"));
+        let path = dir.path().join("store.redb");
+        {
+            let s =
+                RedbStore::open_sealed(&path, 100, MAX_BATCH, Some(seal.clone())).expect("open");
+            for (key, v) in [
+                ("/core/secrets/default/db", "c2VjcmV0LXNhdWNl"),
+                ("/core/configmaps/default/cm", "plain-as-day"),
+            ] {
+                s.write(WriteOp::Create {
+                    key: key.into(),
+                    value: json!({"metadata": {"name": "x"}, "data": {"v": v}}),
+                })
+                .await
+                .expect("create");
+            }
+            s.write(WriteOp::Update {
+                key: "/core/secrets/default/db".into(),
+                value: json!({"metadata": {"name": "x"}, "data": {"v": "c2VjcmV0LXNhdWNl", "w": "bW9yZQ=="}}),
+                expected: None,
+            })
+            .await
+            .expect("update");
+            let got = s
+                .get("/core/secrets/default/db")
+                .expect("get")
+                .expect("present");
+            assert_eq!(got.value["data"]["w"], "bW9yZQ==");
+            let listed = s.list("/core/secrets/", None, None).expect("list");
+            assert_eq!(listed.items[0].value["data"]["v"], "c2VjcmV0LXNhdWNl");
+        }
+        let bytes = std::fs::read(&path).expect("read store file");
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"plain-as-day"), "the check can see plaintext");
+        assert!(
+            !has(b"c2VjcmV0LXNhdWNl") && !has(b"bW9yZQ=="),
+            "secret data in the file"
+        );
+        assert!(has(b"k8s:enc:aesgcm:v1:key1:"));
+        // Without the key the Secret cannot be read, and says why.
+        let s = RedbStore::open(&path, 100).expect("reopen");
+        let err = s
+            .get("/core/secrets/default/db")
+            .expect_err("sealed")
+            .to_string();
+        assert!(err.contains("key1"), "{err}");
+        assert!(s.get("/core/configmaps/default/cm").expect("get").is_some());
     }
 
     #[tokio::test]
