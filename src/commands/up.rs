@@ -35,6 +35,11 @@ pub struct UpArgs {
     /// DATA_DIR/pki/encryption.yaml on first start.
     #[arg(long)]
     encryption_provider_config: Option<PathBuf>,
+    /// Where mutating requests are recorded, one audit.k8s.io/v1 Event per
+    /// line (kube-apiserver's flag of the same name); DATA_DIR/audit.log
+    /// by default.
+    #[arg(long)]
+    audit_log_path: Option<PathBuf>,
     #[command(flatten)]
     node: super::node::NodeOpts,
 }
@@ -65,6 +70,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         let mut cfg = apiserver::server::Config::new(a.data_dir.clone(), a.listen);
         cfg.history = a.watch_history;
         cfg.encryption_config = a.encryption_provider_config.clone();
+        cfg.audit_log = a.audit_log_path.clone();
         let running = apiserver::server::start(cfg).await.with_context(|| {
             format!(
                 "starting the API server with data in {}",

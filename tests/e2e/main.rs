@@ -15,6 +15,7 @@
 //! - `restart`: state and resourceVersions survive SIGKILL and Ctrl-C.
 //! - `bad_input`: 4xx Status for bad requests, and nothing written.
 //! - `secrets`: Secrets encrypted at rest, read back across a restart.
+//! - `audit`: the audit log of mutating requests.
 //! - `watch`: watch semantics over raw HTTPS.
 //! - `fleet`: `skiff node` processes in network namespaces (two amd64, one
 //!   arm64): RuntimeClass routing, Linux images placed by their platforms
@@ -28,6 +29,7 @@
 //!   docker-registry on loopback) through the scheduler, controllers and
 //!   the local node's wasmtime handler, seen with kubectl.
 
+mod audit;
 mod bad_input;
 mod examples;
 mod fleet;

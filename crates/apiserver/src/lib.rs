@@ -1,6 +1,7 @@
 //! skiff's Kubernetes-compatible API server.
 
 pub mod admission;
+pub mod audit;
 pub mod error;
 pub mod gc;
 pub mod handlers;

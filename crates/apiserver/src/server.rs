@@ -29,6 +29,8 @@ pub struct Config {
     /// `DATA_DIR/pki/encryption.yaml`, written with a fresh key for
     /// Secrets on first start.
     pub encryption_config: Option<PathBuf>,
+    /// The audit log; `None` is `DATA_DIR/audit.log`.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl Config {
@@ -39,6 +41,7 @@ impl Config {
             history: 100_000,
             max_batch: crate::store::redb::MAX_BATCH,
             encryption_config: None,
+            audit_log: None,
         }
     }
 }
@@ -110,9 +113,18 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         .map_err(io(format!("writing {}", kubeconfig.display())))?;
 
     let acceptor = TlsAcceptor::from(pki.server_config()?);
+    let audit_path = cfg
+        .audit_log
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("audit.log"));
+    let audit = crate::audit::Audit::open(&audit_path).map_err(io(format!(
+        "opening the audit log {}",
+        audit_path.display()
+    )))?;
     let api = Arc::new(ApiServer {
         store: store.clone(),
         admin_token: pki.admin_token.clone(),
+        audit: Some(audit),
     });
     tokio::spawn(serve(listener, acceptor, api));
     tokio::spawn(crate::namespaces::run(store.clone()));
@@ -147,7 +159,7 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<ApiServer>
                     return;
                 }
             };
-            let svc = hyper::service::service_fn(move |req| api.clone().handle(req));
+            let svc = hyper::service::service_fn(move |req| api.clone().handle(req, Some(peer)));
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http2().max_concurrent_streams(1000);
             if let Err(e) = builder

@@ -32,6 +32,8 @@ pub const KUBE_MINOR: &str = "33";
 pub struct ApiServer {
     pub store: Arc<dyn Store>,
     pub admin_token: String,
+    /// Where mutating requests are recorded, when auditing is on.
+    pub audit: Option<crate::audit::Audit>,
 }
 
 /// Everything a handler needs to know about one resource request.
@@ -62,10 +64,28 @@ impl ApiServer {
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
+        peer: Option<std::net::SocketAddr>,
     ) -> Result<Response<Body>, std::convert::Infallible> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let resp = match self.route(req).await {
+        let audited = self
+            .audit
+            .as_ref()
+            .filter(|_| crate::audit::Audit::audits(&method))
+            .map(|_| {
+                let ua = req
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                (
+                    req.uri().clone(),
+                    ua,
+                    self.authenticated(req.headers()),
+                    chrono::Utc::now(),
+                )
+            });
+        let resp = match self.clone().route(req).await {
             Ok(r) => r,
             Err(e) => {
                 if e.code >= 500 {
@@ -75,6 +95,21 @@ impl ApiServer {
             }
         };
         tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
+        if let (Some(audit), Some((uri, ua, authenticated, received))) = (&self.audit, audited) {
+            let trimmed = path.trim_end_matches('/');
+            let query = Query::parse(uri.query());
+            let info = RequestInfo::parse(&method, trimmed, &query).ok().flatten();
+            audit.record(&crate::audit::Record {
+                method: &method,
+                uri: &uri,
+                info: info.as_ref(),
+                user: authenticated.then_some("admin"),
+                peer,
+                user_agent: ua.as_deref(),
+                received,
+                code: resp.status().as_u16(),
+            });
+        }
         Ok(resp)
     }
 
