@@ -98,6 +98,8 @@ impl NodeOpts {
         cfg.internal_ip = self.node_ip;
         cfg.lease_renew =
             std::time::Duration::from_millis(u64::from(self.node_lease_duration_seconds) * 250);
+        cfg.lease_duration_seconds =
+            i32::try_from(self.node_lease_duration_seconds).unwrap_or(i32::MAX);
         let mut wcfg = WasmConfig::new(data_dir.join("wasm"));
         wcfg.max_instances = self.max_pods;
         wcfg.max_memory = self.max_wasm_memory;

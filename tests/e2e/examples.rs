@@ -8,23 +8,12 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::harness::{eventually, Skiff};
+use crate::harness::{eventually, example_module, Skiff};
 use crate::registry::Registry;
 
 fn repo_file(path: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn module(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("target/wasm32-wasi/examples/{name}.wasm"));
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/build-examples",
-        p.display()
-    );
-    p.display().to_string()
 }
 
 /// Apply an example's manifest with its images pointing at `registry`.
@@ -53,7 +42,7 @@ fn hello_sensor_and_stateful_examples_run_from_their_manifests() {
         s.skiff(&[
             "image",
             "push",
-            &module(name),
+            &example_module(name),
             &format!("{}/skiff/{name}:v1", reg.host),
             "--insecure",
         ])

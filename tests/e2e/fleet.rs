@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 
-use crate::harness::{eventually, require, Skiff};
+use crate::harness::{eventually, example_module, require, Skiff};
 use crate::oci;
 use crate::registry::Registry;
 
@@ -137,17 +137,6 @@ impl Drop for NodeProc {
 const IMAGE: &str = "fleet.local/skiff/sensor:v1";
 const HELLO: &str = "fleet.local/skiff/hello:v1";
 
-fn module(name: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("target/wasm32-wasi/examples/{name}.wasm"));
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/build-examples",
-        p.display()
-    );
-    p
-}
-
 fn start_node(
     s: &Skiff,
     net: &mut Net,
@@ -164,7 +153,7 @@ fn start_node(
         s.skiff(&[
             "image",
             "import",
-            &module(file).display().to_string(),
+            &example_module(file),
             "--name",
             image,
             "--data-dir",

@@ -680,3 +680,16 @@ impl Drop for Streaming {
         let _ = self.child.wait();
     }
 }
+
+/// A guest built by `scripts/build-examples` (`examples/<name>/main.rs` or
+/// a fixture), as a path string for `skiff image push|import`.
+pub fn example_module(name: &str) -> String {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/wasm32-wasi/examples/{name}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/build-examples (needs apt-get install rustc libstd-rust-dev-wasm32 lld-14)",
+        p.display()
+    );
+    p.display().to_string()
+}

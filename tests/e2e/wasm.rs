@@ -3,25 +3,21 @@
 //! a Deployment to the node's wasmtime handler, pods run in-process, and
 //! kubectl shows their logs and failures.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 
-use crate::harness::{eventually, Skiff};
+use crate::harness::{eventually, example_module, Skiff};
 use crate::registry::Registry;
-
-/// A guest built by `scripts/build-examples`.
-fn module(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join(format!("target/wasm32-wasi/examples/{name}.wasm"));
-    assert!(p.exists(), "{} is missing: run scripts/build-examples (needs apt-get install rustc libstd-rust-dev-wasm32)", p.display());
-    p.display().to_string()
-}
 
 fn push(s: &Skiff, reg: &Registry, name: &str) -> String {
     let reference = format!("{}/skiff/{name}:v1", reg.host);
-    s.skiff(&["image", "push", &module(name), &reference, "--insecure"])
-        .ok();
+    s.skiff(&[
+        "image",
+        "push",
+        &example_module(name),
+        &reference,
+        "--insecure",
+    ])
+    .ok();
     reference
 }
 

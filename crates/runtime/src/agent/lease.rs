@@ -15,11 +15,8 @@ use super::Ctx;
 
 /// The namespace node Leases live in.
 pub const NAMESPACE: &str = "kube-node-lease";
-/// `leaseDurationSeconds` for a renewal period: four periods, as the
-/// kubelet renews every quarter of the duration (10 s of 40 s).
-pub fn duration_seconds(renew: std::time::Duration) -> i32 {
-    i32::try_from((renew * 4).as_secs().max(1)).unwrap_or(i32::MAX)
-}
+/// The kubelet's default `leaseDurationSeconds`; it renews every quarter.
+pub const DEFAULT_DURATION_SECONDS: i32 = 40;
 
 /// The Lease of `node` (uid `node_uid`) renewed at `now` (MicroTime),
 /// valid for `duration` seconds.
@@ -75,7 +72,7 @@ pub async fn renew(
 pub(crate) async fn run(ctx: Arc<Ctx>, node_uid: String) {
     let period = ctx.cfg.lease_renew;
     loop {
-        let duration = duration_seconds(period);
+        let duration = ctx.cfg.lease_duration_seconds;
         let wait = match renew(&ctx.client, &ctx.cfg.node_name, &node_uid, duration).await {
             Ok(()) => period,
             Err(e) => {
@@ -97,7 +94,7 @@ mod tests {
             "n1",
             "uid-1",
             "2026-01-01T00:00:00.000000Z",
-            duration_seconds(std::time::Duration::from_secs(10)),
+            DEFAULT_DURATION_SECONDS,
         );
         assert_eq!(l["metadata"]["namespace"], "kube-node-lease");
         assert_eq!(l["metadata"]["name"], "n1");

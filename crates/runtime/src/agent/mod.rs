@@ -97,6 +97,9 @@ pub struct AgentConfig {
     pub version: String,
     /// How often the Lease is renewed.
     pub lease_renew: std::time::Duration,
+    /// The Lease's `leaseDurationSeconds` (the kubelet renews every
+    /// quarter of it).
+    pub lease_duration_seconds: i32,
     /// How often the Node's status is refreshed when nothing changed.
     pub status_refresh: std::time::Duration,
 }
@@ -115,6 +118,7 @@ impl AgentConfig {
             max_pods: 110,
             version: env!("CARGO_PKG_VERSION").to_string(),
             lease_renew: std::time::Duration::from_secs(10),
+            lease_duration_seconds: lease::DEFAULT_DURATION_SECONDS,
             status_refresh: std::time::Duration::from_secs(60),
         }
     }

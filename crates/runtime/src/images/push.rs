@@ -82,18 +82,7 @@ pub async fn push_wasm(
         .map_err(|e| ImageError::io(file, e))?;
     let (config, manifest) = wasm_artifact(&wasm)
         .map_err(|e| ImageError::Invalid(format!("{}: {e}", file.display())))?;
-    let r = reference::parse(reference)?;
-    let insecure: Vec<String> = if insecure {
-        vec![r.registry.clone()]
-    } else {
-        Vec::new()
-    };
-    let client = registry_client(&insecure)?;
-    let auth = auth::for_registry(auths, &r.registry);
-    client
-        .auth(&r.oci, &auth, RegistryOperation::Push)
-        .await
-        .map_err(|e| classify_error(e, &r))?;
+    let (r, client) = push_client(reference, insecure, auths).await?;
     let layer_digest = digest::of(&wasm);
     let config_digest = digest::of(&config);
     progress(PullProgress::Resolved {
@@ -152,18 +141,7 @@ pub async fn push_layout(
                 ))
             })?,
     };
-    let r = reference::parse(reference)?;
-    let insecure: Vec<String> = if insecure {
-        vec![r.registry.clone()]
-    } else {
-        Vec::new()
-    };
-    let client = registry_client(&insecure)?;
-    let auth = auth::for_registry(auths, &r.registry);
-    client
-        .auth(&r.oci, &auth, RegistryOperation::Push)
-        .await
-        .map_err(|e| classify_error(e, &r))?;
+    let (r, client) = push_client(reference, insecure, auths).await?;
     progress(PullProgress::Resolved {
         digest: entry.digest.clone(),
         total: 0,
@@ -254,6 +232,28 @@ fn push_document<'a>(
             .map_err(|e| classify_error(e, r))?;
         Ok(())
     })
+}
+
+/// A client authenticated to push to `reference`'s repository (plain
+/// http when `insecure`).
+async fn push_client(
+    reference: &str,
+    insecure: bool,
+    auths: &[RegistryAuth],
+) -> Result<(Ref, oci_client::Client), ImageError> {
+    let r = reference::parse(reference)?;
+    let insecure: Vec<String> = if insecure {
+        vec![r.registry.clone()]
+    } else {
+        Vec::new()
+    };
+    let client = registry_client(&insecure)?;
+    let auth = auth::for_registry(auths, &r.registry);
+    client
+        .auth(&r.oci, &auth, RegistryOperation::Push)
+        .await
+        .map_err(|e| classify_error(e, &r))?;
+    Ok((r, client))
 }
 
 /// Uploads one blob unless the registry has it, reporting bytes as they go.
