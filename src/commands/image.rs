@@ -26,7 +26,7 @@ pub struct ImageArgs {
 
 #[derive(Debug, Subcommand)]
 enum Verb {
-    /// Package a .wasm file as a Wasm OCI artifact and push it.
+    /// Push a .wasm file (packaged as a Wasm OCI artifact) or an OCI image layout.
     Push(PushArgs),
     /// Pull an image into a node's store.
     Pull(PullArgs),
