@@ -16,6 +16,7 @@
 //! - `bad_input`: 4xx Status for bad requests, and nothing written.
 //! - `secrets`: Secrets encrypted at rest, read back across a restart.
 //! - `audit`: the audit log of mutating requests.
+//! - `rbac`: ServiceAccount tokens and RBAC as kubectl sees them.
 //! - `watch`: watch semantics over raw HTTPS.
 //! - `fleet`: `skiff node` processes in network namespaces (two amd64, one
 //!   arm64): RuntimeClass routing, Linux images placed by their platforms
@@ -37,6 +38,7 @@ mod harness;
 mod kubectl;
 mod oci;
 mod python;
+mod rbac;
 mod registry;
 mod restart;
 mod secrets;

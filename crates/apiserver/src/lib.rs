@@ -2,12 +2,14 @@
 
 pub mod admission;
 pub mod audit;
+pub mod authn;
 pub mod error;
 pub mod gc;
 pub mod handlers;
 pub mod namespaces;
 pub mod openapi;
 pub mod pki;
+pub mod rbac;
 pub mod registry;
 pub mod request;
 pub mod resources;

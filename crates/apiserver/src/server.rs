@@ -121,10 +121,17 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         "opening the audit log {}",
         audit_path.display()
     )))?;
+    let key_path = cfg.data_dir.join("pki").join("service-account.key");
+    let tokens = crate::authn::Tokens::load_or_create(&key_path).map_err(io(format!(
+        "reading the ServiceAccount signing key {}",
+        key_path.display()
+    )))?;
+    crate::rbac::ensure_defaults(&*store).await?;
     let api = Arc::new(ApiServer {
         store: store.clone(),
         admin_token: pki.admin_token.clone(),
         audit: Some(audit),
+        tokens: Arc::new(tokens),
     });
     tokio::spawn(serve(listener, acceptor, api));
     tokio::spawn(crate::namespaces::run(store.clone()));

@@ -34,10 +34,14 @@ pub struct ApiServer {
     pub admin_token: String,
     /// Where mutating requests are recorded, when auditing is on.
     pub audit: Option<crate::audit::Audit>,
+    /// Issues and verifies ServiceAccount tokens.
+    pub tokens: Arc<crate::authn::Tokens>,
 }
 
 /// Everything a handler needs to know about one resource request.
 pub struct Ctx {
+    /// Who is asking.
+    pub user: crate::authn::User,
     pub info: RequestInfo,
     pub query: Query,
     pub accept: Accept,
@@ -68,6 +72,7 @@ impl ApiServer {
     ) -> Result<Response<Body>, std::convert::Infallible> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let user = self.authenticate(req.headers());
         let audited = self
             .audit
             .as_ref()
@@ -78,14 +83,9 @@ impl ApiServer {
                     .get(header::USER_AGENT)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                (
-                    req.uri().clone(),
-                    ua,
-                    self.authenticated(req.headers()),
-                    chrono::Utc::now(),
-                )
+                (req.uri().clone(), ua, user.clone(), chrono::Utc::now())
             });
-        let resp = match self.clone().route(req).await {
+        let resp = match self.clone().route(req, user).await {
             Ok(r) => r,
             Err(e) => {
                 if e.code >= 500 {
@@ -95,7 +95,7 @@ impl ApiServer {
             }
         };
         tracing::debug!(%method, %path, status = resp.status().as_u16(), "request");
-        if let (Some(audit), Some((uri, ua, authenticated, received))) = (&self.audit, audited) {
+        if let (Some(audit), Some((uri, ua, user, received))) = (&self.audit, audited) {
             let trimmed = path.trim_end_matches('/');
             let query = Query::parse(uri.query());
             let info = RequestInfo::parse(&method, trimmed, &query).ok().flatten();
@@ -103,7 +103,7 @@ impl ApiServer {
                 method: &method,
                 uri: &uri,
                 info: info.as_ref(),
-                user: authenticated.then_some("admin"),
+                user: user.as_ref().map(|u| u.name.as_str()),
                 peer,
                 user_agent: ua.as_deref(),
                 received,
@@ -113,20 +113,49 @@ impl ApiServer {
         Ok(resp)
     }
 
-    fn authenticated(&self, headers: &HeaderMap) -> bool {
-        let Some(auth) = headers
+    /// The user a request's bearer token names: the admin, or a
+    /// ServiceAccount whose token verifies and whose account still exists
+    /// with the uid the token names.
+    fn authenticate(&self, headers: &HeaderMap) -> Option<crate::authn::User> {
+        let auth = headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-        else {
-            return false;
-        };
-        match auth.strip_prefix("Bearer ") {
-            Some(t) => constant_time_eq(t.trim().as_bytes(), self.admin_token.as_bytes()),
-            None => false,
+            .and_then(|v| v.to_str().ok())?;
+        let token = auth.strip_prefix("Bearer ")?.trim();
+        if constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
+            return Some(crate::authn::User::admin());
         }
+        let claims = match self.tokens.verify(token) {
+            Ok(c) => c,
+            Err(why) => {
+                tracing::debug!(%why, "bearer token refused");
+                return None;
+            }
+        };
+        let sa = crate::resources::by_kind("", "v1", "ServiceAccount")?;
+        let stored = self
+            .store
+            .get(&crate::registry::key(
+                sa,
+                Some(&claims.namespace),
+                &claims.name,
+            ))
+            .ok()??;
+        if stored.value["metadata"]["uid"].as_str() != Some(claims.uid.as_str()) {
+            tracing::debug!(account = %claims.name, "token of a deleted ServiceAccount");
+            return None;
+        }
+        Some(crate::authn::User::service_account(
+            &claims.namespace,
+            &claims.name,
+            &claims.uid,
+        ))
     }
 
-    async fn route(self: Arc<Self>, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+    async fn route(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        user: Option<crate::authn::User>,
+    ) -> ApiResult<Response<Body>> {
         let path = req.uri().path().trim_end_matches('/').to_string();
         let path = if path.is_empty() {
             "/".to_string()
@@ -140,9 +169,9 @@ impl ApiServer {
             "/version" => return Ok(body::json(StatusCode::OK, &version())),
             _ => {}
         }
-        if !self.authenticated(req.headers()) {
+        let Some(user) = user else {
             return Err(ApiError::unauthorized());
-        }
+        };
         let accept_header = req
             .headers()
             .get(header::ACCEPT)
@@ -158,9 +187,11 @@ impl ApiServer {
         let Some(info) = RequestInfo::parse(req.method(), &path, &query)? else {
             return Err(ApiError::not_found_path(&path));
         };
+        self.authorize(&user, &info)?;
         let accept = Accept::negotiate(accept_header.as_deref())?;
         let (parts, incoming) = req.into_parts();
         let ctx = Ctx {
+            user,
             info,
             query,
             accept,
@@ -190,6 +221,38 @@ impl ApiServer {
                 let bytes = body::read(incoming).await?;
                 self.delete_collection(&ctx, &bytes).await
             }
+        }
+    }
+}
+
+impl ApiServer {
+    /// RBAC: 403 with Kubernetes' message unless a rule allows the request.
+    /// Access reviews about oneself are open to every user, as Kubernetes'
+    /// `system:basic-user` role makes them.
+    fn authorize(&self, user: &crate::authn::User, info: &RequestInfo) -> ApiResult<()> {
+        let r = info.resource;
+        if user.is_master()
+            || (r.group == "authorization.k8s.io" && r.plural.starts_with("selfsubject"))
+        {
+            return Ok(());
+        }
+        let a = crate::rbac::Attributes {
+            verb: info.verb.as_str(),
+            group: r.group,
+            resource: r.plural,
+            subresource: info.subresource.as_deref(),
+            namespace: info.namespace.as_deref().filter(|_| r.namespaced()),
+            name: info.name.as_deref(),
+        };
+        match crate::rbac::allowed(&*self.store, user, &a) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                let mut err = ApiError::forbidden(crate::rbac::forbidden_message(user, &a));
+                err.details =
+                    Some(json!({"name": a.name.unwrap_or(""), "group": r.group, "kind": r.plural}));
+                Err(err)
+            }
+            Err(e) => Err(ApiError::internal(format!("authorizing: {e}"))),
         }
     }
 }

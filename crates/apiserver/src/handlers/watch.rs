@@ -144,6 +144,7 @@ impl ApiServer {
         let (tx, rx) = mpsc::channel(64);
         let stream = Stream {
             ctx: Ctx {
+                user: ctx.user.clone(),
                 info: ctx.info.clone(),
                 query: ctx.query.clone(),
                 accept: ctx.accept,

@@ -217,6 +217,7 @@ impl ApiServer {
         match ctx.info.subresource.as_deref() {
             Some("binding") => return self.bind(ctx, bytes).await,
             Some("eviction") => return self.evict(ctx).await,
+            Some("token") if r.kind == "ServiceAccount" => return self.token_request(ctx, bytes),
             Some(s) => {
                 return Err(ApiError::method_not_allowed(format!(
                     "POST is not supported on the {s} subresource"
@@ -233,11 +234,8 @@ impl ApiServer {
         let mut obj = body::decode(bt, bytes, false)?;
         check_type(r, &mut obj)?;
         if r.create_only {
-            return Ok(body::respond(
-                StatusCode::CREATED,
-                &review(r, obj),
-                ctx.accept,
-            ));
+            let reviewed = review(&*self.store, &ctx.user, r, obj)?;
+            return Ok(body::respond(StatusCode::CREATED, &reviewed, ctx.accept));
         }
         let warnings = field_validation(ctx, r, &mut obj)?;
         check_namespace(ctx, &mut obj)?;
@@ -1029,23 +1027,120 @@ fn apply_error(r: &Resource, name: &str, e: ApplyError) -> ApiError {
     }
 }
 
-/// SelfSubjectAccessReview / SelfSubjectRulesReview. The admin is the only
-/// identity so far and may do everything; RBAC answers these once it lands.
-fn review(r: &Resource, mut obj: Value) -> Value {
+/// SelfSubjectAccessReview / SelfSubjectRulesReview, answered by RBAC for
+/// the user asking (`kubectl auth can-i`, `kubectl auth can-i --list`).
+fn review(
+    store: &dyn crate::store::Store,
+    user: &crate::authn::User,
+    r: &Resource,
+    mut obj: Value,
+) -> ApiResult<Value> {
+    let internal = |e: crate::store::StoreError| ApiError::internal(format!("authorizing: {e}"));
+    let discovery = json!({"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/readyz", "/openapi", "/openapi/*", "/version", "/version/"]});
     match r.kind {
         "SelfSubjectAccessReview" => {
-            obj["status"] = json!({"allowed": true, "reason": "skiff admin may do everything"})
+            let ra = &obj["spec"]["resourceAttributes"];
+            let allowed = if ra.is_object() {
+                let field = |k: &str| ra[k].as_str().filter(|s| !s.is_empty());
+                let a = crate::rbac::Attributes {
+                    verb: field("verb").unwrap_or(""),
+                    group: field("group").unwrap_or(""),
+                    resource: field("resource").unwrap_or(""),
+                    subresource: field("subresource"),
+                    namespace: field("namespace"),
+                    name: field("name"),
+                };
+                crate::rbac::allowed(store, user, &a).map_err(internal)?
+            } else {
+                // nonResourceAttributes: discovery is open to everyone.
+                let path = obj["spec"]["nonResourceAttributes"]["path"]
+                    .as_str()
+                    .unwrap_or("");
+                user.is_master()
+                    || [
+                        "/api", "/apis", "/healthz", "/livez", "/readyz", "/openapi", "/version",
+                    ]
+                    .iter()
+                    .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+            };
+            obj["status"] = if allowed {
+                json!({"allowed": true, "reason": if user.is_master() { "member of system:masters" } else { "allowed by RBAC" }})
+            } else {
+                json!({"allowed": false})
+            };
         }
         _ => {
+            let (resource_rules, non_resource) = if user.is_master() {
+                (
+                    vec![json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]})],
+                    vec![json!({"verbs": ["*"], "nonResourceURLs": ["*"]})],
+                )
+            } else {
+                let ns = obj["spec"]["namespace"].as_str().filter(|s| !s.is_empty());
+                let mut rules: Vec<Value> = crate::rbac::rules_for(store, user, ns)
+                    .map_err(internal)?
+                    .iter()
+                    .map(crate::rbac::Rule::to_json)
+                    .collect();
+                rules.push(json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}));
+                (rules, vec![discovery])
+            };
             obj["status"] = json!({
-                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "resourceRules": resource_rules,
+                "nonResourceRules": non_resource,
                 "incomplete": false,
-            })
+            });
         }
     }
     meta_mut(&mut obj).insert("creationTimestamp".into(), Value::Null);
-    obj
+    Ok(obj)
+}
+
+impl ApiServer {
+    /// `serviceaccounts/NAME/token` (TokenRequest, as `kubectl create
+    /// token` sends it): a signed token for the account, valid for
+    /// `spec.expirationSeconds` (default one hour, at least 10 minutes,
+    /// at most a day).
+    fn token_request(&self, ctx: &Ctx, bytes: &[u8]) -> ApiResult<Response<Body>> {
+        let r = ctx.info.resource;
+        let ns = ctx.info.namespace.as_deref().unwrap_or("default");
+        let name = ctx.info.name.as_deref().unwrap_or_default();
+        let bt = body::body_type(&ctx.headers)?;
+        let mut req = if bytes.is_empty() {
+            json!({})
+        } else {
+            body::decode(bt, bytes, false)?
+        };
+        let sa = self.load(r, Some(ns), name)?;
+        let uid = sa.value["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let audiences: Vec<String> = req["spec"]["audiences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect();
+        let seconds = req["spec"]["expirationSeconds"]
+            .as_i64()
+            .unwrap_or(3600)
+            .clamp(600, 86_400);
+        let (token, exp) = self.tokens.issue(ns, name, &uid, &audiences, seconds);
+        req["apiVersion"] = json!("authentication.k8s.io/v1");
+        req["kind"] = json!("TokenRequest");
+        req["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": null});
+        req["spec"]["expirationSeconds"] = json!(seconds);
+        if audiences.is_empty() {
+            req["spec"]["audiences"] = json!([crate::authn::ISSUER]);
+        }
+        req["status"] = json!({
+            "token": token,
+            "expirationTimestamp": exp.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        Ok(body::respond(StatusCode::CREATED, &req, ctx.accept))
+    }
 }
 
 /// Whether a patch document names `metadata.resourceVersion` (making it a

@@ -1,0 +1,274 @@
+//! Who is asking: the admin bearer token, or a ServiceAccount token.
+//!
+//! ServiceAccount tokens are JWTs as Kubernetes issues them through
+//! `serviceaccounts/NAME/token` (`kubectl create token`): claims `iss`,
+//! `sub` = `system:serviceaccount:NS:NAME`, `aud`, `exp`, `iat`, `nbf` and
+//! `kubernetes.io` with the namespace and the account's name and uid. Only
+//! this API server verifies them, so they are signed with HMAC-SHA256 and a
+//! key kept in `DATA_DIR/pki/service-account.key` (0600). A token is
+//! accepted while it has not expired, names this server's audience, and
+//! its ServiceAccount still exists with the same uid — deleting the account
+//! revokes its tokens.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use ring::hmac;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde_json::{json, Value};
+
+/// The issuer and default audience of the tokens this server makes.
+pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// An authenticated user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+}
+
+impl User {
+    /// The holder of the admin token.
+    pub fn admin() -> User {
+        User {
+            name: "admin".into(),
+            uid: String::new(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        }
+    }
+
+    /// A ServiceAccount's user.
+    pub fn service_account(ns: &str, name: &str, uid: &str) -> User {
+        User {
+            name: format!("system:serviceaccount:{ns}:{name}"),
+            uid: uid.to_string(),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated".into(),
+            ],
+        }
+    }
+
+    /// Members of `system:masters` may do everything, as in Kubernetes.
+    pub fn is_master(&self) -> bool {
+        self.groups.iter().any(|g| g == "system:masters")
+    }
+}
+
+/// Issues and verifies ServiceAccount tokens.
+pub struct Tokens {
+    key: hmac::Key,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens")
+    }
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+}
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+}
+
+impl Tokens {
+    /// The signing key in `path`, made (32 random bytes, mode 0600) when
+    /// missing.
+    pub fn load_or_create(path: &Path) -> std::io::Result<Tokens> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut key = [0u8; 32];
+                SystemRandom::new()
+                    .fill(&mut key)
+                    .map_err(|_| std::io::Error::other("no randomness for a key"))?;
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)?;
+                f.write_all(&key)?;
+                f.sync_all()?;
+                key.to_vec()
+            }
+            Err(e) => return Err(e),
+        };
+        if bytes.len() < 32 {
+            return Err(std::io::Error::other(format!(
+                "{} holds {} bytes; a signing key needs 32",
+                path.display(),
+                bytes.len()
+            )));
+        }
+        Ok(Tokens {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &bytes),
+        })
+    }
+
+    /// A token for a ServiceAccount, valid for `seconds` from now, for
+    /// `audiences` (this server's when empty). Returns it and its expiry.
+    pub fn issue(
+        &self,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        audiences: &[String],
+        seconds: i64,
+    ) -> (String, DateTime<Utc>) {
+        let now = Utc::now();
+        let exp = now + chrono::Duration::seconds(seconds);
+        let aud: Vec<String> = if audiences.is_empty() {
+            vec![ISSUER.to_string()]
+        } else {
+            audiences.to_vec()
+        };
+        let header = json!({"alg": "HS256", "typ": "JWT"});
+        let claims = json!({
+            "iss": ISSUER,
+            "sub": format!("system:serviceaccount:{ns}:{name}"),
+            "aud": aud,
+            "iat": now.timestamp(),
+            "nbf": now.timestamp(),
+            "exp": exp.timestamp(),
+            "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": name, "uid": uid}},
+        });
+        let signing_input = format!(
+            "{}.{}",
+            b64().encode(header.to_string()),
+            b64().encode(claims.to_string())
+        );
+        let sig = hmac::sign(&self.key, signing_input.as_bytes());
+        (
+            format!("{signing_input}.{}", b64().encode(sig.as_ref())),
+            exp,
+        )
+    }
+
+    /// The claims of a token this server issued for its own audience,
+    /// if it is intact and unexpired.
+    pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err("not a JWT".into());
+        };
+        let sig = b64().decode(s).map_err(|_| "bad signature encoding")?;
+        hmac::verify(&self.key, format!("{h}.{c}").as_bytes(), &sig)
+            .map_err(|_| "signature does not verify")?;
+        let header: Value = serde_json::from_slice(&b64().decode(h).map_err(|_| "bad header")?)
+            .map_err(|_| "bad header")?;
+        if header["alg"] != "HS256" {
+            return Err("unexpected algorithm".into());
+        }
+        let claims: Value = serde_json::from_slice(&b64().decode(c).map_err(|_| "bad claims")?)
+            .map_err(|_| "bad claims")?;
+        let now = Utc::now().timestamp();
+        if claims["exp"].as_i64().is_none_or(|e| e <= now) {
+            return Err("token has expired".into());
+        }
+        if claims["nbf"].as_i64().is_some_and(|n| n > now + 60) {
+            return Err("token is not valid yet".into());
+        }
+        let aud_ok = claims["aud"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == ISSUER));
+        if !aud_ok {
+            return Err("token is for another audience".into());
+        }
+        let k = &claims["kubernetes.io"];
+        let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let out = Claims {
+            namespace: field(&k["namespace"]),
+            name: field(&k["serviceaccount"]["name"]),
+            uid: field(&k["serviceaccount"]["uid"]),
+        };
+        if out.namespace.is_empty() || out.name.is_empty() {
+            return Err("token names no ServiceAccount".into());
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // test fixtures
+mod tests {
+    use super::*;
+
+    fn tokens() -> (tempfile::TempDir, Tokens) {
+        let dir = tempfile::tempdir().unwrap();
+        let t = Tokens::load_or_create(&dir.path().join("sa.key")).unwrap();
+        (dir, t)
+    }
+
+    #[test]
+    fn issued_tokens_verify_and_carry_the_account() {
+        let (_d, t) = tokens();
+        let (tok, exp) = t.issue("ns", "reader", "u-1", &[], 600);
+        assert!(exp > Utc::now());
+        let c = t.verify(&tok).unwrap();
+        assert_eq!(
+            c,
+            Claims {
+                namespace: "ns".into(),
+                name: "reader".into(),
+                uid: "u-1".into()
+            }
+        );
+    }
+
+    #[test]
+    fn tampered_expired_foreign_and_other_audience_tokens_fail() {
+        let (_d, t) = tokens();
+        let (tok, _) = t.issue("ns", "reader", "u-1", &[], 600);
+        // Claims swapped for another account's, signature kept.
+        let (other, _) = t.issue("kube-system", "admin", "u-2", &[], 600);
+        let forged: Vec<&str> = tok.split('.').collect();
+        let stolen: Vec<&str> = other.split('.').collect();
+        let mixed = format!("{}.{}.{}", forged[0], stolen[1], forged[2]);
+        assert!(t.verify(&mixed).unwrap_err().contains("signature"));
+        let (old, _) = t.issue("ns", "reader", "u-1", &[], -5);
+        assert!(t.verify(&old).unwrap_err().contains("expired"));
+        let (_d2, t2) = tokens();
+        assert!(t2.verify(&tok).is_err(), "another server's key");
+        let (vault, _) = t.issue("ns", "reader", "u-1", &["vault".into()], 600);
+        assert!(t.verify(&vault).unwrap_err().contains("audience"));
+        assert!(t.verify("admin-token").is_err());
+    }
+
+    #[test]
+    fn the_key_persists_and_is_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sa.key");
+        let (tok, _) = Tokens::load_or_create(&path)
+            .unwrap()
+            .issue("a", "b", "c", &[], 60);
+        assert!(Tokens::load_or_create(&path).unwrap().verify(&tok).is_ok());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn users_and_groups_are_kubernetes_names() {
+        let u = User::service_account("ns", "reader", "u");
+        assert_eq!(u.name, "system:serviceaccount:ns:reader");
+        assert!(u.groups.contains(&"system:serviceaccounts:ns".to_string()));
+        assert!(!u.is_master());
+        assert!(User::admin().is_master());
+    }
+}

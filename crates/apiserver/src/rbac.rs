@@ -1,0 +1,426 @@
+//! RBAC, as Kubernetes evaluates it: deny by default; a request is allowed
+//! when a ClusterRoleBinding, or a RoleBinding in the request's namespace,
+//! binds the user (by name, group, or ServiceAccount) to a Role or
+//! ClusterRole with a rule covering it. A rule covers a request when its
+//! `verbs`, `apiGroups` and `resources` (`pods`, `pods/log`, `*`, `*/scale`)
+//! contain the request's, and `resourceNames` is empty or names the object.
+//! Members of `system:masters` are allowed everything without a lookup.
+//!
+//! The default ClusterRoles `cluster-admin`, `admin`, `edit` and `view` are
+//! created at startup when missing, with Kubernetes' intent: `view` reads
+//! everything but Secrets, `edit` writes workloads and config, `admin` adds
+//! Roles and RoleBindings in a namespace. Discovery and `/version` are open
+//! to every authenticated user (`system:discovery`).
+
+use serde_json::{json, Value};
+
+use crate::authn::User;
+use crate::registry;
+use crate::resources;
+use crate::store::{Store, StoreError, WriteOp};
+
+/// What a request does, for the authorizer.
+#[derive(Debug, Clone)]
+pub struct Attributes<'a> {
+    pub verb: &'a str,
+    pub group: &'a str,
+    pub resource: &'a str,
+    pub subresource: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub name: Option<&'a str>,
+}
+
+/// One rule of a Role or ClusterRole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rule {
+    pub verbs: Vec<String>,
+    pub api_groups: Vec<String>,
+    pub resources: Vec<String>,
+    pub resource_names: Vec<String>,
+    pub non_resource_urls: Vec<String>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+impl Rule {
+    fn from_json(v: &Value) -> Rule {
+        Rule {
+            verbs: strings(&v["verbs"]),
+            api_groups: strings(&v["apiGroups"]),
+            resources: strings(&v["resources"]),
+            resource_names: strings(&v["resourceNames"]),
+            non_resource_urls: strings(&v["nonResourceURLs"]),
+        }
+    }
+
+    /// Whether the rule allows the request.
+    pub fn covers(&self, a: &Attributes<'_>) -> bool {
+        let has = |list: &[String], x: &str| list.iter().any(|v| v == "*" || v == x);
+        if !has(&self.verbs, a.verb) || !has(&self.api_groups, a.group) {
+            return false;
+        }
+        let resource_ok = self.resources.iter().any(|r| match a.subresource {
+            None => r == "*" || r == a.resource,
+            Some(sub) => {
+                r == "*"
+                    || *r == format!("{}/{sub}", a.resource)
+                    || *r == format!("*/{sub}")
+                    || *r == format!("{}/*", a.resource)
+            }
+        });
+        resource_ok
+            && (self.resource_names.is_empty()
+                || a.name
+                    .is_some_and(|n| self.resource_names.iter().any(|x| x == n)))
+    }
+
+    /// The rule as a SelfSubjectRulesReview lists it.
+    pub fn to_json(&self) -> Value {
+        let mut v =
+            json!({"verbs": self.verbs, "apiGroups": self.api_groups, "resources": self.resources});
+        if !self.resource_names.is_empty() {
+            v["resourceNames"] = json!(self.resource_names);
+        }
+        v
+    }
+}
+
+/// Whether a binding's subjects include the user.
+fn binds(binding: &Value, user: &User) -> bool {
+    binding["subjects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| {
+            let name = s["name"].as_str().unwrap_or_default();
+            match s["kind"].as_str().unwrap_or_default() {
+                "User" => name == user.name,
+                "Group" => user.groups.iter().any(|g| g == name),
+                "ServiceAccount" => {
+                    let ns = s["namespace"].as_str().unwrap_or_default();
+                    user.name == format!("system:serviceaccount:{ns}:{name}")
+                }
+                _ => false,
+            }
+        })
+}
+
+fn list(store: &dyn Store, kind: &str, ns: Option<&str>) -> Result<Vec<Value>, StoreError> {
+    let Some(r) = resources::by_kind("rbac.authorization.k8s.io", "v1", kind) else {
+        return Ok(Vec::new());
+    };
+    Ok(store
+        .list(&registry::prefix(r, ns), None, None)?
+        .items
+        .into_iter()
+        .map(|s| (*s.value).clone())
+        .collect())
+}
+
+fn role_rules(
+    store: &dyn Store,
+    role_ref: &Value,
+    ns: Option<&str>,
+) -> Result<Vec<Rule>, StoreError> {
+    let kind = role_ref["kind"].as_str().unwrap_or_default();
+    let name = role_ref["name"].as_str().unwrap_or_default();
+    let (r, ns) = match kind {
+        "ClusterRole" => (
+            resources::by_kind("rbac.authorization.k8s.io", "v1", "ClusterRole"),
+            None,
+        ),
+        "Role" => (
+            resources::by_kind("rbac.authorization.k8s.io", "v1", "Role"),
+            ns,
+        ),
+        _ => return Ok(Vec::new()),
+    };
+    let Some(r) = r else { return Ok(Vec::new()) };
+    Ok(match store.get(&registry::key(r, ns, name))? {
+        Some(s) => s.value["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(Rule::from_json)
+            .collect(),
+        None => Vec::new(),
+    })
+}
+
+/// Every rule that applies to the user in `namespace` (cluster-wide
+/// bindings always; RoleBindings of that namespace when given).
+pub fn rules_for(
+    store: &dyn Store,
+    user: &User,
+    namespace: Option<&str>,
+) -> Result<Vec<Rule>, StoreError> {
+    let mut rules = Vec::new();
+    for b in list(store, "ClusterRoleBinding", None)? {
+        if binds(&b, user) {
+            rules.extend(role_rules(store, &b["roleRef"], None)?);
+        }
+    }
+    if let Some(ns) = namespace {
+        for b in list(store, "RoleBinding", Some(ns))? {
+            if binds(&b, user) {
+                rules.extend(role_rules(store, &b["roleRef"], Some(ns))?);
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// Allow or deny a request.
+pub fn allowed(store: &dyn Store, user: &User, a: &Attributes<'_>) -> Result<bool, StoreError> {
+    if user.is_master() {
+        return Ok(true);
+    }
+    Ok(rules_for(store, user, a.namespace)?
+        .iter()
+        .any(|r| r.covers(a)))
+}
+
+/// Kubernetes' refusal text: `pods is forbidden: User "x" cannot create
+/// resource "pods" in API group "" in the namespace "ns"`.
+pub fn forbidden_message(user: &User, a: &Attributes<'_>) -> String {
+    let what = match a.subresource {
+        Some(s) => format!("{}/{s}", a.resource),
+        None => a.resource.to_string(),
+    };
+    let named = a
+        .name
+        .map(|n| format!("{what} \"{n}\""))
+        .unwrap_or_else(|| what.clone());
+    let scope = match a.namespace {
+        Some(ns) => format!(" in the namespace \"{ns}\""),
+        None => " at the cluster scope".to_string(),
+    };
+    format!(
+        "{named} is forbidden: User \"{}\" cannot {} resource \"{what}\" in API group \"{}\"{scope}",
+        user.name, a.verb, a.group
+    )
+}
+
+const READ: &[&str] = &["get", "list", "watch"];
+const WRITE: &[&str] = &["create", "delete", "deletecollection", "patch", "update"];
+
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> Value {
+    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
+}
+
+/// The default ClusterRoles, as `(name, rules)`.
+fn default_roles() -> Vec<(&'static str, Vec<Value>)> {
+    let core_read = &[
+        "pods",
+        "pods/log",
+        "pods/status",
+        "services",
+        "endpoints",
+        "configmaps",
+        "persistentvolumeclaims",
+        "serviceaccounts",
+        "events",
+        "replicationcontrollers",
+        "limitranges",
+        "resourcequotas",
+    ][..];
+    let apps = &[
+        "deployments",
+        "deployments/scale",
+        "replicasets",
+        "replicasets/scale",
+        "statefulsets",
+        "statefulsets/scale",
+        "daemonsets",
+        "controllerrevisions",
+    ][..];
+    let batch = &["jobs", "cronjobs"][..];
+    let net = &["ingresses", "networkpolicies"][..];
+    let view = vec![
+        rule(&[""], core_read, READ),
+        rule(&[""], &["namespaces"], READ),
+        rule(&["apps"], apps, READ),
+        rule(&["batch"], batch, READ),
+        rule(&["networking.k8s.io"], net, READ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
+    ];
+    let mut edit = view.clone();
+    let core_write = &[
+        "pods",
+        "pods/exec",
+        "pods/eviction",
+        "services",
+        "endpoints",
+        "configmaps",
+        "secrets",
+        "persistentvolumeclaims",
+        "serviceaccounts",
+        "serviceaccounts/token",
+        "replicationcontrollers",
+    ][..];
+    edit.push(rule(&[""], core_write, WRITE));
+    edit.push(rule(&[""], &["secrets"], READ));
+    edit.push(rule(&["apps"], apps, WRITE));
+    edit.push(rule(&["batch"], batch, WRITE));
+    edit.push(rule(&["networking.k8s.io"], net, WRITE));
+    let mut admin = edit.clone();
+    admin.push(rule(
+        &["rbac.authorization.k8s.io"],
+        &["roles", "rolebindings"],
+        &["*"],
+    ));
+    vec![
+        ("cluster-admin", vec![rule(&["*"], &["*"], &["*"])]),
+        ("admin", admin),
+        ("edit", edit),
+        ("view", view),
+    ]
+}
+
+/// Create the default ClusterRoles and the `cluster-admin` binding for
+/// `system:masters` when they are missing (never overwriting a user's).
+pub async fn ensure_defaults(store: &dyn Store) -> Result<(), StoreError> {
+    let (Some(cr), Some(crb)) = (
+        resources::by_kind("rbac.authorization.k8s.io", "v1", "ClusterRole"),
+        resources::by_kind("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"),
+    ) else {
+        return Ok(());
+    };
+    let labels = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    let mut objects: Vec<(String, Value, &resources::Resource)> = default_roles()
+        .into_iter()
+        .map(|(name, rules)| {
+            (
+                registry::key(cr, None, name),
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                       "metadata": {"name": name, "labels": labels}, "rules": rules}),
+                cr,
+            )
+        })
+        .collect();
+    objects.push((
+        registry::key(crb, None, "cluster-admin"),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "cluster-admin", "labels": labels},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}),
+        crb,
+    ));
+    for (key, mut obj, r) in objects {
+        if store.get(&key)?.is_some() {
+            continue;
+        }
+        registry::prepare_create(r, &mut obj);
+        match store.write(WriteOp::Create { key, value: obj }).await {
+            Ok(_) | Err(StoreError::AlreadyExists) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs<'a>(
+        verb: &'a str,
+        resource: &'a str,
+        sub: Option<&'a str>,
+        ns: Option<&'a str>,
+    ) -> Attributes<'a> {
+        Attributes {
+            verb,
+            group: "",
+            resource,
+            subresource: sub,
+            namespace: ns,
+            name: None,
+        }
+    }
+
+    #[test]
+    fn rules_match_verbs_groups_resources_and_subresources() {
+        let r = Rule::from_json(
+            &json!({"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods", "pods/log"]}),
+        );
+        assert!(r.covers(&attrs("get", "pods", None, Some("a"))));
+        assert!(r.covers(&attrs("get", "pods", Some("log"), Some("a"))));
+        assert!(!r.covers(&attrs("create", "pods", None, Some("a"))));
+        assert!(!r.covers(&attrs("get", "pods", Some("exec"), Some("a"))));
+        assert!(!r.covers(&attrs("get", "secrets", None, Some("a"))));
+        let mut apps = attrs("get", "deployments", None, None);
+        apps.group = "apps";
+        assert!(!r.covers(&apps), "another API group");
+        let star =
+            Rule::from_json(&json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*/scale"]}));
+        assert!(star.covers(&Attributes {
+            subresource: Some("scale"),
+            ..apps.clone()
+        }));
+        assert!(!star.covers(&apps));
+        let named = Rule::from_json(
+            &json!({"verbs": ["get"], "apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["app"]}),
+        );
+        assert!(named.covers(&Attributes {
+            name: Some("app"),
+            ..attrs("get", "configmaps", None, Some("a"))
+        }));
+        assert!(
+            !named.covers(&attrs("get", "configmaps", None, Some("a"))),
+            "a list names no object"
+        );
+    }
+
+    #[test]
+    fn subjects_match_users_groups_and_service_accounts() {
+        let sa = User::service_account("team", "reader", "u");
+        let b = json!({"subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "team"}]});
+        assert!(binds(&b, &sa));
+        let other_ns = json!({"subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "else"}]});
+        assert!(!binds(&other_ns, &sa));
+        assert!(binds(
+            &json!({"subjects": [{"kind": "Group", "name": "system:serviceaccounts:team"}]}),
+            &sa
+        ));
+        assert!(binds(
+            &json!({"subjects": [{"kind": "User", "name": "system:serviceaccount:team:reader"}]}),
+            &sa
+        ));
+    }
+
+    #[test]
+    fn refusals_read_like_kubernetes() {
+        let sa = User::service_account("team", "reader", "u");
+        assert_eq!(
+            forbidden_message(&sa, &attrs("create", "pods", None, Some("team"))),
+            "pods is forbidden: User \"system:serviceaccount:team:reader\" cannot create resource \"pods\" in API group \"\" in the namespace \"team\""
+        );
+        assert_eq!(
+            forbidden_message(&sa, &Attributes { name: Some("n1"), ..attrs("get", "nodes", None, None) }),
+            "nodes \"n1\" is forbidden: User \"system:serviceaccount:team:reader\" cannot get resource \"nodes\" in API group \"\" at the cluster scope"
+        );
+    }
+
+    #[test]
+    fn view_reads_but_never_secrets() {
+        let roles = default_roles();
+        let view: Vec<Rule> = roles
+            .iter()
+            .find(|(n, _)| *n == "view")
+            .map(|(_, r)| r.iter().map(Rule::from_json).collect())
+            .unwrap_or_default();
+        let ok = |a: Attributes<'_>| view.iter().any(|r| r.covers(&a));
+        assert!(ok(attrs("list", "pods", None, Some("a"))));
+        assert!(ok(attrs("get", "pods", Some("log"), Some("a"))));
+        assert!(!ok(attrs("get", "secrets", None, Some("a"))));
+        assert!(!ok(attrs("create", "pods", None, Some("a"))));
+    }
+}

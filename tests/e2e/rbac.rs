@@ -1,0 +1,146 @@
+//! Authentication and RBAC through kubectl: a ServiceAccount token from
+//! `kubectl create token`, a RoleBinding to the default `view` role, and
+//! what that account may and may not do — with Kubernetes' own messages.
+
+use crate::harness::Skiff;
+
+#[test]
+fn a_service_account_bound_to_view_reads_its_namespace_only() {
+    let s = Skiff::api_only();
+    s.kubectl("1.33", &["create", "namespace", "team"]).ok();
+    s.kubectl(
+        "1.33",
+        &["-n", "team", "create", "serviceaccount", "reader"],
+    )
+    .ok();
+    s.kubectl(
+        "1.33",
+        &[
+            "-n",
+            "team",
+            "create",
+            "rolebinding",
+            "reader-view",
+            "--clusterrole=view",
+            "--serviceaccount=team:reader",
+        ],
+    )
+    .ok();
+    s.kubectl(
+        "1.33",
+        &[
+            "-n",
+            "team",
+            "create",
+            "configmap",
+            "settings",
+            "--from-literal=a=b",
+        ],
+    )
+    .ok();
+    let token = s
+        .kubectl("1.33", &["-n", "team", "create", "token", "reader"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+    let flag = format!("--token={token}");
+    let as_reader = |args: &[&str]| {
+        let mut a = vec![flag.as_str()];
+        a.extend(args);
+        s.kubectl("1.33", &a)
+    };
+
+    let cms = as_reader(&["-n", "team", "get", "configmaps"]).ok().stdout;
+    assert!(cms.contains("settings"), "{cms}");
+    let who = "User \"system:serviceaccount:team:reader\"";
+    let create = as_reader(&[
+        "-n",
+        "team",
+        "create",
+        "configmap",
+        "x",
+        "--from-literal=k=v",
+    ]);
+    assert_ne!(create.code, 0);
+    assert!(
+        create.stderr.contains(&format!(
+            "configmaps is forbidden: {who} cannot create resource \"configmaps\" in API group \"\" in the namespace \"team\""
+        )),
+        "{}",
+        create.stderr
+    );
+    let elsewhere = as_reader(&["-n", "default", "get", "pods"]);
+    assert_ne!(elsewhere.code, 0);
+    assert!(
+        elsewhere.stderr.contains(&format!(
+            "pods is forbidden: {who} cannot list resource \"pods\" in API group \"\" in the namespace \"default\""
+        )),
+        "{}",
+        elsewhere.stderr
+    );
+    let secrets = as_reader(&["-n", "team", "get", "secrets"]);
+    assert!(
+        secrets.code != 0 && secrets.stderr.contains("forbidden"),
+        "view never reads Secrets: {}",
+        secrets.stderr
+    );
+
+    // kubectl auth can-i asks the server about itself.
+    assert_eq!(
+        as_reader(&["-n", "team", "auth", "can-i", "list", "pods"])
+            .stdout
+            .trim(),
+        "yes"
+    );
+    assert_eq!(
+        as_reader(&["-n", "team", "auth", "can-i", "create", "pods"])
+            .stdout
+            .trim(),
+        "no"
+    );
+    assert_eq!(
+        as_reader(&["-n", "default", "auth", "can-i", "list", "pods"])
+            .stdout
+            .trim(),
+        "no"
+    );
+    let list = as_reader(&["-n", "team", "auth", "can-i", "--list"])
+        .ok()
+        .stdout;
+    let pods_line = list
+        .lines()
+        .find(|l| l.starts_with("pods "))
+        .unwrap_or_else(|| panic!("no pods line in {list}"));
+    assert!(pods_line.contains("[get list watch]"), "{list}");
+    assert!(!list.lines().any(|l| l.starts_with("secrets ")), "{list}");
+
+    // Not logged in: kubectl says so.
+    let bogus = s.kubectl("1.33", &["--token=not-a-token", "get", "pods"]);
+    assert_ne!(bogus.code, 0);
+    assert!(
+        bogus.stderr.contains("You must be logged in to the server"),
+        "{}",
+        bogus.stderr
+    );
+
+    // Deleting the account revokes its tokens.
+    s.kubectl(
+        "1.33",
+        &["-n", "team", "delete", "serviceaccount", "reader"],
+    )
+    .ok();
+    let revoked = as_reader(&["-n", "team", "get", "configmaps"]);
+    assert!(
+        revoked.stderr.contains("You must be logged in"),
+        "{}",
+        revoked.stderr
+    );
+    // The admin is untouched by all this.
+    assert!(s
+        .kubectl("1.33", &["auth", "can-i", "*", "*"])
+        .ok()
+        .stdout
+        .contains("yes"));
+}
