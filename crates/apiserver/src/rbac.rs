@@ -409,6 +409,56 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn the_cache_follows_bindings_and_roles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(
+            crate::store::redb::RedbStore::open(&dir.path().join("s.redb"), 1000).expect("store"),
+        );
+        ensure_defaults(&*store).await.expect("defaults");
+        let cache = std::sync::Arc::new(Cache::default());
+        tokio::spawn(cache.clone().run(store.clone()));
+        let sa = User::service_account("team", "reader", "u");
+        let list = attrs("list", "pods", None, Some("team"));
+        let binding = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "rb", "namespace": "team"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "team"}]});
+        let key = object_key(&binding);
+        store
+            .write(WriteOp::Create {
+                key: key.clone(),
+                value: binding,
+            })
+            .await
+            .expect("create");
+        let mut seen = false;
+        for _ in 0..100 {
+            if cache.allows(&sa, &list) {
+                seen = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(seen, "the cache saw the new binding");
+        assert!(!cache.allows(&sa, &attrs("list", "pods", None, Some("other"))));
+        assert!(!cache.allows(&sa, &attrs("create", "pods", None, Some("team"))));
+        store
+            .write(WriteOp::Delete {
+                key,
+                expected: None,
+            })
+            .await
+            .expect("delete");
+        for _ in 0..100 {
+            if !cache.allows(&sa, &list) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the cache kept a deleted binding");
+    }
+
     #[test]
     fn view_reads_but_never_secrets() {
         let roles = default_roles();
@@ -423,4 +473,230 @@ mod tests {
         assert!(!ok(attrs("get", "secrets", None, Some("a"))));
         assert!(!ok(attrs("create", "pods", None, Some("a"))));
     }
+}
+
+/// Bindings and roles kept in memory, indexed by subject, so that a check
+/// costs a few hash lookups however many RoleBindings exist. It follows
+/// the store through a watch. In the moment after an RBAC write through
+/// the API (until its event is applied) a request the cache does not allow
+/// is checked against the store before it is refused, so a binding created
+/// a moment ago is never missed; otherwise a refusal costs no store read.
+/// (Writes that only remove access — garbage collection, namespace
+/// deletion — cannot make the cache wrongly refuse.)
+#[derive(Default)]
+pub struct Cache {
+    inner: std::sync::RwLock<Index>,
+    last_write: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// How long after an RBAC write refusals are checked against the store.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Default)]
+struct Index {
+    ready: bool,
+    /// Binding storage key → what it binds.
+    bindings: std::collections::HashMap<String, Binding>,
+    /// Subject (`User:x`, `Group:g`, `ServiceAccount:ns:name`) → binding keys.
+    by_subject: std::collections::HashMap<String, std::collections::HashSet<String>>,
+    /// Role or ClusterRole storage key → its rules.
+    roles: std::collections::HashMap<String, Vec<Rule>>,
+}
+
+struct Binding {
+    /// The RoleBinding's namespace; `None` for a ClusterRoleBinding.
+    namespace: Option<String>,
+    subjects: Vec<String>,
+    role: String,
+}
+
+const RBAC_PREFIX: &str = "/rbac.authorization.k8s.io/";
+
+fn subject_keys(b: &Value) -> Vec<String> {
+    b["subjects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| {
+            let name = s["name"].as_str()?;
+            Some(match s["kind"].as_str()? {
+                "ServiceAccount" => format!(
+                    "ServiceAccount:{}:{name}",
+                    s["namespace"].as_str().unwrap_or_default()
+                ),
+                kind => format!("{kind}:{name}"),
+            })
+        })
+        .collect()
+}
+
+fn user_keys(user: &User) -> Vec<String> {
+    let mut keys = vec![format!("User:{}", user.name)];
+    keys.extend(user.groups.iter().map(|g| format!("Group:{g}")));
+    if let Some(rest) = user.name.strip_prefix("system:serviceaccount:") {
+        keys.push(format!("ServiceAccount:{rest}"));
+    }
+    keys
+}
+
+fn role_key(role_ref: &Value, ns: Option<&str>) -> String {
+    let name = role_ref["name"].as_str().unwrap_or_default();
+    match role_ref["kind"].as_str() {
+        Some("Role") => format!("{RBAC_PREFIX}roles/{}/{name}", ns.unwrap_or_default()),
+        _ => format!("{RBAC_PREFIX}clusterroles/{name}"),
+    }
+}
+
+impl Index {
+    fn remove(&mut self, key: &str) {
+        self.roles.remove(key);
+        if let Some(b) = self.bindings.remove(key) {
+            for s in b.subjects {
+                if let Some(set) = self.by_subject.get_mut(&s) {
+                    set.remove(key);
+                    if set.is_empty() {
+                        self.by_subject.remove(&s);
+                    }
+                }
+            }
+        }
+    }
+
+    fn upsert(&mut self, key: &str, obj: &Value) {
+        self.remove(key);
+        let rest = &key[RBAC_PREFIX.len().min(key.len())..];
+        if rest.starts_with("roles/") || rest.starts_with("clusterroles/") {
+            let rules = obj["rules"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(Rule::from_json)
+                .collect();
+            self.roles.insert(key.to_string(), rules);
+        } else if rest.starts_with("rolebindings/") || rest.starts_with("clusterrolebindings/") {
+            let namespace = rest.starts_with("rolebindings/").then(|| {
+                obj["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            });
+            let subjects = subject_keys(obj);
+            for s in &subjects {
+                self.by_subject
+                    .entry(s.clone())
+                    .or_default()
+                    .insert(key.to_string());
+            }
+            let role = role_key(&obj["roleRef"], namespace.as_deref());
+            self.bindings.insert(
+                key.to_string(),
+                Binding {
+                    namespace,
+                    subjects,
+                    role,
+                },
+            );
+        }
+    }
+}
+
+impl Cache {
+    /// An RBAC object is about to be written through the API.
+    pub fn note_write(&self) {
+        *self.last_write.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now());
+    }
+
+    /// Whether a refusal must be checked against the store.
+    fn unsettled(&self) -> bool {
+        let ready = self.inner.read().unwrap_or_else(|e| e.into_inner()).ready;
+        let recent = self
+            .last_write
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|t| t.elapsed() < SETTLE);
+        !ready || recent
+    }
+
+    /// Whether the cached bindings allow the request (false also when the
+    /// cache has not loaded yet).
+    fn allows(&self, user: &User, a: &Attributes<'_>) -> bool {
+        let idx = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        if !idx.ready {
+            return false;
+        }
+        user_keys(user)
+            .iter()
+            .filter_map(|k| idx.by_subject.get(k))
+            .flatten()
+            .filter_map(|bk| idx.bindings.get(bk))
+            .filter(|b| b.namespace.is_none() || b.namespace.as_deref() == a.namespace)
+            .filter_map(|b| idx.roles.get(&b.role))
+            .flatten()
+            .any(|r| r.covers(a))
+    }
+
+    fn rebuild(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let mut idx = Index::default();
+        for item in store.list(RBAC_PREFIX, None, None)?.items {
+            let key = object_key(&item.value);
+            idx.upsert(&key, &item.value);
+        }
+        idx.ready = true;
+        *self.inner.write().unwrap_or_else(|e| e.into_inner()) = idx;
+        Ok(())
+    }
+
+    /// Follow the store until it closes: a full load, then every change.
+    pub async fn run(self: std::sync::Arc<Self>, store: std::sync::Arc<dyn Store>) {
+        loop {
+            let from = store.revision();
+            let watch = store.watch(RBAC_PREFIX, from);
+            if let Err(e) = self.rebuild(&*store) {
+                tracing::warn!(error = %e, "loading RBAC bindings");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            let Ok(mut w) = watch else {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            };
+            while let Some(ev) = w.events.recv().await {
+                let mut idx = self.inner.write().unwrap_or_else(|e| e.into_inner());
+                match ev.kind {
+                    crate::store::EventType::Deleted => idx.remove(&ev.key),
+                    _ => idx.upsert(&ev.key, &ev.object),
+                }
+            }
+            // The watch fell behind or ended: load everything again.
+        }
+    }
+}
+
+/// The storage key of an RBAC object, from its kind and metadata.
+fn object_key(obj: &Value) -> String {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let ns = obj["metadata"]["namespace"].as_str();
+    match (obj["kind"].as_str().unwrap_or_default(), ns) {
+        ("Role", Some(ns)) => format!("{RBAC_PREFIX}roles/{ns}/{name}"),
+        ("RoleBinding", Some(ns)) => format!("{RBAC_PREFIX}rolebindings/{ns}/{name}"),
+        ("ClusterRoleBinding", _) => format!("{RBAC_PREFIX}clusterrolebindings/{name}"),
+        _ => format!("{RBAC_PREFIX}clusterroles/{name}"),
+    }
+}
+
+/// Allow or deny, asking the cache first and the store before refusing.
+pub fn allowed_cached(
+    cache: &Cache,
+    store: &dyn Store,
+    user: &User,
+    a: &Attributes<'_>,
+) -> Result<bool, StoreError> {
+    if user.is_master() || cache.allows(user, a) {
+        return Ok(true);
+    }
+    if cache.unsettled() {
+        return allowed(store, user, a);
+    }
+    Ok(false)
 }

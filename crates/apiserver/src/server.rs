@@ -127,11 +127,14 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         key_path.display()
     )))?;
     crate::rbac::ensure_defaults(&*store).await?;
+    let rbac = Arc::new(crate::rbac::Cache::default());
+    tokio::spawn(rbac.clone().run(store.clone()));
     let api = Arc::new(ApiServer {
         store: store.clone(),
         admin_token: pki.admin_token.clone(),
         audit: Some(audit),
         tokens: Arc::new(tokens),
+        rbac,
     });
     tokio::spawn(serve(listener, acceptor, api));
     tokio::spawn(crate::namespaces::run(store.clone()));

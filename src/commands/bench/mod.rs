@@ -15,6 +15,7 @@ use serde_json::json;
 
 use crate::client::Client;
 
+mod rbac;
 mod scheduler;
 mod wasm;
 
@@ -36,6 +37,8 @@ enum What {
     /// Scheduler throughput: many nodes, many pending pods, binds/s beside
     /// one bind at a time.
     Scheduler(scheduler::SchedulerArgs),
+    /// Authorization cost with many RoleBindings, beside the admin's reads.
+    Rbac(rbac::RbacArgs),
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +68,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         What::Api(args) => rt.block_on(api(args))?,
         What::Wasm(args) => rt.block_on(wasm::run(args))?,
         What::Scheduler(args) => rt.block_on(scheduler::run(args))?,
+        What::Rbac(args) => rt.block_on(rbac::run(args))?,
     }
     Ok(ExitCode::SUCCESS)
 }

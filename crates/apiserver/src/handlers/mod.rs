@@ -36,6 +36,8 @@ pub struct ApiServer {
     pub audit: Option<crate::audit::Audit>,
     /// Issues and verifies ServiceAccount tokens.
     pub tokens: Arc<crate::authn::Tokens>,
+    /// RBAC bindings and roles in memory.
+    pub rbac: Arc<crate::rbac::Cache>,
 }
 
 /// Everything a handler needs to know about one resource request.
@@ -188,6 +190,11 @@ impl ApiServer {
             return Err(ApiError::not_found_path(&path));
         };
         self.authorize(&user, &info)?;
+        if info.resource.group == "rbac.authorization.k8s.io"
+            && !matches!(info.verb, Verb::Get | Verb::List | Verb::Watch)
+        {
+            self.rbac.note_write();
+        }
         let accept = Accept::negotiate(accept_header.as_deref())?;
         let (parts, incoming) = req.into_parts();
         let ctx = Ctx {
@@ -244,7 +251,7 @@ impl ApiServer {
             namespace: info.namespace.as_deref().filter(|_| r.namespaced()),
             name: info.name.as_deref(),
         };
-        match crate::rbac::allowed(&*self.store, user, &a) {
+        match crate::rbac::allowed_cached(&self.rbac, &*self.store, user, &a) {
             Ok(true) => Ok(()),
             Ok(false) => {
                 let mut err = ApiError::forbidden(crate::rbac::forbidden_message(user, &a));

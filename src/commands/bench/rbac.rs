@@ -1,0 +1,183 @@
+//! `skiff bench rbac`: what authorization costs with many RoleBindings.
+//!
+//! One namespace holds `--bindings` RoleBindings (each a ServiceAccount
+//! bound to `view`); a ServiceAccount among them reads a ConfigMap as
+//! fast as `--clients` connections are answered. Peers in the same run:
+//! the admin doing the same reads (`system:masters`, no lookup), and a
+//! refused read (a Secret, which `view` does not give).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use clap::Args;
+use futures::{stream, StreamExt, TryStreamExt};
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use super::{percentile, start};
+use crate::client::Client;
+
+#[derive(Debug, Args)]
+pub struct RbacArgs {
+    /// RoleBindings in the namespace.
+    #[arg(long, default_value_t = 10_000)]
+    bindings: usize,
+    /// Concurrent clients, each on its own connection.
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// How long each phase runs.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    #[arg(long, default_value = "/tmp/skiff-bench-rbac")]
+    dir: std::path::PathBuf,
+}
+
+async fn post(client: &Client, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
+    let mut conn = client.connect().await?;
+    let (status, bytes) = conn
+        .call(Method::POST, path, Some(body.to_string().into_bytes()))
+        .await?;
+    if status != StatusCode::CREATED && status != StatusCode::OK {
+        bail!("POST {path}: {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+struct Phase {
+    ops: usize,
+    elapsed: Duration,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn reads(
+    client: &Client,
+    path: &str,
+    want: StatusCode,
+    clients: usize,
+    secs: u64,
+) -> Result<Phase> {
+    let start = Instant::now();
+    let duration = Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let client = client.clone();
+        let path = path.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut conn = client.connect().await?;
+            let mut lat = Vec::new();
+            while start.elapsed() < duration {
+                let t = Instant::now();
+                let (status, body) = conn.call(Method::GET, &path, None).await?;
+                if status != want {
+                    bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&body));
+                }
+                lat.push(t.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let elapsed = start.elapsed();
+    all.sort_unstable();
+    Ok(Phase {
+        ops: all.len(),
+        elapsed,
+        p50: percentile(&all, 0.5),
+        p99: percentile(&all, 0.99),
+    })
+}
+
+pub async fn run(a: RbacArgs) -> Result<()> {
+    println!(
+        "skiff bench rbac: {} RoleBindings, {} clients, {} s per phase",
+        a.bindings, a.clients, a.seconds
+    );
+    let server = start(a.dir.clone(), apiserver::store::redb::MAX_BATCH).await?;
+    let admin = &server.client;
+    post(
+        admin,
+        "/api/v1/namespaces",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}),
+    )
+    .await?;
+    post(admin, "/api/v1/namespaces/bench/configmaps", json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "target"}, "data": {"k": "v"}})).await?;
+    post(
+        admin,
+        "/api/v1/namespaces/bench/serviceaccounts",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "reader"}}),
+    )
+    .await?;
+    let made = Instant::now();
+    stream::iter(0..a.bindings)
+        .map(|i| {
+            let subject = if i + 1 == a.bindings { "reader".to_string() } else { format!("sa-{i}") };
+            post(admin, "/apis/rbac.authorization.k8s.io/v1/namespaces/bench/rolebindings", json!({
+                "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                "metadata": {"name": format!("rb-{i}")},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+                "subjects": [{"kind": "ServiceAccount", "name": subject, "namespace": "bench"}],
+            }))
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    println!(
+        "  {} RoleBindings created in {:.1} s",
+        a.bindings,
+        made.elapsed().as_secs_f64()
+    );
+    let token = post(
+        admin,
+        "/api/v1/namespaces/bench/serviceaccounts/reader/token",
+        json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}),
+    )
+    .await?;
+    let token = token["status"]["token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let reader = Client::new(server.running.addr, &server.running.ca_pem, &token)?;
+    // Let the cache catch up with the last binding.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let target = "/api/v1/namespaces/bench/configmaps/target";
+    let denied = "/api/v1/namespaces/bench/secrets";
+    let rows = [
+        (
+            "admin (system:masters, no lookup; peer)",
+            reads(admin, target, StatusCode::OK, a.clients, a.seconds).await?,
+        ),
+        (
+            "ServiceAccount allowed by RBAC (cache)",
+            reads(&reader, target, StatusCode::OK, a.clients, a.seconds).await?,
+        ),
+        (
+            "ServiceAccount refused (403 from the cache)",
+            reads(&reader, denied, StatusCode::FORBIDDEN, a.clients, a.seconds).await?,
+        ),
+    ];
+    println!();
+    println!(
+        "| GET with {} RoleBindings, {} clients | requests/s | p50 ms | p99 ms |",
+        a.bindings, a.clients
+    );
+    println!("|---|---:|---:|---:|");
+    for (label, p) in &rows {
+        println!(
+            "| {label} | {:.0} | {:.2} | {:.2} |",
+            p.ops as f64 / p.elapsed.as_secs_f64(),
+            p.p50.as_secs_f64() * 1e3,
+            p.p99.as_secs_f64() * 1e3
+        );
+    }
+    let rate = |p: &Phase| p.ops as f64 / p.elapsed.as_secs_f64();
+    println!(
+        "allowed / admin: {:.2}x requests/s",
+        rate(&rows[1].1) / rate(&rows[0].1)
+    );
+    Ok(())
+}
