@@ -38,6 +38,22 @@ fn a_service_account_bound_to_view_reads_its_namespace_only() {
         ],
     )
     .ok();
+    // Every namespace gets its `default` account; pods naming a missing
+    // account are refused as Kubernetes refuses them.
+    s.kubectl("1.33", &["-n", "team", "get", "serviceaccount", "default"])
+        .ok();
+    let ghost = s.kubectl_stdin(
+        "1.33",
+        &["-n", "team", "apply", "-f", "-"],
+        Some("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  serviceAccountName: ghost\n  containers: [{name: c, image: x}]\n"),
+    );
+    assert!(
+        ghost.stderr.contains(
+            "error looking up service account team/ghost: serviceaccount \"ghost\" not found"
+        ),
+        "{}",
+        ghost.stderr
+    );
     let token = s
         .kubectl("1.33", &["-n", "team", "create", "token", "reader"])
         .ok()

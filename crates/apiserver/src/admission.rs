@@ -54,6 +54,48 @@ pub fn admit_pod(store: &dyn Store, name: &str, pod: &mut Value) -> ApiResult<()
     })?;
     apply_runtime_class(pod, class.as_ref()).map_err(|e| forbidden(name, &e))?;
     default_toleration_seconds(pod, DEFAULT_TOLERATION_SECONDS);
+    service_account(store, name, pod)?;
+    Ok(())
+}
+
+/// Kubernetes' ServiceAccount admission: a pod that names no account runs
+/// as `default`; a pod naming an account that does not exist is refused.
+/// (`default` itself is made with its namespace, so it is taken on trust.)
+fn service_account(store: &dyn Store, name: &str, pod: &mut Value) -> ApiResult<()> {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let account = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            spec.get("serviceAccount")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or("default")
+        .to_string();
+    spec.insert("serviceAccountName".into(), Value::String(account.clone()));
+    spec.insert("serviceAccount".into(), Value::String(account.clone()));
+    if account == "default" {
+        return Ok(());
+    }
+    let ns = pod["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let Some(r) = resources::by_kind("", "v1", "ServiceAccount") else {
+        return Ok(());
+    };
+    let found = store
+        .get(&registry::key(r, Some(&ns), &account))
+        .map_err(|e| ApiError::internal(format!("looking up service account: {e}")))?;
+    if found.is_none() {
+        return Err(ApiError::forbidden(format!(
+            "pods {name:?} is forbidden: error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found"
+        )));
+    }
     Ok(())
 }
 
@@ -291,6 +333,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pods_run_as_default_unless_they_name_an_existing_account() {
+        let (store, _dir) = store_with(&[]).await;
+        let mut p = pod(json!({}));
+        admit_pod(&store, "p", &mut p).expect("admitted");
+        assert_eq!(p["spec"]["serviceAccountName"], "default");
+        assert_eq!(p["spec"]["serviceAccount"], "default");
+        let mut ghost = pod(json!({"serviceAccountName": "ghost"}));
+        let err = admit_pod(&store, "p", &mut ghost).expect_err("refused");
+        assert_eq!(err.code, 403);
+        assert_eq!(
+            err.message,
+            r#"pods "p" is forbidden: error looking up service account default/ghost: serviceaccount "ghost" not found"#
+        );
+        crate::namespaces::ensure_default_service_account(&store, "default")
+            .await
+            .expect("default account");
+        let r = resources::by_kind("", "v1", "ServiceAccount").expect("served");
+        let mut sa = json!({"metadata": {"name": "ghost", "namespace": "default"}});
+        registry::prepare_create(r, &mut sa);
+        store
+            .write(WriteOp::Create {
+                key: registry::key(r, Some("default"), "ghost"),
+                value: sa,
+            })
+            .await
+            .expect("create account");
+        let mut named = pod(json!({"serviceAccountName": "ghost"}));
+        admit_pod(&store, "p", &mut named).expect("admitted");
+    }
+
+    #[tokio::test]
     async fn class_scheduling_and_overhead_are_copied_into_the_pod() {
         let (store, _dir) = store_with(&[wasm_class()]).await;
         let mut p = pod(json!({
@@ -326,12 +399,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn pod_without_runtime_class_only_gets_default_tolerations() {
+    async fn pod_without_runtime_class_only_gets_default_tolerations_and_account() {
         let (store, _dir) = store_with(&[wasm_class()]).await;
         let mut p = pod(json!({"nodeSelector": {"zone": "a"}}));
         let mut before = p.clone();
         admit_pod(&store, "p", &mut p).expect("admitted");
         default_toleration_seconds(&mut before, DEFAULT_TOLERATION_SECONDS);
+        before["spec"]["serviceAccountName"] = json!("default");
+        before["spec"]["serviceAccount"] = json!("default");
         assert_eq!(p, before);
     }
 

@@ -31,6 +31,39 @@ fn namespaces() -> &'static Resource {
     resources::by_kind("", "v1", "Namespace").expect("the resource table serves namespaces")
 }
 
+/// The ServiceAccount every namespace has, as Kubernetes' ServiceAccount
+/// controller makes it: pods that name none run as `default`.
+pub async fn ensure_default_service_account(store: &dyn Store, ns: &str) -> Result<(), StoreError> {
+    let Some(r) = resources::by_kind("", "v1", "ServiceAccount") else {
+        return Ok(());
+    };
+    let key = registry::key(r, Some(ns), "default");
+    if store.get(&key)?.is_some() {
+        return Ok(());
+    }
+    let mut obj = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                         "metadata": {"name": "default", "namespace": ns}});
+    registry::prepare_create(r, &mut obj);
+    match store.write(WriteOp::Create { key, value: obj }).await {
+        Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A `default` ServiceAccount in every namespace that is not going away
+/// (run at startup; new namespaces get theirs when they are created).
+pub async fn ensure_default_service_accounts(store: &dyn Store) -> Result<(), StoreError> {
+    for ns in store.list(&namespaces().store_prefix(), None, None)?.items {
+        let terminating = ns.value["metadata"]
+            .get("deletionTimestamp")
+            .is_some_and(|t| !t.is_null());
+        if !terminating {
+            ensure_default_service_account(store, name_of(&ns.value)).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Create the system namespaces that are missing.
 pub async fn ensure_system_namespaces(store: &dyn Store) -> Result<(), StoreError> {
     let r = namespaces();

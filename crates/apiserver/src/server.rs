@@ -95,6 +95,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         Some(Arc::new(seal)),
     )?);
     crate::namespaces::ensure_system_namespaces(&*store).await?;
+    crate::namespaces::ensure_default_service_accounts(&*store).await?;
 
     let listener = TcpListener::bind(cfg.listen)
         .await

@@ -296,7 +296,17 @@ impl ApiServer {
             );
             let this_name = name_of(&obj).to_string();
             match self.store_new(ctx, obj).await? {
-                Ok(v) => return Ok(created(ctx, &v, &warnings)),
+                Ok(v) => {
+                    if r.kind == "Namespace" && r.group.is_empty() && !ctx.query.dry_run()? {
+                        crate::namespaces::ensure_default_service_account(
+                            &*self.store,
+                            name_of(&v),
+                        )
+                        .await
+                        .map_err(|e| ApiError::from_store(e, "serviceaccounts", "default"))?;
+                    }
+                    return Ok(created(ctx, &v, &warnings));
+                }
                 // A generated name that is taken: draw another.
                 Err(StoreError::AlreadyExists) if name.is_empty() && attempt < 7 => continue,
                 Err(e) => return Err(ApiError::from_store(e, &qualified(r), &this_name)),
