@@ -40,6 +40,11 @@ pub struct UpArgs {
     /// by default.
     #[arg(long)]
     audit_log_path: Option<PathBuf>,
+    /// A static token file, as kube-apiserver's flag of the same name:
+    /// CSV lines `token,user,uid[,"group1,group2"]`. Those users are then
+    /// authorized by RBAC like any other.
+    #[arg(long)]
+    token_auth_file: Option<PathBuf>,
     #[command(flatten)]
     node: super::node::NodeOpts,
 }
@@ -71,6 +76,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         cfg.history = a.watch_history;
         cfg.encryption_config = a.encryption_provider_config.clone();
         cfg.audit_log = a.audit_log_path.clone();
+        cfg.token_auth_file = a.token_auth_file.clone();
         let running = apiserver::server::start(cfg).await.with_context(|| {
             format!(
                 "starting the API server with data in {}",

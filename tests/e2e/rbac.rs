@@ -2,7 +2,7 @@
 //! `kubectl create token`, a RoleBinding to the default `view` role, and
 //! what that account may and may not do — with Kubernetes' own messages.
 
-use crate::harness::Skiff;
+use crate::harness::{eventually, Skiff};
 
 #[test]
 fn a_service_account_bound_to_view_reads_its_namespace_only() {
@@ -159,4 +159,72 @@ fn a_service_account_bound_to_view_reads_its_namespace_only() {
         .ok()
         .stdout
         .contains("yes"));
+}
+
+#[test]
+fn users_of_a_token_file_are_authorized_through_their_groups() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file = tmp.path().join("tokens.csv");
+    std::fs::write(
+        &file,
+        "# team tokens\nalice-t0ken,alice,1001,\"devs,oncall\"\n",
+    )
+    .expect("token file");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let s = Skiff::start_in_with(
+        &data,
+        &[
+            "--api-only",
+            "--token-auth-file",
+            file.to_str().expect("path"),
+        ],
+    );
+    s.kubectl("1.33", &["create", "namespace", "dev"]).ok();
+    s.kubectl(
+        "1.33",
+        &[
+            "-n",
+            "dev",
+            "create",
+            "rolebinding",
+            "devs-edit",
+            "--clusterrole=edit",
+            "--group=devs",
+        ],
+    )
+    .ok();
+    let alice = |args: &[&str]| {
+        let mut a = vec!["--token=alice-t0ken"];
+        a.extend(args);
+        s.kubectl("1.33", &a)
+    };
+    alice(&[
+        "-n",
+        "dev",
+        "create",
+        "configmap",
+        "made-by-alice",
+        "--from-literal=k=v",
+    ])
+    .ok();
+    let other = alice(&[
+        "-n",
+        "default",
+        "create",
+        "configmap",
+        "x",
+        "--from-literal=k=v",
+    ]);
+    assert!(
+        other
+            .stderr
+            .contains("User \"alice\" cannot create resource \"configmaps\""),
+        "{}",
+        other.stderr
+    );
+    eventually(10, "the audit log naming alice", || {
+        let audit = std::fs::read_to_string(data.join("audit.log")).unwrap_or_default();
+        audit.contains("\"username\":\"alice\"").then_some(())
+    });
 }

@@ -58,6 +58,96 @@ impl User {
     }
 }
 
+/// Users from a static token file (kube-apiserver's `--token-auth-file`):
+/// CSV lines `token,user,uid[,"group1,group2"]`; `#` comments and blank
+/// lines are skipped. Every user is also in `system:authenticated`.
+#[derive(Default)]
+pub struct StaticTokens {
+    users: std::collections::HashMap<String, User>,
+}
+
+impl std::fmt::Debug for StaticTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print tokens.
+        f.debug_struct("StaticTokens")
+            .field("users", &self.users.len())
+            .finish()
+    }
+}
+
+impl StaticTokens {
+    /// Read the file; an error names the line.
+    pub fn load(path: &Path) -> Result<StaticTokens, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        StaticTokens::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Parse the CSV text.
+    pub fn parse(text: &str) -> Result<StaticTokens, String> {
+        let mut users = std::collections::HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields = split_csv(line);
+            let [token, name, uid, rest @ ..] = fields.as_slice() else {
+                return Err(format!("line {}: want token,user,uid[,groups]", i + 1));
+            };
+            if token.is_empty() || name.is_empty() {
+                return Err(format!(
+                    "line {}: the token and the user name may not be empty",
+                    i + 1
+                ));
+            }
+            let mut groups: Vec<String> = rest
+                .first()
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            groups.push("system:authenticated".into());
+            let user = User {
+                name: name.clone(),
+                uid: uid.clone(),
+                groups,
+            };
+            if users.insert(token.clone(), user).is_some() {
+                return Err(format!("line {}: the token is listed twice", i + 1));
+            }
+        }
+        Ok(StaticTokens { users })
+    }
+
+    /// The user a token names.
+    pub fn user(&self, token: &str) -> Option<User> {
+        self.users.get(token).cloned()
+    }
+}
+
+/// Split one CSV line, honouring double quotes (the groups field is quoted
+/// when it holds commas).
+fn split_csv(line: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(String::new()),
+            c => {
+                if let Some(last) = out.last_mut() {
+                    last.push(c);
+                }
+            }
+        }
+    }
+    out.into_iter().map(|f| f.trim().to_string()).collect()
+}
+
 /// Issues and verifies ServiceAccount tokens.
 pub struct Tokens {
     key: hmac::Key,
@@ -261,6 +351,26 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn static_token_files_read_like_kube_apiservers() {
+        let t = StaticTokens::parse("# comment\n\nt0k3n,alice,1001,\"devs,ops\"\nother,bob,1002\n")
+            .unwrap();
+        let alice = t.user("t0k3n").unwrap();
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.groups, vec!["devs", "ops", "system:authenticated"]);
+        assert_eq!(
+            t.user("other").unwrap().groups,
+            vec!["system:authenticated"]
+        );
+        assert!(t.user("nope").is_none());
+        assert!(StaticTokens::parse("only,two")
+            .unwrap_err()
+            .contains("line 1"));
+        assert!(StaticTokens::parse("a,b,c\na,d,e")
+            .unwrap_err()
+            .contains("twice"));
     }
 
     #[test]

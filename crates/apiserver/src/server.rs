@@ -31,6 +31,8 @@ pub struct Config {
     pub encryption_config: Option<PathBuf>,
     /// The audit log; `None` is `DATA_DIR/audit.log`.
     pub audit_log: Option<PathBuf>,
+    /// A static token file (`token,user,uid[,groups]` lines).
+    pub token_auth_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -42,6 +44,7 @@ impl Config {
             max_batch: crate::store::redb::MAX_BATCH,
             encryption_config: None,
             audit_log: None,
+            token_auth_file: None,
         }
     }
 }
@@ -52,6 +55,8 @@ pub enum ServerError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Encryption(#[from] crate::store::encryption::EncryptionError),
+    #[error("token auth file {0}")]
+    TokenFile(String),
     #[error("certificates: {0}")]
     Pki(#[from] PkiError),
     #[error("{what}: {source}")]
@@ -128,6 +133,10 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         key_path.display()
     )))?;
     crate::rbac::ensure_defaults(&*store).await?;
+    let static_tokens = match &cfg.token_auth_file {
+        Some(path) => crate::authn::StaticTokens::load(path).map_err(ServerError::TokenFile)?,
+        None => crate::authn::StaticTokens::default(),
+    };
     let rbac = Arc::new(crate::rbac::Cache::default());
     tokio::spawn(rbac.clone().run(store.clone()));
     let api = Arc::new(ApiServer {
@@ -136,6 +145,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         audit: Some(audit),
         tokens: Arc::new(tokens),
         rbac,
+        static_tokens,
     });
     tokio::spawn(serve(listener, acceptor, api));
     tokio::spawn(crate::namespaces::run(store.clone()));

@@ -38,6 +38,8 @@ pub struct ApiServer {
     pub tokens: Arc<crate::authn::Tokens>,
     /// RBAC bindings and roles in memory.
     pub rbac: Arc<crate::rbac::Cache>,
+    /// Users of `--token-auth-file`.
+    pub static_tokens: crate::authn::StaticTokens,
 }
 
 /// Everything a handler needs to know about one resource request.
@@ -125,6 +127,9 @@ impl ApiServer {
         let token = auth.strip_prefix("Bearer ")?.trim();
         if constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
             return Some(crate::authn::User::admin());
+        }
+        if let Some(user) = self.static_tokens.user(token) {
+            return Some(user);
         }
         let claims = match self.tokens.verify(token) {
             Ok(c) => c,
