@@ -489,14 +489,6 @@ impl Cache {
         self.runtime_classes.retain(|k, _| names.contains(k));
     }
 
-    /// Every pod placed on a node (bound or assumed), with its node when
-    /// the node exists.
-    pub fn placed_pods(&self) -> impl Iterator<Item = (&PlacedPod, Option<&NodeInfo>)> {
-        self.placed
-            .values()
-            .map(|p| (p, self.node(&p.node).filter(|n| n.present)))
-    }
-
     /// Placed pods of `namespace` (every namespace when `None`) that
     /// `selector` selects, with their nodes. Uses the label index when the
     /// selector pins a label and the namespace is known.

@@ -168,22 +168,22 @@ fn prepare(pod: &PodInfo, cache: &Cache) -> Prepared {
         }
     }
 
-    if p.affinity.is_empty() && anti.is_empty() {
-        return p;
-    }
-    for (placed, node) in cache.placed_pods() {
-        let Some(node) = node else { continue };
-        if !p.affinity.is_empty()
-            && p.affinity
+    if let Some(first) = p.affinity.first() {
+        for (placed, node) in first.selected(cache) {
+            let Some(node) = node else { continue };
+            if p.affinity
                 .iter()
                 .all(|t| t.selects(&placed.namespace, &placed.labels, cache))
-        {
-            for t in &p.affinity {
-                bump(&mut p.affinity_counts, &t.topology_key, node, 1);
+            {
+                for t in &p.affinity {
+                    bump(&mut p.affinity_counts, &t.topology_key, node, 1);
+                }
             }
         }
-        for t in &anti {
-            if t.selects(&placed.namespace, &placed.labels, cache) {
+    }
+    for t in &anti {
+        for (_, node) in t.selected(cache) {
+            if let Some(node) = node {
                 bump(&mut p.anti_counts, &t.topology_key, node, 1);
             }
         }
