@@ -124,34 +124,53 @@ fn list(store: &dyn Store, kind: &str, ns: Option<&str>) -> Result<Vec<Value>, S
         .collect())
 }
 
+fn rbac_resource(kind: &str) -> Option<&'static resources::Resource> {
+    resources::by_kind("rbac.authorization.k8s.io", "v1", kind)
+}
+
+/// The storage key of the Role or ClusterRole a binding refers to (a
+/// Role lives in the binding's namespace); `None` for any other kind.
+fn role_ref_key(role_ref: &Value, ns: Option<&str>) -> Option<String> {
+    let name = role_ref["name"].as_str()?;
+    match role_ref["kind"].as_str()? {
+        "ClusterRole" => Some(registry::key(rbac_resource("ClusterRole")?, None, name)),
+        "Role" => Some(registry::key(rbac_resource("Role")?, ns, name)),
+        _ => None,
+    }
+}
+
+/// The storage key of an RBAC object, from its kind and metadata.
+fn object_key(obj: &Value) -> Option<String> {
+    let r = rbac_resource(obj["kind"].as_str()?)?;
+    let name = obj["metadata"]["name"].as_str()?;
+    Some(registry::key(
+        r,
+        obj["metadata"]["namespace"].as_str(),
+        name,
+    ))
+}
+
+fn rules_of(role: &Value) -> Vec<Rule> {
+    role["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(Rule::from_json)
+        .collect()
+}
+
 fn role_rules(
     store: &dyn Store,
     role_ref: &Value,
     ns: Option<&str>,
 ) -> Result<Vec<Rule>, StoreError> {
-    let kind = role_ref["kind"].as_str().unwrap_or_default();
-    let name = role_ref["name"].as_str().unwrap_or_default();
-    let (r, ns) = match kind {
-        "ClusterRole" => (
-            resources::by_kind("rbac.authorization.k8s.io", "v1", "ClusterRole"),
-            None,
-        ),
-        "Role" => (
-            resources::by_kind("rbac.authorization.k8s.io", "v1", "Role"),
-            ns,
-        ),
-        _ => return Ok(Vec::new()),
+    let Some(key) = role_ref_key(role_ref, ns) else {
+        return Ok(Vec::new());
     };
-    let Some(r) = r else { return Ok(Vec::new()) };
-    Ok(match store.get(&registry::key(r, ns, name))? {
-        Some(s) => s.value["rules"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(Rule::from_json)
-            .collect(),
-        None => Vec::new(),
-    })
+    Ok(store
+        .get(&key)?
+        .map(|s| rules_of(&s.value))
+        .unwrap_or_default())
 }
 
 /// Every rule that applies to the user in `namespace` (cluster-wide
@@ -424,7 +443,7 @@ mod tests {
             "metadata": {"name": "rb", "namespace": "team"},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
             "subjects": [{"kind": "ServiceAccount", "name": "reader", "namespace": "team"}]});
-        let key = object_key(&binding);
+        let key = object_key(&binding).expect("a RoleBinding's key");
         store
             .write(WriteOp::Create {
                 key: key.clone(),
@@ -507,7 +526,9 @@ struct Binding {
     /// The RoleBinding's namespace; `None` for a ClusterRoleBinding.
     namespace: Option<String>,
     subjects: Vec<String>,
-    role: String,
+    /// The storage key of the role it grants (`None`: a roleRef of an
+    /// unknown kind, which grants nothing).
+    role: Option<String>,
 }
 
 const RBAC_PREFIX: &str = "/rbac.authorization.k8s.io/";
@@ -539,14 +560,6 @@ fn user_keys(user: &User) -> Vec<String> {
     keys
 }
 
-fn role_key(role_ref: &Value, ns: Option<&str>) -> String {
-    let name = role_ref["name"].as_str().unwrap_or_default();
-    match role_ref["kind"].as_str() {
-        Some("Role") => format!("{RBAC_PREFIX}roles/{}/{name}", ns.unwrap_or_default()),
-        _ => format!("{RBAC_PREFIX}clusterroles/{name}"),
-    }
-}
-
 impl Index {
     fn remove(&mut self, key: &str) {
         self.roles.remove(key);
@@ -564,38 +577,31 @@ impl Index {
 
     fn upsert(&mut self, key: &str, obj: &Value) {
         self.remove(key);
-        let rest = &key[RBAC_PREFIX.len().min(key.len())..];
-        if rest.starts_with("roles/") || rest.starts_with("clusterroles/") {
-            let rules = obj["rules"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(Rule::from_json)
-                .collect();
-            self.roles.insert(key.to_string(), rules);
-        } else if rest.starts_with("rolebindings/") || rest.starts_with("clusterrolebindings/") {
-            let namespace = rest.starts_with("rolebindings/").then(|| {
-                obj["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string()
-            });
-            let subjects = subject_keys(obj);
-            for s in &subjects {
-                self.by_subject
-                    .entry(s.clone())
-                    .or_default()
-                    .insert(key.to_string());
+        let namespace = obj["metadata"]["namespace"].as_str().map(str::to_string);
+        match obj["kind"].as_str() {
+            Some("Role" | "ClusterRole") => {
+                self.roles.insert(key.to_string(), rules_of(obj));
             }
-            let role = role_key(&obj["roleRef"], namespace.as_deref());
-            self.bindings.insert(
-                key.to_string(),
-                Binding {
-                    namespace,
-                    subjects,
-                    role,
-                },
-            );
+            Some(kind @ ("RoleBinding" | "ClusterRoleBinding")) => {
+                let namespace = namespace.filter(|_| kind == "RoleBinding");
+                let subjects = subject_keys(obj);
+                for s in &subjects {
+                    self.by_subject
+                        .entry(s.clone())
+                        .or_default()
+                        .insert(key.to_string());
+                }
+                let role = role_ref_key(&obj["roleRef"], namespace.as_deref());
+                self.bindings.insert(
+                    key.to_string(),
+                    Binding {
+                        namespace,
+                        subjects,
+                        role,
+                    },
+                );
+            }
+            _ => {}
         }
     }
 }
@@ -631,7 +637,7 @@ impl Cache {
             .flatten()
             .filter_map(|bk| idx.bindings.get(bk))
             .filter(|b| b.namespace.is_none() || b.namespace.as_deref() == a.namespace)
-            .filter_map(|b| idx.roles.get(&b.role))
+            .filter_map(|b| b.role.as_ref().and_then(|r| idx.roles.get(r)))
             .flatten()
             .any(|r| r.covers(a))
     }
@@ -639,8 +645,9 @@ impl Cache {
     fn rebuild(&self, store: &dyn Store) -> Result<(), StoreError> {
         let mut idx = Index::default();
         for item in store.list(RBAC_PREFIX, None, None)?.items {
-            let key = object_key(&item.value);
-            idx.upsert(&key, &item.value);
+            if let Some(key) = object_key(&item.value) {
+                idx.upsert(&key, &item.value);
+            }
         }
         idx.ready = true;
         *self.inner.write().unwrap_or_else(|e| e.into_inner()) = idx;
@@ -670,18 +677,6 @@ impl Cache {
             }
             // The watch fell behind or ended: load everything again.
         }
-    }
-}
-
-/// The storage key of an RBAC object, from its kind and metadata.
-fn object_key(obj: &Value) -> String {
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
-    let ns = obj["metadata"]["namespace"].as_str();
-    match (obj["kind"].as_str().unwrap_or_default(), ns) {
-        ("Role", Some(ns)) => format!("{RBAC_PREFIX}roles/{ns}/{name}"),
-        ("RoleBinding", Some(ns)) => format!("{RBAC_PREFIX}rolebindings/{ns}/{name}"),
-        ("ClusterRoleBinding", _) => format!("{RBAC_PREFIX}clusterrolebindings/{name}"),
-        _ => format!("{RBAC_PREFIX}clusterroles/{name}"),
     }
 }
 
