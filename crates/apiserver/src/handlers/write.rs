@@ -1046,7 +1046,15 @@ fn review(
     mut obj: Value,
 ) -> ApiResult<Value> {
     let internal = |e: crate::store::StoreError| ApiError::internal(format!("authorizing: {e}"));
-    let discovery = json!({"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/readyz", "/openapi", "/openapi/*", "/version", "/version/"]});
+    // Paths open to every authenticated user (Kubernetes' system:discovery),
+    // each with everything below it.
+    const DISCOVERY: [&str; 7] = [
+        "/api", "/apis", "/healthz", "/livez", "/readyz", "/openapi", "/version",
+    ];
+    let discovery = json!({
+        "verbs": ["get"],
+        "nonResourceURLs": DISCOVERY.iter().flat_map(|p| [p.to_string(), format!("{p}/*")]).collect::<Vec<_>>(),
+    });
     match r.kind {
         "SelfSubjectAccessReview" => {
             let ra = &obj["spec"]["resourceAttributes"];
@@ -1067,11 +1075,9 @@ fn review(
                     .as_str()
                     .unwrap_or("");
                 user.is_master()
-                    || [
-                        "/api", "/apis", "/healthz", "/livez", "/readyz", "/openapi", "/version",
-                    ]
-                    .iter()
-                    .any(|p| path == *p || path.starts_with(&format!("{p}/")))
+                    || DISCOVERY
+                        .iter()
+                        .any(|p| path == *p || path.starts_with(&format!("{p}/")))
             };
             obj["status"] = if allowed {
                 json!({"allowed": true, "reason": if user.is_master() { "member of system:masters" } else { "allowed by RBAC" }})
