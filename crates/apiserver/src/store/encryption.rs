@@ -54,7 +54,9 @@ enum Provider {
 
 /// The configured transformations: storage prefix → providers.
 pub struct Transformer {
-    rules: Vec<(String, Vec<Provider>)>,
+    /// Storage prefix → the providers of the rule naming that resource
+    /// (shared by every resource of one rule).
+    rules: Vec<(String, std::sync::Arc<[Provider]>)>,
     rng: SystemRandom,
 }
 
@@ -125,10 +127,9 @@ impl Transformer {
                     "resources[{i}]: wildcards ({w}) are not supported; name the resources"
                 ));
             }
-            // Each resource gets the providers (shared keys are cheap).
+            let providers: std::sync::Arc<[Provider]> = providers.into();
             for name in names {
-                let copy = providers.iter().map(clone_provider).collect();
-                rules.push((prefix_of(name), copy));
+                rules.push((prefix_of(name), providers.clone()));
             }
         }
         if rules.is_empty() {
@@ -177,7 +178,7 @@ impl Transformer {
         self.rules
             .iter()
             .find(|(p, _)| key.starts_with(p.as_str()))
-            .map(|(_, ps)| ps.as_slice())
+            .map(|(_, ps)| &**ps)
     }
 
     /// What to store for `plaintext` under `key`.
@@ -312,15 +313,6 @@ fn provider(p: &Value) -> Result<Provider, String> {
         other => Err(format!(
             "provider {other:?} is not supported by skiff (aesgcm and identity are)"
         )),
-    }
-}
-
-fn clone_provider(p: &Provider) -> Provider {
-    match p {
-        Provider::Identity => Provider::Identity,
-        Provider::AesGcm(keys) => {
-            Provider::AesGcm(keys.iter().map(|(n, k)| (n.clone(), k.clone())).collect())
-        }
     }
 }
 
