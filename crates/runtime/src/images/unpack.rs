@@ -33,7 +33,7 @@
 //! delete.
 
 use std::collections::HashSet;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
@@ -278,11 +278,12 @@ impl Unpacker {
                 )
                 .map_err(io_err(&name))?;
                 let mut file = std::fs::File::from(fd);
-                let written =
-                    copy_bounded(&mut entry, &mut file, size).map_err(|e| UnpackError::Write {
+                let written = io::copy(&mut (&mut entry).take(size), &mut file).map_err(|e| {
+                    UnpackError::Write {
                         entry: name.clone(),
                         source: e,
-                    })?;
+                    }
+                })?;
                 self.done.bytes += written;
                 rfs::fchmod(&file, mode_bits).map_err(io_err(&name))?;
             }
@@ -563,10 +564,4 @@ fn set_mtime(dir: impl AsFd, name: &str, mtime: u64) -> rustix::io::Result<()> {
         },
         AtFlags::SYMLINK_NOFOLLOW,
     )
-}
-
-/// Copy at most `size` bytes (what the header promised).
-fn copy_bounded(from: &mut impl Read, to: &mut impl Write, size: u64) -> io::Result<u64> {
-    let copied = io::copy(&mut from.take(size), to)?;
-    Ok(copied)
 }
