@@ -94,14 +94,15 @@ fn configmap(name: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-struct CreateStats {
+/// What a load phase measured.
+struct LoadStats {
     ops: usize,
     elapsed: Duration,
     p50: Duration,
     p99: Duration,
 }
 
-impl CreateStats {
+impl LoadStats {
     fn rate(&self) -> f64 {
         self.ops as f64 / self.elapsed.as_secs_f64()
     }
@@ -116,22 +117,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         .min(sorted.len() - 1)]
 }
 
-/// `clients` connections creating ConfigMaps as fast as they are answered
-/// until `duration` passes (or `limit` objects exist).
-async fn create_load(
+/// One request of a load phase: method, path and body.
+type Request = (Method, String, Option<Vec<u8>>);
+
+/// `clients` connections, each sending `request(client, i)` as fast as it
+/// is answered until `duration` passes (or `limit` requests were sent in
+/// all); every answer must be `want`.
+async fn load<F>(
     client: &Client,
-    ns: &str,
     clients: usize,
     duration: Duration,
     limit: Option<usize>,
-) -> Result<CreateStats> {
+    want: http::StatusCode,
+    request: F,
+) -> Result<LoadStats>
+where
+    F: Fn(usize, usize) -> Request + Clone + Send + 'static,
+{
     let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
         let client = client.clone();
         let counter = counter.clone();
-        let path = format!("/api/v1/namespaces/{ns}/configmaps");
+        let request = request.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = client.connect().await?;
             let mut lat = Vec::new();
@@ -141,14 +150,13 @@ async fn create_load(
                 if limit.is_some_and(|l| n >= l) {
                     break;
                 }
+                let (method, path, body) = request(c, i);
                 let t = Instant::now();
-                let (status, body) = conn
-                    .call(Method::POST, &path, Some(configmap(&format!("c{c}-{i}"))))
-                    .await?;
-                if status != http::StatusCode::CREATED {
+                let (status, answer) = conn.call(method.clone(), &path, body).await?;
+                if status != want {
                     bail!(
-                        "create answered {status}: {}",
-                        String::from_utf8_lossy(&body)
+                        "{method} {path} answered {status}: {}",
+                        String::from_utf8_lossy(&answer)
                     );
                 }
                 lat.push(t.elapsed());
@@ -163,12 +171,38 @@ async fn create_load(
     }
     let elapsed = start.elapsed();
     all.sort_unstable();
-    Ok(CreateStats {
+    Ok(LoadStats {
         ops: all.len(),
         elapsed,
         p50: percentile(&all, 0.50),
         p99: percentile(&all, 0.99),
     })
+}
+
+/// `clients` connections creating ConfigMaps in `ns` (see [`load`]).
+async fn create_load(
+    client: &Client,
+    ns: &str,
+    clients: usize,
+    duration: Duration,
+    limit: Option<usize>,
+) -> Result<LoadStats> {
+    let path = format!("/api/v1/namespaces/{ns}/configmaps");
+    load(
+        client,
+        clients,
+        duration,
+        limit,
+        http::StatusCode::CREATED,
+        move |c, i| {
+            (
+                Method::POST,
+                path.clone(),
+                Some(configmap(&format!("c{c}-{i}"))),
+            )
+        },
+    )
+    .await
 }
 
 async fn api(a: ApiArgs) -> Result<()> {

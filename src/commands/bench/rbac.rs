@@ -14,7 +14,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{percentile, start};
+use super::{load, start, LoadStats};
 use crate::client::Client;
 
 #[derive(Debug, Args)]
@@ -43,52 +43,24 @@ async fn post(client: &Client, path: &str, body: serde_json::Value) -> Result<se
     Ok(serde_json::from_slice(&bytes)?)
 }
 
-struct Phase {
-    ops: usize,
-    elapsed: Duration,
-    p50: Duration,
-    p99: Duration,
-}
-
+/// GETs of `path` that must answer `want` (see [`load`]).
 async fn reads(
     client: &Client,
     path: &str,
     want: StatusCode,
     clients: usize,
     secs: u64,
-) -> Result<Phase> {
-    let start = Instant::now();
-    let duration = Duration::from_secs(secs);
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let client = client.clone();
-        let path = path.to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut conn = client.connect().await?;
-            let mut lat = Vec::new();
-            while start.elapsed() < duration {
-                let t = Instant::now();
-                let (status, body) = conn.call(Method::GET, &path, None).await?;
-                if status != want {
-                    bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&body));
-                }
-                lat.push(t.elapsed());
-            }
-            Ok::<_, anyhow::Error>(lat)
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    let elapsed = start.elapsed();
-    all.sort_unstable();
-    Ok(Phase {
-        ops: all.len(),
-        elapsed,
-        p50: percentile(&all, 0.5),
-        p99: percentile(&all, 0.99),
-    })
+) -> Result<LoadStats> {
+    let path = path.to_string();
+    load(
+        client,
+        clients,
+        Duration::from_secs(secs),
+        None,
+        want,
+        move |_, _| (Method::GET, path.clone(), None),
+    )
+    .await
 }
 
 pub async fn run(a: RbacArgs) -> Result<()> {
@@ -169,15 +141,14 @@ pub async fn run(a: RbacArgs) -> Result<()> {
     for (label, p) in &rows {
         println!(
             "| {label} | {:.0} | {:.2} | {:.2} |",
-            p.ops as f64 / p.elapsed.as_secs_f64(),
+            p.rate(),
             p.p50.as_secs_f64() * 1e3,
             p.p99.as_secs_f64() * 1e3
         );
     }
-    let rate = |p: &Phase| p.ops as f64 / p.elapsed.as_secs_f64();
     println!(
         "allowed / admin: {:.2}x requests/s",
-        rate(&rows[1].1) / rate(&rows[0].1)
+        rows[1].1.rate() / rows[0].1.rate()
     );
     Ok(())
 }
