@@ -103,6 +103,39 @@ fn a_service_account_bound_to_view_reads_its_namespace_only() {
         secrets.stderr
     );
 
+    // The oldest kubectl served sees the same answers.
+    let old_cms = s
+        .kubectl("1.27", &[flag.as_str(), "-n", "team", "get", "configmaps"])
+        .ok()
+        .stdout;
+    assert!(old_cms.contains("settings"), "{old_cms}");
+    let old_create = s.kubectl(
+        "1.27",
+        &[
+            flag.as_str(),
+            "-n",
+            "team",
+            "create",
+            "configmap",
+            "y",
+            "--from-literal=k=v",
+        ],
+    );
+    assert!(
+        old_create.code != 0 && old_create.stderr.contains("configmaps is forbidden"),
+        "{}",
+        old_create.stderr
+    );
+    assert_eq!(
+        s.kubectl(
+            "1.27",
+            &[flag.as_str(), "-n", "team", "auth", "can-i", "list", "pods"]
+        )
+        .stdout
+        .trim(),
+        "yes"
+    );
+
     // kubectl auth can-i asks the server about itself.
     assert_eq!(
         as_reader(&["-n", "team", "auth", "can-i", "list", "pods"])
