@@ -203,11 +203,33 @@ async fn a_finished_job_is_deleted_after_its_ttl() {
         pods_of(&c.client, "once").await.into_iter().next()
     })
     .await;
+    let api = Api::<Job>::namespaced(c.client.clone(), "default");
+    // Watch from before the pod finishes: the Job is Complete for only
+    // the 1 s TTL, which polling on a loaded machine can miss entirely.
+    let cfg = kube::runtime::watcher::Config::default().fields("metadata.name=once");
+    let mut events = Box::pin(kube::runtime::watcher::watcher(api.clone(), cfg));
     finish(&c.client, &pod, "Succeeded").await;
-    let done = wait_condition(&c.client, "once", "Complete").await;
+    let done = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        use futures::StreamExt;
+        while let Some(e) = events.next().await {
+            if let Ok(
+                kube::runtime::watcher::Event::Apply(j)
+                | kube::runtime::watcher::Event::InitApply(j),
+            ) = e
+            {
+                if state::condition(&j, "Complete").is_some() {
+                    return Some(j);
+                }
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .expect("the Job seen Complete");
     // Still there right after finishing…
     assert!(done.metadata.deletion_timestamp.is_none());
-    let api = Api::<Job>::namespaced(c.client.clone(), "default");
     // …and gone once the TTL passed.
     eventually(20, "the Job deleted", || {
         let api = api.clone();
