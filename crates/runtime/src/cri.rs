@@ -34,6 +34,8 @@ pub struct ContainerConfig {
     pub log_path: PathBuf,
     /// Ports the container declares (HTTP Wasm workloads listen on these).
     pub ports: Vec<u16>,
+    /// The pod's IP: where the container's ports are served.
+    pub pod_ip: std::net::IpAddr,
 }
 
 /// A host directory the container sees at `container_path`.

@@ -500,7 +500,7 @@ impl ContainerLoop {
 
     fn config(&self, image: &PulledImage) -> Result<ContainerConfig, String> {
         let addrs = PodAddresses {
-            pod_ip: self.ctx.node_ip.to_string(),
+            pod_ip: self.shared.pod_ip(&self.ctx).to_string(),
             host_ip: self.ctx.node_ip.to_string(),
         };
         let env = env::resolve_env(&self.spec, &self.pod, &self.sources, &addrs)
@@ -532,6 +532,7 @@ impl ContainerLoop {
                 .flatten()
                 .filter_map(|p| u16::try_from(p.container_port).ok())
                 .collect(),
+            pod_ip: self.shared.pod_ip(&self.ctx),
         })
     }
 }
@@ -622,7 +623,7 @@ async fn supervise(p: Probing) -> probe::Kind {
     }
     let has_startup = active.iter().any(|(s, _, _)| s.kind == Kind::Startup);
     let mut started = !has_startup;
-    let ip = p.ctx.node_ip.to_string();
+    let ip = p.shared.pod_ip(&p.ctx).to_string();
     loop {
         // The next probe due among those that may run now: liveness and
         // readiness wait for the startup probe to pass.

@@ -22,6 +22,7 @@ pub mod container;
 pub mod env;
 pub mod events;
 pub mod lease;
+pub mod network;
 pub mod node;
 pub mod pods;
 pub mod probe;
@@ -102,6 +103,9 @@ pub struct AgentConfig {
     pub lease_duration_seconds: i32,
     /// How often the Node's status is refreshed when nothing changed.
     pub status_refresh: std::time::Duration,
+    /// How long to wait at start for the control plane to give the Node a
+    /// `spec.podCIDR`; without one pods share the node's address.
+    pub pod_cidr_wait: std::time::Duration,
 }
 
 impl AgentConfig {
@@ -120,6 +124,7 @@ impl AgentConfig {
             lease_renew: std::time::Duration::from_secs(10),
             lease_duration_seconds: lease::DEFAULT_DURATION_SECONDS,
             status_refresh: std::time::Duration::from_secs(60),
+            pod_cidr_wait: std::time::Duration::ZERO,
         }
     }
 }
@@ -164,8 +169,11 @@ pub(crate) struct Ctx {
     pub cfg: AgentConfig,
     pub runtimes: Vec<Arc<dyn ContainerRuntime>>,
     pub images: Arc<dyn ImageSource>,
-    /// The address pods report as hostIP and, for in-process Wasm, podIP.
+    /// The address pods report as hostIP (and podIP when they have no
+    /// address of their own).
     pub node_ip: IpAddr,
+    /// Pod addresses.
+    pub network: network::PodNetwork,
     pub recorder: events::Recorder,
     /// RuntimeClass name → handler, read once per name for a short while
     /// (the kubelet keeps an informer; pods of one Deployment all ask).
@@ -204,11 +212,28 @@ pub async fn run(
     cfg.port = listener.port();
     let node_uid = node::register(&client, &cfg, node_ip, &handlers).await?;
     let recorder = events::Recorder::new(client.clone(), cfg.node_name.clone());
+    let network = match network::pod_cidr(&client, &cfg.node_name, cfg.pod_cidr_wait).await {
+        Some(range) => {
+            let keep = pods::adopted_addresses(&cfg.data_dir);
+            network::PodNetwork::setup(node_ip, range, &keep).await
+        }
+        None => {
+            if !cfg.pod_cidr_wait.is_zero() {
+                tracing::warn!(
+                    "node {} has no spec.podCIDR (is the control plane allocating node CIDRs?): pods share the node's address {node_ip}",
+                    cfg.node_name
+                );
+            }
+            network::PodNetwork::shared(node_ip)
+        }
+    };
+    let routed = network.range().is_some();
     let ctx = Arc::new(Ctx {
         client,
         cfg,
         runtimes,
         images,
+        network,
         node_ip,
         recorder,
         runtime_classes: Default::default(),
@@ -236,6 +261,13 @@ pub async fn run(
         pods::run(c).await;
         "pods"
     });
+    if routed {
+        let (c, me) = (ctx.client.clone(), ctx.cfg.node_name.clone());
+        tasks.spawn(async move {
+            network::maintain_routes(c, me).await;
+            "pod routes"
+        });
+    }
     let ended = tasks
         .join_next()
         .await

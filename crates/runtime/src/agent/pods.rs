@@ -42,6 +42,15 @@ pub(crate) struct PodShared {
 
 impl PodShared {
     /// Change the record and wake the status writer.
+    /// The pod's address: its own, or the node's.
+    pub fn pod_ip(&self, ctx: &Ctx) -> std::net::IpAddr {
+        self.record
+            .lock()
+            .ok()
+            .and_then(|r| r.pod_ip.as_deref().and_then(|ip| ip.parse().ok()))
+            .unwrap_or(ctx.node_ip)
+    }
+
     pub fn update(&self, f: impl FnOnce(&mut PodRecord)) {
         if let Ok(mut r) = self.record.lock() {
             f(&mut r);
@@ -199,13 +208,18 @@ async fn pod_task(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
             pod.status.as_ref().and_then(|s| s.phase.as_deref()),
             Some("Succeeded" | "Failed")
         );
-    let record = adopted.map_or_else(
+    let mut record = adopted.map_or_else(
         || PodRecord::new(&ns, &name, &uid, &pod.spec.clone().unwrap_or_default()),
         |mut r| {
             r.adopt_after_restart();
             r
         },
     );
+    let own_ip = if already_done {
+        None
+    } else {
+        pod_address(&ctx, &pod, &mut record).await
+    };
     if let Err(e) = std::fs::create_dir_all(&dir) {
         tracing::warn!(pod = %name, error = %e, "creating the pod's directory");
     }
@@ -257,8 +271,71 @@ async fn pod_task(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
     if let Some(p) = last {
         confirm_deletion(&ctx, &p).await;
     }
+    if let Some(ip) = own_ip {
+        ctx.network.release(ip).await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&logs);
+}
+
+/// Whether the pod needs an address of its own: a container that serves
+/// ports. (Wasm pods that serve nothing cannot be connected to, so they
+/// report the node's address.)
+fn serves_ports(pod: &Pod) -> bool {
+    pod.spec.as_ref().is_some_and(|s| {
+        s.containers
+            .iter()
+            .any(|c| c.ports.as_ref().is_some_and(|p| !p.is_empty()))
+    })
+}
+
+/// Give the pod its address (or keep the one an adopted pod had); the
+/// address to release when the pod is gone.
+async fn pod_address(ctx: &Ctx, pod: &Pod, record: &mut PodRecord) -> Option<std::net::IpAddr> {
+    if let Some(ip) = record.pod_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        ctx.network.adopt_local(ip).await;
+        return (ip != ctx.node_ip).then_some(ip);
+    }
+    if !serves_ports(pod) || ctx.network.range().is_none() {
+        return None;
+    }
+    match ctx.network.assign_local().await {
+        Ok(ip) => {
+            record.pod_ip = Some(ip.to_string());
+            Some(ip)
+        }
+        Err(e) => {
+            // Reported on the pod; it still runs, on the node's address.
+            ctx.recorder.record(
+                pod,
+                PodEvent {
+                    kind: EventType::Warning,
+                    reason: "FailedCreatePodSandBox",
+                    message: format!("no pod address, using the node's: {e}"),
+                    field_path: None,
+                },
+            );
+            None
+        }
+    }
+}
+
+/// The pod addresses in the state files under `data_dir`: those of pods
+/// an agent restart adopts.
+pub fn adopted_addresses(data_dir: &Path) -> HashSet<std::net::Ipv4Addr> {
+    let mut out = HashSet::new();
+    let Ok(dirs) = std::fs::read_dir(data_dir.join("pods")) else {
+        return out;
+    };
+    for d in dirs.flatten() {
+        if let Some(ip) = PodRecord::load(&d.path().join("state.json"))
+            .and_then(|r| r.pod_ip)
+            .and_then(|ip| ip.parse().ok())
+        {
+            out.insert(ip);
+        }
+    }
+    out
 }
 
 /// Volumes, then init containers in order, then the containers together.
@@ -324,7 +401,7 @@ async fn prepare_pod(
     mut stop: watch::Receiver<Option<Duration>>,
 ) -> Option<Prepared> {
     let addrs = PodAddresses {
-        pod_ip: ctx.node_ip.to_string(),
+        pod_ip: shared.pod_ip(ctx).to_string(),
         host_ip: ctx.node_ip.to_string(),
     };
     loop {
@@ -408,7 +485,7 @@ async fn status_writer(ctx: Arc<Ctx>, shared: Arc<PodShared>, pod: Pod, state_pa
         .and_then(|s| s.restart_policy.clone())
         .unwrap_or_else(|| "Always".into());
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let ip = ctx.node_ip.to_string();
+    let host_ip = ctx.node_ip.to_string();
     let mut sent: Option<Value> = None;
     loop {
         shared.changed.notified().await;
@@ -418,7 +495,10 @@ async fn status_writer(ctx: Arc<Ctx>, shared: Arc<PodShared>, pod: Pod, state_pa
                 .record
                 .lock()
                 .ok()
-                .map(|mut r| (pod_status(&mut r, &policy, &ip, &ip), r.clone()))
+                .map(|mut r| {
+                    let ip = r.pod_ip.clone().unwrap_or_else(|| host_ip.clone());
+                    (pod_status(&mut r, &policy, &host_ip, &ip), r.clone())
+                })
             else {
                 return;
             };

@@ -147,6 +147,10 @@ pub struct PodRecord {
     pub containers: Vec<ContainerRecord>,
     /// Last status and transition time of each pod condition.
     pub transitions: BTreeMap<String, (bool, String)>,
+    /// The pod's own address, when it has one (kept across agent restarts
+    /// so an adopted pod keeps its IP).
+    #[serde(default)]
+    pub pod_ip: Option<String>,
 }
 
 impl PodRecord {
@@ -184,6 +188,7 @@ impl PodRecord {
                 })
                 .collect(),
             transitions: BTreeMap::new(),
+            pod_ip: None,
         }
     }
 

@@ -45,10 +45,17 @@ pub struct Guest<W> {
     cpu: Option<CpuMeter>,
 }
 
+impl<W> Guest<W> {
+    /// Whether the guest asked for more memory than its limit.
+    pub fn memory_exceeded(&self) -> bool {
+        self.memory.exceeded
+    }
+}
+
 /// WASI preview 2 state of a component guest.
 pub struct P2Ctx {
-    ctx: WasiCtx,
-    table: ResourceTable,
+    pub(super) ctx: WasiCtx,
+    pub(super) table: ResourceTable,
 }
 
 impl WasiView for Guest<P2Ctx> {
@@ -207,7 +214,7 @@ fn on_epoch<W>(mut cx: StoreContextMut<'_, Guest<W>>) -> wasmtime::Result<Update
     ))
 }
 
-fn store<W: Send + 'static>(
+pub(super) fn store<W: Send + 'static>(
     engine: &wasmtime::Engine,
     wasi: W,
     cfg: &ContainerConfig,
@@ -252,6 +259,17 @@ fn wasi_ctx(
         .env(SHUTDOWN_ENV, format!("{RUN_DIR}/shutdown"))
         .stdout(stdout.clone())
         .stderr(stderr.clone());
+    preopen_mounts(&mut b, cfg)?;
+    b.preopened_dir(run_dir, RUN_DIR, FsPerms::ReadOnly)
+        .map_err(|e| RuntimeError::Internal(format!("preparing {RUN_DIR}: {e:#}")))?;
+    Ok(b)
+}
+
+/// The container's volumeMounts as preopened directories.
+pub(super) fn preopen_mounts(
+    b: &mut WasiCtxBuilder,
+    cfg: &ContainerConfig,
+) -> Result<(), RuntimeError> {
     for m in &cfg.mounts {
         let perms = if m.read_only {
             FsPerms::ReadOnly
@@ -267,9 +285,7 @@ fn wasi_ctx(
                 ))
             })?;
     }
-    b.preopened_dir(run_dir, RUN_DIR, FsPerms::ReadOnly)
-        .map_err(|e| RuntimeError::Internal(format!("preparing {RUN_DIR}: {e:#}")))?;
-    Ok(b)
+    Ok(())
 }
 
 /// A running Wasm container.
@@ -354,7 +370,7 @@ pub async fn start(
     })
 }
 
-fn instantiate_error<W>(e: wasmtime::Error, store: &Store<Guest<W>>) -> RuntimeError {
+pub(super) fn instantiate_error<W>(e: wasmtime::Error, store: &Store<Guest<W>>) -> RuntimeError {
     if store.data().memory.exceeded {
         return RuntimeError::Config(format!(
             "the module's initial memory is larger than the container's memory limit: {e:#}"
@@ -371,7 +387,7 @@ fn instantiate_error<W>(e: wasmtime::Error, store: &Store<Guest<W>>) -> RuntimeE
 
 /// Resolves once the forced-stop deadline set by [`cri::Container::stop`]
 /// has passed.
-async fn killed(mut rx: watch::Receiver<Option<Instant>>) {
+pub(super) async fn killed(mut rx: watch::Receiver<Option<Instant>>) {
     loop {
         let deadline = *rx.borrow_and_update();
         match deadline {

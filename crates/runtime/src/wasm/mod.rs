@@ -28,6 +28,7 @@
 //! components (`wasi:cli/run`) are both run; see [`guest`].
 
 pub mod guest;
+pub mod http;
 pub mod pool;
 pub mod prepare;
 
@@ -92,6 +93,7 @@ pub struct WasmRuntime {
     sizing: pool::Sizing,
     cfg: WasmConfig,
     ticker_stop: Arc<AtomicBool>,
+    functions: Arc<http::Functions>,
 }
 
 impl WasmRuntime {
@@ -123,7 +125,14 @@ impl WasmRuntime {
             sizing,
             cfg,
             ticker_stop,
+            functions: Arc::default(),
         })
+    }
+
+    /// The HTTP functions this runtime serves, by pod IP and port (the
+    /// node's gateway calls them in-process).
+    pub fn functions(&self) -> Arc<http::Functions> {
+        self.functions.clone()
     }
 
     /// How the instance pool was sized.
@@ -191,6 +200,12 @@ impl cri::ContainerRuntime for WasmRuntime {
             let prepared = self
                 .prepare(&config.image_digest, &config.module_path)
                 .await?;
+            if !config.ports.is_empty() {
+                // A containerPort makes it an HTTP function: an instance per
+                // request instead of one long-running `main`.
+                let c = http::start(&self.engine, prepared, config, self.functions.clone()).await?;
+                return Ok(Box::new(c) as Box<dyn cri::Container>);
+            }
             let scratch = self.cfg.data_dir.join("run");
             let c = guest::start(&self.engine, &prepared, config, &scratch).await?;
             Ok(Box::new(c) as Box<dyn cri::Container>)

@@ -95,6 +95,7 @@ impl Node {
             limits: Limits::default(),
             log_path: self.dir.path().join(format!("{name}.log")),
             ports: vec![],
+            pod_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         }
     }
 
