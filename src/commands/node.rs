@@ -50,6 +50,14 @@ pub struct NodeOpts {
     /// below the control plane's --node-monitor-grace-period.
     #[arg(long = "node-lease-duration-seconds", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub node_lease_duration_seconds: u32,
+    /// The built-in gateway's port (Ingresses of class `skiff`), on the
+    /// node's address and on loopback; 0 picks a free one (published as
+    /// the Node annotation `skiff.dev/gateway`).
+    #[arg(long = "gateway-port", default_value_t = 80)]
+    pub gateway_port: u16,
+    /// Run no gateway on this node.
+    #[arg(long = "no-gateway")]
+    pub no_gateway: bool,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -100,6 +108,9 @@ impl NodeOpts {
             std::time::Duration::from_millis(u64::from(self.node_lease_duration_seconds) * 250);
         cfg.lease_duration_seconds =
             i32::try_from(self.node_lease_duration_seconds).unwrap_or(i32::MAX);
+        cfg.gateway_port = (!self.no_gateway).then_some(self.gateway_port);
+        // The control plane assigns podCIDRs as nodes register.
+        cfg.pod_cidr_wait = std::time::Duration::from_secs(10);
         let mut wcfg = WasmConfig::new(data_dir.join("wasm"));
         wcfg.max_instances = self.max_pods;
         wcfg.max_memory = self.max_wasm_memory;
@@ -133,7 +144,8 @@ impl Node {
     /// Run the agent until it fails.
     pub async fn run(self, client: kube::Client) -> anyhow::Result<()> {
         let name = self.cfg.node_name.clone();
-        agent::run(client, self.cfg, vec![self.wasm], self.images)
+        let functions = self.wasm.functions();
+        agent::run(client, self.cfg, vec![self.wasm], self.images, functions)
             .await
             .with_context(|| format!("node agent {name}"))
     }

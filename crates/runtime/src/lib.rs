@@ -10,11 +10,14 @@
 //!   components run in-process with memory and CPU limits.
 //! - [`images`]: OCI images and Wasm artifacts: pulls, a content-addressed
 //!   store, platform selection, import for air-gapped nodes.
+//! - [`gateway`]: the node's built-in Ingress controller (class `skiff`):
+//!   routes to Services' endpoints, calling local Wasm functions in-process.
 //! - [`logs`]: per-container log files in the CRI format, written by the
 //!   runtimes and read back for `kubectl logs`.
 
 pub mod agent;
 pub mod cri;
+pub mod gateway;
 pub mod images;
 pub mod logs;
 pub mod wasm;

@@ -106,7 +106,16 @@ pub struct AgentConfig {
     /// How long to wait at start for the control plane to give the Node a
     /// `spec.podCIDR`; without one pods share the node's address.
     pub pod_cidr_wait: std::time::Duration,
+    /// The built-in gateway's port on the node's address and loopback
+    /// (0 picks one); None runs no gateway. The address it listens on is
+    /// published as the Node annotation [`GATEWAY_ANNOTATION`].
+    pub gateway_port: Option<u16>,
+    /// Extra Node annotations.
+    pub annotations: BTreeMap<String, String>,
 }
+
+/// The Node annotation naming the node's gateway, `IP:PORT`.
+pub const GATEWAY_ANNOTATION: &str = "skiff.dev/gateway";
 
 impl AgentConfig {
     /// Defaults as the kubelet has them: the host's architecture, port
@@ -125,6 +134,8 @@ impl AgentConfig {
             lease_duration_seconds: lease::DEFAULT_DURATION_SECONDS,
             status_refresh: std::time::Duration::from_secs(60),
             pod_cidr_wait: std::time::Duration::ZERO,
+            gateway_port: None,
+            annotations: BTreeMap::new(),
         }
     }
 }
@@ -200,6 +211,7 @@ pub async fn run(
     cfg: AgentConfig,
     runtimes: Vec<Arc<dyn ContainerRuntime>>,
     images: Arc<dyn ImageSource>,
+    functions: Arc<crate::wasm::http::Functions>,
 ) -> Result<(), AgentError> {
     std::fs::create_dir_all(&cfg.data_dir).map_err(|source| AgentError::DataDir {
         path: cfg.data_dir.clone(),
@@ -210,6 +222,17 @@ pub async fn run(
     let handlers: Vec<&'static str> = runtimes.iter().map(|r| r.handler()).collect();
     let listener = server::bind(&cfg, node_ip).await?;
     cfg.port = listener.port();
+    let gateway_listeners = match cfg.gateway_port {
+        Some(port) => {
+            let ls = bind_gateway(node_ip, port).await?;
+            if let Some(addr) = ls.first().and_then(|l| l.local_addr().ok()) {
+                cfg.annotations
+                    .insert(GATEWAY_ANNOTATION.into(), addr.to_string());
+            }
+            ls
+        }
+        None => Vec::new(),
+    };
     let node_uid = node::register(&client, &cfg, node_ip, &handlers).await?;
     let recorder = events::Recorder::new(client.clone(), cfg.node_name.clone());
     let network = match network::pod_cidr(&client, &cfg.node_name, cfg.pod_cidr_wait).await {
@@ -261,6 +284,21 @@ pub async fn run(
         pods::run(c).await;
         "pods"
     });
+    if !gateway_listeners.is_empty() {
+        let gw = crate::gateway::Gateway::new(functions);
+        let (g, c) = (gw.clone(), ctx.client.clone());
+        tasks.spawn(async move {
+            g.watch(c).await;
+            "gateway watch"
+        });
+        for l in gateway_listeners {
+            let g = gw.clone();
+            tasks.spawn(async move {
+                g.serve(l).await;
+                "gateway"
+            });
+        }
+    }
     if routed {
         let (c, me) = (ctx.client.clone(), ctx.cfg.node_name.clone());
         tasks.spawn(async move {
@@ -274,6 +312,33 @@ pub async fn run(
         .and_then(Result::ok)
         .unwrap_or("agent");
     Err(AgentError::TaskEnded(ended))
+}
+
+/// The gateway's sockets: the node's address, and loopback too (on the
+/// same port) so `curl localhost` works on the node itself.
+async fn bind_gateway(
+    node_ip: IpAddr,
+    port: u16,
+) -> Result<Vec<tokio::net::TcpListener>, AgentError> {
+    let err = |ip: IpAddr, p: u16, e: std::io::Error| {
+        AgentError::Server(format!(
+            "binding the gateway on {ip}:{p}: {e} (choose another with --gateway-port, or 0 for a free one)"
+        ))
+    };
+    let first = tokio::net::TcpListener::bind((node_ip, port))
+        .await
+        .map_err(|e| err(node_ip, port, e))?;
+    let mut out = vec![first];
+    let lo = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    if !node_ip.is_loopback() {
+        let port = out[0].local_addr().map(|a| a.port()).unwrap_or(port);
+        out.push(
+            tokio::net::TcpListener::bind((lo, port))
+                .await
+                .map_err(|e| err(lo, port, e))?,
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -219,7 +219,11 @@ async fn try_register(
     handlers: &[&str],
 ) -> Result<String, kube::Error> {
     let api: Api<Node> = Api::all(client.clone());
-    let meta = json!({"metadata": {"name": cfg.node_name, "labels": labels(cfg)}});
+    let meta = json!({"metadata": {
+        "name": cfg.node_name,
+        "labels": labels(cfg),
+        "annotations": cfg.annotations,
+    }});
     let node = match api.get_opt(&cfg.node_name).await? {
         Some(_) => {
             api.patch(

@@ -245,6 +245,7 @@ impl Cluster {
             cfg,
             runtimes,
             Arc::new(LocalImages(self.images.clone())),
+            Arc::default(),
         ))
     }
 

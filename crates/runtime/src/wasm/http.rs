@@ -65,6 +65,14 @@ impl Functions {
             .cloned()
     }
 
+    /// The addresses served, sorted.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        let map = self.by_addr.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<SocketAddr> = map.keys().copied().collect();
+        out.sort();
+        out
+    }
+
     /// How many addresses are served.
     pub fn len(&self) -> usize {
         self.by_addr.read().unwrap_or_else(|p| p.into_inner()).len()

@@ -327,6 +327,89 @@ async fn the_sdk_examples_see_args_env_volumes_and_shutdown() {
     assert!(log.contains("sensor stopped"), "{log}");
 }
 
+/// An HTTP function that counts its calls in a global and answers the
+/// count: always 1 when every request gets a fresh instance.
+const COUNTER: &str = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $n (mut i32) (i32.const 0))
+  (data (i32.const 16) "Status: 201\nX-Fresh: yes\n\n0")
+  (func (export "_start")
+    (global.set $n (i32.add (global.get $n) (i32.const 1)))
+    (i32.store8 (i32.const 42) (i32.add (i32.const 48) (global.get $n)))
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 27))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+
+/// One HTTP/1.1 request over a fresh connection: status line and body.
+async fn http_request(addr: std::net::SocketAddr, head: &str, body: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!(
+        "{head}\r\nHost: fn.test\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    let (headers, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    (headers.to_string(), body.to_string())
+}
+
+#[tokio::test]
+async fn a_container_with_a_port_answers_each_request_with_a_fresh_instance() {
+    let n = node();
+    let mut cfg = n.config("counter", n.module("counter", COUNTER));
+    cfg.ports = vec![0];
+    let log_path = cfg.log_path.clone();
+    let mut c = n.rt.start(cfg).await.expect("start");
+    let addr = n.rt.functions().addresses()[0];
+    for _ in 0..3 {
+        let (head, body) = http_request(addr, "GET /x HTTP/1.1", "").await;
+        assert!(head.starts_with("HTTP/1.1 201"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("x-fresh: yes"), "{head}");
+        assert_eq!(body, "1", "a fresh instance per request: the global starts at 0 every time");
+    }
+    assert_eq!(n.rt.functions().get(&addr).map(|f| f.served()), Some(3));
+    cri::Container::stop(&*c, Duration::from_secs(5));
+    let status = tokio::time::timeout(Duration::from_secs(5), c.wait()).await.expect("stops");
+    assert_eq!(status.reason, ExitReason::Completed, "{status:?}");
+    assert!(n.rt.functions().is_empty(), "a stopped function leaves the table");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "and stops listening");
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.contains("serving HTTP on 127.0.0.1:"), "{log}");
+
+    // A handler that traps answers 500 and says why in the pod's log.
+    let mut cfg = n.config("trapper", n.module("trapper", TRAP));
+    cfg.ports = vec![0];
+    let log_path = cfg.log_path.clone();
+    let c = n.rt.start(cfg).await.expect("start");
+    let addr = n.rt.functions().addresses()[0];
+    let (head, _) = http_request(addr, "GET /boom HTTP/1.1", "").await;
+    assert!(head.starts_with("HTTP/1.1 500"), "{head}");
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.contains("GET /boom failed: wasm trap"), "{log}");
+    drop(c);
+}
+
+#[tokio::test]
+async fn the_sdk_http_example_answers_requests() {
+    let n = node();
+    let wasm = std::fs::read(example("http-hello")).expect("read");
+    let mut cfg = n.config("http-hello", n.bytes("http-hello", &wasm));
+    cfg.ports = vec![0];
+    let log_path = cfg.log_path.clone();
+    let _c = n.rt.start(cfg).await.expect("start");
+    let addr = n.rt.functions().addresses()[0];
+    let (head, body) = http_request(addr, "GET /some/path?q=1 HTTP/1.1", "").await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("hello from skiff: GET /some/path"), "{body}");
+    let (_, body) = http_request(addr, "POST /echo HTTP/1.1", "ping").await;
+    assert!(body.contains("POST /echo") && body.contains("ping"), "{body}");
+    let log = std::fs::read_to_string(&log_path).expect("log");
+    assert!(log.contains("path=/some/path"), "the sdk logs each request to stderr: {log}");
+}
+
 #[test]
 fn cpu_limits_throttle_in_proportion() {
     let ran = Duration::from_millis(10);
