@@ -55,6 +55,10 @@ pub struct NodeOpts {
     /// the Node annotation `skiff.dev/gateway`).
     #[arg(long = "gateway-port", default_value_t = 80)]
     pub gateway_port: u16,
+    /// The Linux bridge that holds this node's pod addresses (at most 15
+    /// characters); one per node, so two nodes on one host need two.
+    #[arg(long = "pod-bridge", default_value = "skiff0", value_parser = parse_bridge)]
+    pub pod_bridge: String,
     /// Run no gateway on this node.
     #[arg(long = "no-gateway")]
     pub no_gateway: bool,
@@ -68,6 +72,17 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
         return Err(format!("{s:?}: the label key is empty"));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+fn parse_bridge(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 15
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?}: a link name is 1 to 15 letters, digits, - or _"))
+    }
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -109,6 +124,7 @@ impl NodeOpts {
         cfg.lease_duration_seconds =
             i32::try_from(self.node_lease_duration_seconds).unwrap_or(i32::MAX);
         cfg.gateway_port = (!self.no_gateway).then_some(self.gateway_port);
+        cfg.pod_bridge = self.pod_bridge.clone();
         // The control plane assigns podCIDRs as nodes register.
         cfg.pod_cidr_wait = std::time::Duration::from_secs(10);
         let mut wcfg = WasmConfig::new(data_dir.join("wasm"));

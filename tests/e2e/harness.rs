@@ -279,11 +279,22 @@ impl Skiff {
         } else {
             &["--node-port", "0"]
         };
+        // The gateway likewise, and a pod network (bridge and cluster
+        // range) of this server's own: parallel servers share the host's
+        // network namespace.
+        let gateway: &[&str] = if extra.contains(&"--gateway-port") {
+            &[]
+        } else {
+            &["--gateway-port", "0"]
+        };
+        let (bridge, cidr) = pod_network_of(dir);
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args(["up", "--data-dir"])
             .arg(dir)
             .args(listen)
             .args(node_port)
+            .args(gateway)
+            .args(["--pod-bridge", &bridge, "--cluster-cidr", &cidr])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -303,6 +314,16 @@ impl Skiff {
             "the kubeconfig names the server the ready line announced"
         );
         s
+    }
+
+    /// The server's gateway address, from its Node's annotation.
+    pub fn gateway(&self) -> String {
+        eventually(30, "the node's gateway annotation", || {
+            let nodes = self.get_json("/api/v1/nodes");
+            nodes["items"][0]["metadata"]["annotations"]["skiff.dev/gateway"]
+                .as_str()
+                .map(str::to_string)
+        })
     }
 
     /// The server's stderr so far.
@@ -594,6 +615,15 @@ pub fn parse_kubeconfig(path: &Path) -> KubeConfig {
 impl Drop for Skiff {
     fn drop(&mut self) {
         self.kill();
+        // A server on a directory of its own is not restarted: its bridge
+        // (and with it the pod addresses) goes too.
+        if self._tmp.is_some() {
+            let (bridge, _) = pod_network_of(&self.dir);
+            let _ = Command::new("ip")
+                .args(["link", "del", &bridge])
+                .stderr(Stdio::null())
+                .status();
+        }
         if std::thread::panicking() && !self.log().trim().is_empty() {
             // The test failed: the server's side of the story helps.
             let log = self.log();
@@ -608,6 +638,25 @@ impl Drop for Skiff {
 
 /// Wait until `f` returns Some, or panic with `what` after `secs`.
 #[track_caller]
+/// A bridge and cluster range per data directory, the same for a restart
+/// of the same server: `sktPID-N` and `10.(100+N).0.0/16`.
+fn pod_network_of(dir: &Path) -> (String, String) {
+    static SEEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    let n = match seen.iter().position(|d| d == dir) {
+        Some(n) => n,
+        None => {
+            seen.push(dir.to_path_buf());
+            seen.len() - 1
+        }
+    };
+    assert!(n < 150, "more skiff servers than pod ranges for them");
+    (
+        format!("skt{}-{n}", std::process::id() % 100_000),
+        format!("10.{}.0.0/16", 100 + n),
+    )
+}
+
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {

@@ -34,6 +34,7 @@ mod audit;
 mod bad_input;
 mod examples;
 mod fleet;
+mod gateway;
 mod harness;
 mod kubectl;
 mod oci;

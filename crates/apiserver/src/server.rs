@@ -133,6 +133,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         key_path.display()
     )))?;
     crate::rbac::ensure_defaults(&*store).await?;
+    crate::services::ensure_ingress_class(&*store).await?;
     let static_tokens = match &cfg.token_auth_file {
         Some(path) => crate::authn::StaticTokens::load(path).map_err(ServerError::TokenFile)?,
         None => crate::authn::StaticTokens::default(),

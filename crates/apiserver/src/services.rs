@@ -15,7 +15,7 @@ use tokio::sync::Mutex;
 use crate::error::{ApiError, ApiResult};
 use crate::registry;
 use crate::resources;
-use crate::store::Store;
+use crate::store::{Store, StoreError, WriteOp};
 
 /// The service range: 10.96.0.0/16. `10.96.0.1` is the `kubernetes`
 /// Service's.
@@ -139,6 +139,30 @@ fn invalid_ip(name: &str, ip: &str, why: &str) -> ApiError {
         format!("Service \"{name}\" is invalid: {msg}"),
         vec![json!({"reason": "FieldValueInvalid", "message": msg, "field": "spec.clusterIPs"})],
     )
+}
+
+/// The IngressClass of skiff's built-in gateway, the cluster's default
+/// (so Ingresses that name no class are served, as with k3s's bundled
+/// controller). Created when missing, never overwritten: a user may take
+/// the default away by editing its annotation.
+pub async fn ensure_ingress_class(store: &dyn Store) -> Result<(), StoreError> {
+    let Some(r) = resources::by_kind("networking.k8s.io", "v1", "IngressClass") else {
+        return Ok(());
+    };
+    let key = registry::key(r, None, "skiff");
+    if store.get(&key)?.is_some() {
+        return Ok(());
+    }
+    let mut obj = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+        "metadata": {"name": "skiff", "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+        "spec": {"controller": "skiff.dev/gateway"},
+    });
+    registry::prepare_create(r, &mut obj);
+    match store.write(WriteOp::Create { key, value: obj }).await {
+        Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -110,6 +110,8 @@ pub struct AgentConfig {
     /// (0 picks one); None runs no gateway. The address it listens on is
     /// published as the Node annotation [`GATEWAY_ANNOTATION`].
     pub gateway_port: Option<u16>,
+    /// The bridge holding the node's pod addresses.
+    pub pod_bridge: String,
     /// Extra Node annotations.
     pub annotations: BTreeMap<String, String>,
 }
@@ -135,6 +137,7 @@ impl AgentConfig {
             status_refresh: std::time::Duration::from_secs(60),
             pod_cidr_wait: std::time::Duration::ZERO,
             gateway_port: None,
+            pod_bridge: network::BRIDGE.into(),
             annotations: BTreeMap::new(),
         }
     }
@@ -238,7 +241,7 @@ pub async fn run(
     let network = match network::pod_cidr(&client, &cfg.node_name, cfg.pod_cidr_wait).await {
         Some(range) => {
             let keep = pods::adopted_addresses(&cfg.data_dir);
-            network::PodNetwork::setup(node_ip, range, &keep).await
+            network::PodNetwork::setup(node_ip, &cfg.pod_bridge, range, &keep).await
         }
         None => {
             if !cfg.pod_cidr_wait.is_zero() {

@@ -34,7 +34,7 @@ use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Api;
 
-/// The node's bridge.
+/// The node's bridge unless `--pod-bridge` names another.
 pub const BRIDGE: &str = "skiff0";
 /// The routing protocol number skiff tags its routes with.
 pub const ROUTE_PROTO: &str = "211";
@@ -99,6 +99,7 @@ impl std::fmt::Display for Cidr {
 /// Pod addresses of this node.
 pub struct PodNetwork {
     node_ip: IpAddr,
+    bridge: String,
     /// The node's range when the bridge is set up; None means pods share
     /// the node's address.
     range: Option<Cidr>,
@@ -110,6 +111,7 @@ impl PodNetwork {
     pub fn shared(node_ip: IpAddr) -> PodNetwork {
         PodNetwork {
             node_ip,
+            bridge: BRIDGE.into(),
             range: None,
             used: Mutex::new(HashSet::new()),
         }
@@ -118,10 +120,16 @@ impl PodNetwork {
     /// Set up the bridge for `range` and forget addresses no pod of
     /// `keep` holds (pods deleted while the agent was down). Falls back to
     /// [`PodNetwork::shared`] when the links cannot be configured.
-    pub async fn setup(node_ip: IpAddr, range: Cidr, keep: &HashSet<Ipv4Addr>) -> PodNetwork {
-        match setup_bridge(range, keep).await {
+    pub async fn setup(
+        node_ip: IpAddr,
+        bridge: &str,
+        range: Cidr,
+        keep: &HashSet<Ipv4Addr>,
+    ) -> PodNetwork {
+        match setup_bridge(bridge, range, keep).await {
             Ok(()) => PodNetwork {
                 node_ip,
+                bridge: bridge.into(),
                 range: Some(range),
                 used: Mutex::new(keep.iter().copied().filter(|a| range.contains(*a)).collect()),
             },
@@ -161,9 +169,9 @@ impl PodNetwork {
             used.insert(ip);
             ip
         };
-        if let Err(e) = ip_cmd(&["addr", "replace", &format!("{ip}/32"), "dev", BRIDGE]).await {
+        if let Err(e) = ip_cmd(&["addr", "replace", &format!("{ip}/32"), "dev", &self.bridge]).await {
             self.forget(ip);
-            return Err(format!("putting the pod's address {ip} on {BRIDGE}: {e}"));
+            return Err(format!("putting the pod's address {ip} on {}: {e}", self.bridge));
         }
         Ok(IpAddr::V4(ip))
     }
@@ -178,7 +186,7 @@ impl PodNetwork {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(v4);
-        if let Err(e) = ip_cmd(&["addr", "replace", &format!("{v4}/32"), "dev", BRIDGE]).await {
+        if let Err(e) = ip_cmd(&["addr", "replace", &format!("{v4}/32"), "dev", &self.bridge]).await {
             tracing::warn!("restoring the pod address {v4} in {range}: {e}");
         }
     }
@@ -189,7 +197,7 @@ impl PodNetwork {
         if !self.range.is_some_and(|r| r.contains(v4)) {
             return;
         }
-        if let Err(e) = ip_cmd(&["addr", "del", &format!("{v4}/32"), "dev", BRIDGE]).await {
+        if let Err(e) = ip_cmd(&["addr", "del", &format!("{v4}/32"), "dev", &self.bridge]).await {
             tracing::warn!("removing the pod address {v4}: {e}");
         }
         self.forget(v4);
@@ -205,15 +213,15 @@ impl PodNetwork {
 
 /// The bridge with the gateway address, up; pod addresses not in `keep`
 /// removed.
-async fn setup_bridge(range: Cidr, keep: &HashSet<Ipv4Addr>) -> Result<(), String> {
-    if !link_exists(BRIDGE).await {
-        ip_cmd(&["link", "add", BRIDGE, "type", "bridge"]).await?;
+async fn setup_bridge(bridge: &str, range: Cidr, keep: &HashSet<Ipv4Addr>) -> Result<(), String> {
+    if !link_exists(bridge).await {
+        ip_cmd(&["link", "add", bridge, "type", "bridge"]).await?;
     }
     let gw = format!("{}/{}", range.gateway(), range.prefix);
-    ip_cmd(&["addr", "replace", &gw, "dev", BRIDGE]).await?;
-    ip_cmd(&["link", "set", BRIDGE, "up"]).await?;
+    ip_cmd(&["addr", "replace", &gw, "dev", bridge]).await?;
+    ip_cmd(&["link", "set", bridge, "up"]).await?;
     // Addresses of pods that are gone, and of an earlier range.
-    let out = ip_cmd(&["-4", "-o", "addr", "show", "dev", BRIDGE]).await?;
+    let out = ip_cmd(&["-4", "-o", "addr", "show", "dev", bridge]).await?;
     for line in out.lines() {
         let Some(addr) = line
             .split_whitespace()
@@ -234,7 +242,7 @@ async fn setup_bridge(range: Cidr, keep: &HashSet<Ipv4Addr>) -> Result<(), Strin
             addr != gw
         };
         if stale {
-            let _ = ip_cmd(&["addr", "del", addr, "dev", BRIDGE]).await;
+            let _ = ip_cmd(&["addr", "del", addr, "dev", bridge]).await;
         }
     }
     Ok(())
