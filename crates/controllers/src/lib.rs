@@ -6,6 +6,7 @@
 
 pub mod daemonset;
 pub mod deployment;
+pub mod endpointslice;
 pub mod hash;
 pub mod job;
 pub mod nodelifecycle;
@@ -69,6 +70,12 @@ pub async fn run_all(client: kube::Client, settings: Settings) -> anyhow::Result
     let c = client.clone();
     let i = informers.clone();
     parts.spawn(async move { ("StatefulSet controller", statefulset::run_with(c, &i).await) });
+    let c = client.clone();
+    let i = informers.clone();
+    parts.spawn(async move {
+        let r = endpointslice::run_with(c, &i).await;
+        ("EndpointSlice and Endpoints controller", r)
+    });
     match parts.join_next().await {
         Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
         Some(Ok((name, Err(e)))) => Err(e.context(format!("the {name} failed"))),

@@ -1,0 +1,142 @@
+//! Remembering this controller's own slice writes until the watch cache has
+//! seen them.
+//!
+//! The controller plans from the cache. Right after it created a slice, the
+//! cache may not have it yet; planning then would create a second one for
+//! the same pods. So every write is recorded here with the resourceVersion
+//! the API server returned, every delete with the slice's name, and a
+//! Service is only planned again once the cache holds at least those
+//! versions and none of the deleted slices. The watch event that brings a
+//! write into the cache queues the Service again, so nothing waits long.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::reconcile::Key;
+
+/// What the cache must show of one slice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// The slice at this resourceVersion or later.
+    Written(u64),
+    /// No slice of that name.
+    Deleted,
+}
+
+/// The slice writes not yet seen in the cache, per Service.
+#[derive(Default)]
+pub struct Tracker {
+    pending: Mutex<HashMap<Key, HashMap<String, Expect>>>,
+}
+
+fn version(slice: &EndpointSlice) -> Option<u64> {
+    slice.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, HashMap<String, Expect>>> {
+        // Every update is a single insert or remove: a panic leaves it whole.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Record a created or updated slice as the API server returned it.
+    pub fn written(&self, key: &Key, slice: &EndpointSlice) {
+        let (Some(name), Some(rv)) = (slice.metadata.name.clone(), version(slice)) else {
+            return;
+        };
+        self.lock()
+            .entry(key.clone())
+            .or_default()
+            .insert(name, Expect::Written(rv));
+    }
+
+    /// Record a deleted slice.
+    pub fn deleted(&self, key: &Key, name: &str) {
+        self.lock()
+            .entry(key.clone())
+            .or_default()
+            .insert(name.to_string(), Expect::Deleted);
+    }
+
+    /// Whether the cached slices of the Service show every write recorded
+    /// for it; what they show is forgotten.
+    pub fn caught_up(&self, key: &Key, cached: &[&EndpointSlice]) -> bool {
+        let mut all = self.lock();
+        let Some(pending) = all.get_mut(key) else {
+            return true;
+        };
+        pending.retain(|name, expect| {
+            let seen = cached
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name.as_str()));
+            let shown = match (*expect, seen) {
+                (Expect::Deleted, seen) => seen.is_none(),
+                (Expect::Written(_), None) => false,
+                // A version that is not a number cannot be ordered: trust it.
+                (Expect::Written(rv), Some(s)) => version(s).is_none_or(|v| v >= rv),
+            };
+            !shown
+        });
+        let done = pending.is_empty();
+        if done {
+            all.remove(key);
+        }
+        done
+    }
+
+    /// Forget a Service whose slices are all gone.
+    pub fn forget(&self, key: &Key) {
+        self.lock().remove(key);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // fixtures are literals built by the tests
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn slice(name: &str, rv: &str) -> EndpointSlice {
+        EndpointSlice {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                resource_version: Some(rv.into()),
+                ..ObjectMeta::default()
+            },
+            address_type: "IPv4".into(),
+            endpoints: vec![],
+            ports: None,
+        }
+    }
+
+    fn key() -> Key {
+        Key {
+            namespace: "default".into(),
+            name: "web".into(),
+        }
+    }
+
+    #[test]
+    fn a_write_is_pending_until_the_cache_has_that_version() {
+        let t = Tracker::default();
+        t.written(&key(), &slice("web-a", "10"));
+        assert!(!t.caught_up(&key(), &[]), "not in the cache yet");
+        assert!(
+            !t.caught_up(&key(), &[&slice("web-a", "9")]),
+            "an older copy"
+        );
+        assert!(t.caught_up(&key(), &[&slice("web-a", "12")]));
+        // Forgotten once seen: a later deletion by someone else is not waited for.
+        assert!(t.caught_up(&key(), &[]));
+    }
+
+    #[test]
+    fn a_delete_is_pending_while_the_cache_still_has_the_slice() {
+        let t = Tracker::default();
+        t.deleted(&key(), "web-a");
+        assert!(!t.caught_up(&key(), &[&slice("web-a", "3")]));
+        assert!(t.caught_up(&key(), &[&slice("web-b", "4")]));
+    }
+}
