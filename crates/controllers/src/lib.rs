@@ -2,7 +2,9 @@
 //!
 //! Every one of them is a client of the Kubernetes API (kube-rs), whether it
 //! runs inside `skiff up` or elsewhere: watch, cache, reconcile
-//! idempotently, requeue with back-off.
+//! idempotently, requeue with back-off. Besides the workload controllers,
+//! [`endpointslice`] publishes which pods back each Service and
+//! [`nodeipam`] gives each Node its pod subnet.
 
 pub mod daemonset;
 pub mod deployment;

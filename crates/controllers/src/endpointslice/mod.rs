@@ -24,8 +24,13 @@
 //! while the controller was not running leaves the old Endpoints in place,
 //! as Kubernetes (which never deletes them then) would.
 //!
-//! Unlike Kubernetes, skiff does not set topology hints or the
-//! `endpoints.kubernetes.io/last-change-trigger-time` annotation.
+//! An endpoint's zone is its node's `topology.kubernetes.io/zone` label,
+//! read from the node cache when the Service is reconciled; relabelling a
+//! node does not by itself requeue Services.
+//!
+//! Unlike Kubernetes, skiff does not set topology hints, the
+//! `endpoints.kubernetes.io/last-change-trigger-time` annotation, or cap
+//! Endpoints at 1000 addresses (slices have no such limit).
 
 pub mod endpoints;
 pub mod pods;
@@ -263,7 +268,8 @@ impl Ctx {
             .collect();
         let before = {
             let mut seen = self.pod_services.lock().unwrap_or_else(|e| e.into_inner());
-            if deleted {
+            // Pods that match nothing are not remembered.
+            if deleted || matching.is_empty() {
                 seen.remove(&Key::of(&pod))
             } else {
                 seen.insert(Key::of(&pod), matching.clone())
