@@ -144,10 +144,19 @@ pub async fn run_with(client: Client, informers: &reconcile::Informers) -> anyho
         std::future::ready(())
     });
     let slice_loop = slice_events.for_each(|ev| {
-        if let Seen::Applied(s) | Seen::Deleted(s) = ev {
-            if let Some(key) = managed_slice_owner(&s) {
-                ctx.queue.add(key);
+        match ev {
+            Seen::Applied(s) => {
+                if let Some(key) = managed_slice_owner(&s) {
+                    ctx.queue.add(key);
+                }
             }
+            Seen::Deleted(s) => {
+                if let Some(key) = managed_slice_owner(&s) {
+                    ctx.tracker.observe_deleted(&key, &s);
+                    ctx.queue.add(key);
+                }
+            }
+            Seen::Synced => {}
         }
         std::future::ready(())
     });

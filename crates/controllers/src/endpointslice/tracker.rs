@@ -8,9 +8,17 @@
 //! Service is only planned again once the cache holds at least those
 //! versions and none of the deleted slices. The watch event that brings a
 //! write into the cache queues the Service again, so nothing waits long.
+//!
+//! A slice written and then deleted by someone else before the cache saw
+//! the write never shows that version: its deletion event settles the
+//! write instead ([`Tracker::observe_deleted`]). Should an expectation
+//! still never be met (the deletion arrived before the write was
+//! recorded), it lapses after [`PENDING_TTL`], as Kubernetes'
+//! controller expectations do.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -25,10 +33,21 @@ enum Expect {
     Deleted,
 }
 
+/// How long a write may go unseen before it is no longer waited for.
+pub const PENDING_TTL: Duration = Duration::from_secs(15);
+
+type Pending = HashMap<Key, HashMap<String, (Expect, Instant)>>;
+
 /// The slice writes not yet seen in the cache, per Service.
-#[derive(Default)]
 pub struct Tracker {
-    pending: Mutex<HashMap<Key, HashMap<String, Expect>>>,
+    pending: Mutex<Pending>,
+    ttl: Duration,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker::with_ttl(PENDING_TTL)
+    }
 }
 
 fn version(slice: &EndpointSlice) -> Option<u64> {
@@ -36,9 +55,24 @@ fn version(slice: &EndpointSlice) -> Option<u64> {
 }
 
 impl Tracker {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, HashMap<String, Expect>>> {
+    /// A tracker whose expectations lapse after `ttl`.
+    pub fn with_ttl(ttl: Duration) -> Tracker {
+        Tracker {
+            pending: Mutex::new(HashMap::new()),
+            ttl,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         // Every update is a single insert or remove: a panic leaves it whole.
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn expect(&self, key: &Key, name: String, expect: Expect) {
+        self.lock()
+            .entry(key.clone())
+            .or_default()
+            .insert(name, (expect, Instant::now()));
     }
 
     /// Record a created or updated slice as the API server returned it.
@@ -46,18 +80,27 @@ impl Tracker {
         let (Some(name), Some(rv)) = (slice.metadata.name.clone(), version(slice)) else {
             return;
         };
-        self.lock()
-            .entry(key.clone())
-            .or_default()
-            .insert(name, Expect::Written(rv));
+        self.expect(key, name, Expect::Written(rv));
     }
 
     /// Record a deleted slice.
     pub fn deleted(&self, key: &Key, name: &str) {
-        self.lock()
-            .entry(key.clone())
-            .or_default()
-            .insert(name.to_string(), Expect::Deleted);
+        self.expect(key, name.to_string(), Expect::Deleted);
+    }
+
+    /// A slice of the Service was deleted (the watch says so): whatever was
+    /// expected of it is settled, since the cache no longer has it.
+    pub fn observe_deleted(&self, key: &Key, slice: &EndpointSlice) {
+        let Some(name) = slice.metadata.name.as_deref() else {
+            return;
+        };
+        let mut all = self.lock();
+        if let Some(pending) = all.get_mut(key) {
+            pending.remove(name);
+            if pending.is_empty() {
+                all.remove(key);
+            }
+        }
     }
 
     /// Whether the cached slices of the Service show every write recorded
@@ -67,7 +110,12 @@ impl Tracker {
         let Some(pending) = all.get_mut(key) else {
             return true;
         };
-        pending.retain(|name, expect| {
+        let ttl = self.ttl;
+        pending.retain(|name, (expect, since)| {
+            if since.elapsed() >= ttl {
+                tracing::debug!(%key, slice = %name, "stopped waiting to see a slice write");
+                return false;
+            }
             let seen = cached
                 .iter()
                 .find(|s| s.metadata.name.as_deref() == Some(name.as_str()));
@@ -129,6 +177,23 @@ mod tests {
         );
         assert!(t.caught_up(&key(), &[&slice("web-a", "12")]));
         // Forgotten once seen: a later deletion by someone else is not waited for.
+        assert!(t.caught_up(&key(), &[]));
+    }
+
+    #[test]
+    fn a_written_slice_deleted_before_the_cache_saw_it_stops_blocking() {
+        let t = Tracker::default();
+        t.written(&key(), &slice("web-a", "10"));
+        t.observe_deleted(&key(), &slice("web-a", "11"));
+        assert!(t.caught_up(&key(), &[]));
+    }
+
+    #[test]
+    fn an_expectation_never_met_lapses() {
+        let t = Tracker::with_ttl(Duration::from_millis(20));
+        t.written(&key(), &slice("web-a", "10"));
+        assert!(!t.caught_up(&key(), &[]));
+        std::thread::sleep(Duration::from_millis(30));
         assert!(t.caught_up(&key(), &[]));
     }
 
