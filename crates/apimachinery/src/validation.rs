@@ -372,7 +372,7 @@ use names::{
 const KINDS: &[KindRules] = kinds![
     ("", "Namespace", false, name_is_dns_label, no_checks, no_update_checks),
     ("", "Pod", true, name_is_dns_subdomain, pod::validate_pod, pod::validate_pod_update),
-    ("", "Node", false, name_is_dns_subdomain, cluster::validate_node, no_update_checks),
+    ("", "Node", false, name_is_dns_subdomain, cluster::validate_node, cluster::validate_node_update),
     ("", "Event", true, name_is_path_segment, core_kinds::validate_event, no_update_checks),
     ("", "ConfigMap", true, name_is_dns_subdomain, core_kinds::validate_config_map, core_kinds::validate_config_map_update),
     ("", "Secret", true, name_is_dns_subdomain, core_kinds::validate_secret, core_kinds::validate_secret_update),

@@ -2,12 +2,16 @@
 //!
 //! Every one of them is a client of the Kubernetes API (kube-rs), whether it
 //! runs inside `skiff up` or elsewhere: watch, cache, reconcile
-//! idempotently, requeue with back-off.
+//! idempotently, requeue with back-off. Besides the workload controllers,
+//! [`endpointslice`] publishes which pods back each Service and
+//! [`nodeipam`] gives each Node its pod subnet.
 
 pub mod daemonset;
 pub mod deployment;
+pub mod endpointslice;
 pub mod hash;
 pub mod job;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod reconcile;
 pub mod replicaset;
@@ -20,6 +24,9 @@ pub(crate) mod testing;
 #[derive(Clone, Default)]
 pub struct Settings {
     pub node_lifecycle: nodelifecycle::Config,
+    /// The cluster CIDR node pod subnets are cut from, and their size
+    /// (default `10.244.0.0/16` in `/24`s).
+    pub pod_network: nodeipam::Config,
     /// Where the scheduler reads images' platforms from.
     pub images: Option<std::sync::Arc<dyn scheduler::ImageResolver>>,
 }
@@ -28,6 +35,7 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("node_lifecycle", &self.node_lifecycle)
+            .field("pod_network", &self.pod_network)
             .field("images", &self.images.is_some())
             .finish()
     }
@@ -69,6 +77,19 @@ pub async fn run_all(client: kube::Client, settings: Settings) -> anyhow::Result
     let c = client.clone();
     let i = informers.clone();
     parts.spawn(async move { ("StatefulSet controller", statefulset::run_with(c, &i).await) });
+    let c = client.clone();
+    let i = informers.clone();
+    let pod_network = settings.pod_network.clone();
+    parts.spawn(async move {
+        let r = nodeipam::run_with(c, pod_network, &i).await;
+        ("node IPAM controller", r)
+    });
+    let c = client.clone();
+    let i = informers.clone();
+    parts.spawn(async move {
+        let r = endpointslice::run_with(c, &i).await;
+        ("EndpointSlice and Endpoints controller", r)
+    });
     match parts.join_next().await {
         Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
         Some(Ok((name, Err(e)))) => Err(e.context(format!("the {name} failed"))),

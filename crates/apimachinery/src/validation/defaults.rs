@@ -512,13 +512,40 @@ fn default_namespace(obj: &mut Value) {
     }
 }
 
-/// A Node can allocate all of its capacity unless it says otherwise.
+/// A Node can allocate all of its capacity unless it says otherwise; its
+/// `podCIDR` and `podCIDRs` say the same thing (Kubernetes' conversion
+/// keeps them so: `podCIDRs` from a lone `podCIDR`, and `podCIDR` is always
+/// the first of `podCIDRs`).
 fn default_node(obj: &mut Value) {
+    if let Some(spec) = spec_of(obj) {
+        sync_pod_cidrs(spec);
+    }
     let Some(status) = obj.get_mut("status").and_then(Value::as_object_mut) else {
         return;
     };
     if let Some(capacity) = status.get("capacity").cloned() {
         set_default(status, "allocatable", capacity);
+    }
+}
+
+fn sync_pod_cidrs(spec: &mut Map<String, Value>) {
+    let first = spec
+        .get("podCIDRs")
+        .and_then(Value::as_array)
+        .and_then(|l| l.first())
+        .cloned();
+    match first {
+        Some(first) => {
+            spec.insert("podCIDR".to_string(), first);
+        }
+        None => {
+            let single = spec
+                .get("podCIDR")
+                .filter(|c| c.as_str().is_some_and(|c| !c.is_empty()));
+            if let Some(single) = single.cloned() {
+                spec.insert("podCIDRs".to_string(), Value::Array(vec![single]));
+            }
+        }
     }
 }
 

@@ -310,6 +310,25 @@ pub(super) fn is_valid_ip(s: &str) -> Vec<String> {
     }
 }
 
+/// Kubernetes' `IsValidCIDR` message for an unparsable CIDR.
+pub(super) const INVALID_CIDR: &str =
+    "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)";
+
+/// Parse `address/prefix` as Go's `net.ParseCIDR` accepts it; `Some(true)`
+/// for an IPv4 CIDR, `Some(false)` for IPv6, `None` if it is not one.
+pub(super) fn cidr_family(s: &str) -> Option<bool> {
+    let (addr, bits) = s.split_once('/')?;
+    if bits.is_empty() || !bits.bytes().all(|b| b.is_ascii_digit()) || bits.len() > 3 {
+        return None;
+    }
+    let bits: u32 = bits.parse().ok()?;
+    match addr.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(_) if bits <= 32 => Some(true),
+        std::net::IpAddr::V6(_) if bits <= 128 => Some(false),
+        _ => None,
+    }
+}
+
 /// `generateName` may end in `-`; Kubernetes checks it with the dash masked.
 fn mask_trailing_dash(name: &str) -> String {
     match name.strip_suffix('-') {

@@ -1085,3 +1085,89 @@ fn stateful_set_mounts_may_name_claim_templates() {
     sts["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"}}]);
     assert!(validate_create("apps", "StatefulSet", &sts).is_empty());
 }
+
+// ---- Node pod CIDRs ----
+
+fn node_with(spec: Value) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}, "spec": spec})
+}
+
+/// Default both, then validate the update, as the API server does.
+fn update(group: &str, kind: &str, old: Value, new: Value) -> Vec<String> {
+    let old = defaulted(group, kind, old);
+    let new = defaulted(group, kind, new);
+    msgs(&validate_update(group, kind, &old, &new))
+}
+
+#[test]
+fn a_pod_cidr_is_defaulted_into_pod_cidrs_and_must_be_a_cidr() {
+    let n = defaulted("", "Node", node_with(json!({"podCIDR": "10.244.1.0/24"})));
+    assert_eq!(n["spec"]["podCIDRs"], json!(["10.244.1.0/24"]));
+    let n = defaulted(
+        "",
+        "Node",
+        node_with(json!({"podCIDRs": ["10.244.2.0/24"]})),
+    );
+    assert_eq!(n["spec"]["podCIDR"], "10.244.2.0/24");
+    assert!(create("", "Node", node_with(json!({"podCIDR": "10.244.1.0/24"}))).is_empty());
+    assert_eq!(
+        create("", "Node", node_with(json!({"podCIDR": "10.244.1.0"}))),
+        vec!["spec.podCIDRs[0]: Invalid value: \"10.244.1.0\": must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)"]
+    );
+    assert_eq!(
+        create(
+            "",
+            "Node",
+            node_with(json!({"podCIDRs": ["10.244.1.0/33"]}))
+        )
+        .len(),
+        1
+    );
+    // One per family: IPv4 plus IPv6 is fine, two IPv4 are not.
+    assert!(create(
+        "",
+        "Node",
+        node_with(json!({"podCIDRs": ["10.244.1.0/24", "fd00:1::/64"]}))
+    )
+    .is_empty());
+    let errs = create(
+        "",
+        "Node",
+        node_with(json!({"podCIDRs": ["10.244.1.0/24", "10.244.2.0/24"]})),
+    );
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].ends_with("may specify no more than one CIDR for each IP family"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn a_pod_cidr_may_be_set_once_and_never_changed() {
+    const FORBIDDEN: &str =
+        "spec.podCIDRs: Forbidden: node updates may not change podCIDR except from \"\" to valid";
+    let none = node_with(json!({}));
+    let one = node_with(json!({"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]}));
+    assert!(
+        update("", "Node", none.clone(), one.clone()).is_empty(),
+        "from empty to valid"
+    );
+    assert!(update("", "Node", one.clone(), one.clone()).is_empty());
+    let other = node_with(json!({"podCIDR": "10.244.2.0/24", "podCIDRs": ["10.244.2.0/24"]}));
+    assert_eq!(update("", "Node", one.clone(), other), vec![FORBIDDEN]);
+    assert_eq!(
+        update("", "Node", one.clone(), none),
+        vec![FORBIDDEN],
+        "nor removed"
+    );
+    // An object stored before defaulting filled podCIDRs counts the same.
+    let stored_alone = node_with(json!({"podCIDR": "10.244.1.0/24"}));
+    let old = stored_alone.clone();
+    assert!(msgs(&validate_update(
+        "",
+        "Node",
+        &old,
+        &defaulted("", "Node", stored_alone)
+    ))
+    .is_empty());
+}

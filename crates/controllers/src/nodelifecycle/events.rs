@@ -1,6 +1,7 @@
 //! core/v1 Events for the node lifecycle controller's decisions, so
 //! `kubectl describe node` shows NodeNotReady and `kubectl describe pod`
-//! shows TaintManagerEviction, as on a Kubernetes cluster.
+//! shows TaintManagerEviction, as on a Kubernetes cluster. The node IPAM
+//! controller records its CIDRNotAvailable through [`record_as`].
 //!
 //! Recording is best effort: an Event that cannot be written is logged and
 //! dropped, never retried, and never holds up an eviction.
@@ -19,12 +20,28 @@ pub fn record<K>(client: &kube::Client, obj: &K, reason: &'static str, message: 
 where
     K: Resource<DynamicType = ()>,
 {
-    let body = event_object(
+    record_as(client, COMPONENT, obj, reason, message);
+}
+
+/// [`record`] for another controller: `component` is the source it
+/// reports as (Kubernetes' node IPAM controller is `cidrAllocator`).
+pub fn record_as<K>(
+    client: &kube::Client,
+    component: &'static str,
+    obj: &K,
+    reason: &'static str,
+    message: String,
+) where
+    K: Resource<DynamicType = ()>,
+{
+    let mut body = event_object(
         obj,
         reason,
         &message,
         &format!("{:016x}", rand::random::<u64>()),
     );
+    body["source"]["component"] = component.into();
+    body["reportingComponent"] = component.into();
     // Events about cluster-scoped objects (nodes) live in `default`.
     let ns = obj
         .meta()
