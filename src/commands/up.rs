@@ -45,6 +45,13 @@ pub struct UpArgs {
     /// authorized by RBAC like any other.
     #[arg(long)]
     token_auth_file: Option<PathBuf>,
+    /// The range nodes' pod subnets (`spec.podCIDR`) are cut from
+    /// (kube-controller-manager's flag of the same name).
+    #[arg(long, default_value = "10.244.0.0/16")]
+    cluster_cidr: controllers::nodeipam::Cidr,
+    /// The prefix length of each node's pod subnet.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u8).range(1..=30))]
+    node_cidr_mask_size: u8,
     #[command(flatten)]
     node: super::node::NodeOpts,
 }
@@ -91,6 +98,10 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
             let controllers = client.clone();
             let mut settings = controllers::Settings::default();
             settings.node_lifecycle.grace = a.node_monitor_grace_period;
+            settings.pod_network = controllers::nodeipam::Config {
+                cluster_cidr: a.cluster_cidr,
+                node_mask: a.node_cidr_mask_size,
+            };
             settings.images = Some(std::sync::Arc::new(crate::platforms::RegistryPlatforms {
                 client: client.clone(),
                 insecure_registries: a.node.insecure_registries.clone(),
