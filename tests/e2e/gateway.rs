@@ -161,5 +161,30 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
     });
     let (code, _) = curl(&format!("http://{gw}/v1"), "GET", None);
     assert_eq!(code, 200, "other hosts still reach http-hello");
+
+    // Scale to zero: idle for 2 s, the Deployment drops to 0 replicas and
+    // remembers it had 1; a request wakes it and is answered.
+    s.kubectl(
+        "1.33",
+        &["-n", ns, "annotate", "deployment/http-hello", "skiff.dev/scale-to-zero=2s"],
+    )
+    .ok();
+    eventually(60, "scaled to zero with no pods left", || {
+        let d = json(&s, ns, &["deployment", "http-hello"]);
+        let pods = json(&s, ns, &["pods", "-l", "app=http-hello"]);
+        (d["spec"]["replicas"] == 0
+            && d["metadata"]["annotations"]["skiff.dev/scaled-from"] == "1"
+            && pods["items"].as_array().is_some_and(|p| p.is_empty()))
+        .then_some(())
+    });
+    let started = std::time::Instant::now();
+    let (code, body) = curl(&format!("http://{gw}/wake"), "GET", None);
+    let took = started.elapsed();
+    assert_eq!(code, 200, "the request that wakes the function is answered: {body}");
+    assert!(body.contains("hello from skiff: GET /wake"), "{body}");
+    let d = json(&s, ns, &["deployment", "http-hello"]);
+    assert_eq!(d["spec"]["replicas"], 1, "{d}");
+    assert!(d["metadata"]["annotations"]["skiff.dev/scaled-from"].is_null(), "{d}");
+    eprintln!("activation from zero answered in {took:?}");
     s.assert_no_panics();
 }

@@ -15,6 +15,7 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod reconcile;
 pub mod replicaset;
+pub mod scaletozero;
 pub mod scheduler;
 pub mod statefulset;
 #[cfg(test)]
@@ -90,6 +91,9 @@ pub async fn run_all(client: kube::Client, settings: Settings) -> anyhow::Result
         let r = endpointslice::run_with(c, &i).await;
         ("EndpointSlice and Endpoints controller", r)
     });
+    let c = client.clone();
+    let i = informers.clone();
+    parts.spawn(async move { ("scale-to-zero controller", scaletozero::run_with(c, &i).await) });
     match parts.join_next().await {
         Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
         Some(Ok((name, Err(e)))) => Err(e.context(format!("the {name} failed"))),

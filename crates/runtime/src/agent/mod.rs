@@ -18,6 +18,7 @@
 //!
 //! [`ContainerConfig`]: crate::cri::ContainerConfig
 
+pub mod activity;
 pub mod container;
 pub mod env;
 pub mod events;
@@ -286,6 +287,11 @@ pub async fn run(
     tasks.spawn(async move {
         pods::run(c).await;
         "pods"
+    });
+    let (c, f) = (ctx.clone(), functions.clone());
+    tasks.spawn(async move {
+        activity::report(c, f).await;
+        "activity reports"
     });
     if !gateway_listeners.is_empty() {
         let gw = crate::gateway::Gateway::new(functions);

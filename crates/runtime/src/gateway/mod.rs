@@ -17,6 +17,13 @@
 //!
 //! No route is 404, a route whose Service has no ready endpoint 503, an
 //! endpoint that does not answer 502; each with a one-line reason.
+//!
+//! **Activation.** A request whose Service has no ready endpoint, where a
+//! Deployment behind the Service opted in to scale to zero
+//! (`skiff.dev/scale-to-zero`) and is at 0 replicas, scales it back to its
+//! `skiff.dev/scaled-from` count (1 if unknown) and waits, up to
+//! [`ACTIVATION_TIMEOUT`], for an endpoint to be ready; then it is answered
+//! like any other. Concurrent requests share one scale-up.
 
 pub mod routes;
 
@@ -31,6 +38,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
@@ -42,6 +50,13 @@ use tokio::sync::Notify;
 
 use crate::wasm::http::{plain, Functions, Peer, MAX_REQUEST_BODY};
 use routes::{Routes, World};
+
+/// How long a request waits for a scaled-to-zero function to come up.
+pub const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// On a Deployment: scale to zero after this long without requests.
+pub const IDLE_ANNOTATION: &str = "skiff.dev/scale-to-zero";
+/// On a Deployment scaled to zero: its replicas before.
+pub const SCALED_FROM_ANNOTATION: &str = "skiff.dev/scaled-from";
 
 /// The body the gateway answers with.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -65,6 +80,16 @@ pub struct Gateway {
     client: hyper_util::client::legacy::Client<HttpConnector, Body>,
     /// Signalled after every rebuild (tests and the activator wait on it).
     pub rebuilt: Notify,
+    /// What the activator reads, once the watches run.
+    caches: std::sync::OnceLock<Caches>,
+    /// Deployments being woken, with when: one scale-up per wake.
+    waking: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+struct Caches {
+    api: kube::Client,
+    services: Store<Service>,
+    deployments: Store<Deployment>,
 }
 
 impl Gateway {
@@ -81,6 +106,8 @@ impl Gateway {
             functions,
             client,
             rebuilt: Notify::new(),
+            caches: std::sync::OnceLock::new(),
+            waking: Default::default(),
         })
     }
 
@@ -98,7 +125,14 @@ impl Gateway {
         let ingresses = reflect::<Ingress>(Api::all(client.clone()), changed.clone());
         let classes = reflect::<IngressClass>(Api::all(client.clone()), changed.clone());
         let services = reflect::<Service>(Api::all(client.clone()), changed.clone());
-        let slices = reflect::<EndpointSlice>(Api::all(client), changed.clone());
+        let slices = reflect::<EndpointSlice>(Api::all(client.clone()), changed.clone());
+        // Deployments change no route: a Notify of their own, never read.
+        let deployments = reflect::<Deployment>(Api::all(client.clone()), Arc::new(Notify::new()));
+        let _ = self.caches.set(Caches {
+            api: client,
+            services: services.clone(),
+            deployments,
+        });
         loop {
             changed.notified().await;
             // Let a burst of events land, then rebuild once.
@@ -157,9 +191,18 @@ impl Gateway {
     pub async fn handle(&self, req: http::Request<Incoming>, peer: Peer) -> http::Response<Body> {
         let host = request_host(&req);
         let routes = self.routes();
-        let Some(backend) = routes.route(host_only(&host), req.uri().path()) else {
+        let Some(mut backend) = routes.route(host_only(&host), req.uri().path()).cloned() else {
             return boxed(plain(404, "no Ingress rule matches this host and path\n"));
         };
+        if backend.endpoints.is_empty() {
+            match self.activate(&backend, host_only(&host), req.uri().path()).await {
+                Activation::Ready(b) => backend = b,
+                Activation::NotScaledToZero => {}
+                Activation::TimedOut => {
+                    return boxed(plain(504, "the function was scaled to zero and did not come up in time\n"))
+                }
+            }
+        }
         let local: Vec<SocketAddr> = backend
             .endpoints
             .iter()
@@ -181,6 +224,109 @@ impl Gateway {
             return boxed(plain(503, "the Service has no ready endpoints\n"));
         };
         self.proxy(req, addr, &host, peer).await
+    }
+
+    /// Wake the scaled-to-zero Deployments behind `backend`'s Service and
+    /// wait for the route to have an endpoint.
+    async fn activate(&self, backend: &routes::Backend, host: &str, path: &str) -> Activation {
+        let Some(c) = self.caches.get() else {
+            return Activation::NotScaledToZero;
+        };
+        let behind = scalable_deployments(c, &backend.namespace, &backend.service);
+        let waking_now = {
+            let waking = self.waking.lock().unwrap_or_else(|p| p.into_inner());
+            behind.iter().any(|d| {
+                let key = format!(
+                    "{}/{}",
+                    d.metadata.namespace.as_deref().unwrap_or_default(),
+                    d.metadata.name.as_deref().unwrap_or_default()
+                );
+                waking.contains_key(&key)
+            })
+        };
+        let asleep: Vec<&Deployment> = behind
+            .iter()
+            .filter(|d| d.spec.as_ref().is_some_and(|s| s.replicas == Some(0)))
+            .collect();
+        // Woken by an earlier request and not ready yet: wait with it.
+        if asleep.is_empty() && !waking_now {
+            return Activation::NotScaledToZero;
+        }
+        let started = std::time::Instant::now();
+        for d in asleep {
+            self.wake(c, d).await;
+        }
+        let deadline = tokio::time::Instant::now() + ACTIVATION_TIMEOUT;
+        loop {
+            let notified = self.rebuilt.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(b) = self.routes().route(host, path) {
+                if !b.endpoints.is_empty() {
+                    let mut waking = self.waking.lock().unwrap_or_else(|p| p.into_inner());
+                    for d in &behind {
+                        let key = format!(
+                            "{}/{}",
+                            d.metadata.namespace.as_deref().unwrap_or_default(),
+                            d.metadata.name.as_deref().unwrap_or_default()
+                        );
+                        waking.remove(&key);
+                    }
+                    drop(waking);
+                    tracing::info!(
+                        service = %backend.name(),
+                        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                        "activated from zero"
+                    );
+                    return Activation::Ready(b.clone());
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Activation::TimedOut;
+            }
+        }
+    }
+
+    /// Scale one Deployment back up, once however many requests ask.
+    async fn wake(&self, c: &Caches, d: &Deployment) {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let name = d.metadata.name.clone().unwrap_or_default();
+        let key = format!("{ns}/{name}");
+        {
+            let mut waking = self.waking.lock().unwrap_or_else(|p| p.into_inner());
+            let now = std::time::Instant::now();
+            waking.retain(|_, at| now.duration_since(*at) < ACTIVATION_TIMEOUT);
+            if waking.contains_key(&key) {
+                return;
+            }
+            waking.insert(key.clone(), now);
+        }
+        let replicas = d
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SCALED_FROM_ANNOTATION))
+            .and_then(|n| n.parse::<i32>().ok())
+            .filter(|n| *n > 0)
+            .unwrap_or(1);
+        let patch = serde_json::json!({
+            "metadata": {"annotations": {SCALED_FROM_ANNOTATION: null}},
+            "spec": {"replicas": replicas},
+        });
+        let api: Api<Deployment> = Api::namespaced(c.api.clone(), &ns);
+        let r = api
+            .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .await;
+        match r {
+            Ok(_) => tracing::info!(deployment = %key, replicas, "a request woke it from zero"),
+            Err(e) => {
+                tracing::warn!(deployment = %key, error = %e, "waking from zero");
+                self.waking
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
+            }
+        }
     }
 
     /// Forward to a remote endpoint.
@@ -236,6 +382,48 @@ impl Gateway {
             }
         }
     }
+}
+
+/// What waking a backend came to.
+enum Activation {
+    /// An endpoint is ready: the backend as the table now has it.
+    Ready(Arc<routes::Backend>),
+    /// Nothing behind the Service is scaled to zero: a plain 503.
+    NotScaledToZero,
+    TimedOut,
+}
+
+/// The Deployments behind a Service that opted in to scale to zero: their
+/// pod template carries every label of the selector.
+fn scalable_deployments(c: &Caches, ns: &str, service: &str) -> Vec<Deployment> {
+    let Some(svc) = c.services.state().into_iter().find(|s| {
+        s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(service)
+    }) else {
+        return Vec::new();
+    };
+    let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.clone()).filter(|s| !s.is_empty()) else {
+        return Vec::new();
+    };
+    c.deployments
+        .state()
+        .into_iter()
+        .filter(|d| d.metadata.namespace.as_deref() == Some(ns))
+        .filter(|d| {
+            d.metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(IDLE_ANNOTATION))
+        })
+        .filter(|d| {
+            let labels = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.labels.as_ref());
+            labels.is_some_and(|l| selector.iter().all(|(k, v)| l.get(k) == Some(v)))
+        })
+        .map(|d| (*d).clone())
+        .collect()
 }
 
 /// Watch one kind into a store, signalling `changed` on every event.

@@ -73,6 +73,19 @@ impl Functions {
         out
     }
 
+    /// Every serving function once (a function serving two ports is
+    /// listed once).
+    pub fn all(&self) -> Vec<Arc<Function>> {
+        let map = self.by_addr.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<Arc<Function>> = Vec::new();
+        for f in map.values() {
+            if !out.iter().any(|o| Arc::ptr_eq(o, f)) {
+                out.push(f.clone());
+            }
+        }
+        out
+    }
+
     /// How many addresses are served.
     pub fn len(&self) -> usize {
         self.by_addr.read().unwrap_or_else(|p| p.into_inner()).len()
@@ -104,6 +117,8 @@ pub struct Function {
     cfg: ContainerConfig,
     log: LogFile,
     served: AtomicU64,
+    /// When the last request came, Unix milliseconds; 0 before the first.
+    last_request: AtomicU64,
 }
 
 /// How a request reached the function, for the CGI variables.
@@ -124,9 +139,14 @@ impl Function {
         self.served.load(Ordering::Relaxed)
     }
 
-    /// The pod this function belongs to, `namespace/name`.
-    pub fn pod(&self) -> String {
-        format!("{}/{}", self.cfg.namespace, self.cfg.pod_name)
+    /// The pod this function belongs to: namespace and name.
+    pub fn pod(&self) -> (&str, &str) {
+        (&self.cfg.namespace, &self.cfg.pod_name)
+    }
+
+    /// When the last request came (Unix milliseconds), if one has.
+    pub fn last_request_ms(&self) -> Option<u64> {
+        Some(self.last_request.load(Ordering::Relaxed)).filter(|t| *t != 0)
     }
 
     /// Answer one HTTP request with a fresh instance: read its body (up to
@@ -149,6 +169,10 @@ impl Function {
     /// in-process path).
     pub async fn call(&self, parts: &http::request::Parts, body: Bytes, peer: Peer) -> Reply {
         self.served.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.last_request.store(now, Ordering::Relaxed);
         let req = cgi_request(parts, &body, peer);
         let protocol = match parts.version {
             http::Version::HTTP_2 => "HTTP/2.0",
@@ -338,6 +362,7 @@ pub async fn start(
         cfg,
         log: log.clone(),
         served: AtomicU64::new(0),
+        last_request: AtomicU64::new(0),
     });
     let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     for a in &addrs {
