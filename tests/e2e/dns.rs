@@ -18,7 +18,14 @@ use crate::harness::{eventually, require, run, Skiff};
 fn dig(addr: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> String {
     let mut cmd = Command::new(require("/usr/bin/dig", "apt-get install dnsutils"));
     cmd.arg(format!("@{}", addr.ip()))
-        .args(["-p", &addr.port().to_string(), name, qtype, "+time=2", "+tries=1"])
+        .args([
+            "-p",
+            &addr.port().to_string(),
+            name,
+            qtype,
+            "+time=2",
+            "+tries=1",
+        ])
         .args(extra);
     run(cmd, None, Duration::from_secs(20)).stdout
 }
@@ -87,16 +94,30 @@ fn the_node_answers_for_services_with_the_cluster_domain() {
     });
     assert!(addr.ip().is_loopback(), "{addr}");
 
-    s.kubectl("1.33", &["create", "service", "clusterip", "web", "--tcp=80:8080"])
-        .ok();
     s.kubectl(
         "1.33",
-        &["create", "service", "externalname", "ext", "--external-name", "db.example.com"],
+        &["create", "service", "clusterip", "web", "--tcp=80:8080"],
     )
     .ok();
-    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(HEADLESS)).ok();
+    s.kubectl(
+        "1.33",
+        &[
+            "create",
+            "service",
+            "externalname",
+            "ext",
+            "--external-name",
+            "db.example.com",
+        ],
+    )
+    .ok();
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(HEADLESS))
+        .ok();
     let ip = s
-        .kubectl("1.33", &["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"])
+        .kubectl(
+            "1.33",
+            &["get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"],
+        )
         .ok()
         .stdout;
 
@@ -109,7 +130,10 @@ fn the_node_answers_for_services_with_the_cluster_domain() {
         Some(short(addr, "db.default.svc.skiff.test", "A")).filter(|a| a.len() == 2)
     });
     assert_eq!(db, ["10.250.0.5", "10.250.0.6"]);
-    assert_eq!(short(addr, "db-1.db.default.svc.skiff.test", "A"), ["10.250.0.6"]);
+    assert_eq!(
+        short(addr, "db-1.db.default.svc.skiff.test", "A"),
+        ["10.250.0.6"]
+    );
     assert_eq!(
         short(addr, "_pg._tcp.db.default.svc.skiff.test", "SRV"),
         [
@@ -121,7 +145,10 @@ fn the_node_answers_for_services_with_the_cluster_domain() {
     let tcp = dig(addr, "web.default.svc.skiff.test", "A", &["+short", "+tcp"]);
     assert_eq!(tcp.trim(), ip.trim());
     // An ExternalName is its alias (its target cannot be resolved here).
-    assert_eq!(short(addr, "ext.default.svc.skiff.test", "CNAME"), ["db.example.com."]);
+    assert_eq!(
+        short(addr, "ext.default.svc.skiff.test", "CNAME"),
+        ["db.example.com."]
+    );
 
     let nx = dig(addr, "nope.default.svc.skiff.test", "A", &[]);
     assert!(nx.contains("status: NXDOMAIN"), "{nx}");
@@ -156,9 +183,14 @@ fn the_node_answers_for_services_with_the_cluster_domain() {
             let mut c = Command::new("ss");
             c.args(["-H", "-lnu", "src", &format!("{gw}:53")]);
             let udp = run(c, None, Duration::from_secs(10)).stdout;
-            assert!(udp.contains(&format!("{gw}:53")), "no DNS on the bridge gateway {gw}: {udp:?}");
+            assert!(
+                udp.contains(&format!("{gw}:53")),
+                "no DNS on the bridge gateway {gw}: {udp:?}"
+            );
         } else {
-            eprintln!("no pod bridge on this host (needs CAP_NET_ADMIN): skipped the bridge DNS check");
+            eprintln!(
+                "no pod bridge on this host (needs CAP_NET_ADMIN): skipped the bridge DNS check"
+            );
         }
     }
     s.assert_no_panics();

@@ -266,9 +266,9 @@ pub async fn run(
     crate::dns::zone_name(&cfg.cluster_domain)?;
     let mut dns_sockets = Vec::new();
     if let Some(addr) = cfg.dns_listen {
-        let s = crate::dns::Sockets::bind(addr).await.map_err(|e| {
-            AgentError::Server(format!("binding the DNS server on {addr}: {e}"))
-        })?;
+        let s = crate::dns::Sockets::bind(addr)
+            .await
+            .map_err(|e| AgentError::Server(format!("binding the DNS server on {addr}: {e}")))?;
         cfg.annotations
             .insert(DNS_ANNOTATION.into(), s.local_addr().to_string());
         dns_sockets.push(s);
@@ -305,7 +305,9 @@ pub async fn run(
         };
         if cfg.dns_listen.is_none() {
             let value = bound.then(|| addr.to_string());
-            if let Err(e) = node::annotate(&client, &cfg.node_name, DNS_ANNOTATION, value.as_deref()).await {
+            if let Err(e) =
+                node::annotate(&client, &cfg.node_name, DNS_ANNOTATION, value.as_deref()).await
+            {
                 tracing::warn!(error = %e, "publishing the DNS server's address on the Node");
             }
             if let Some(v) = value {

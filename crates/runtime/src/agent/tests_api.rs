@@ -1051,7 +1051,7 @@ async fn the_node_serves_cluster_dns_from_services_and_endpoint_slices() {
         (m.metadata.response_code == ResponseCode::NoError).then(|| addresses(&m))
     })
     .await;
-    assert_eq!(got, [cluster_ip.clone()]);
+    assert_eq!(got.as_slice(), std::slice::from_ref(&cluster_ip));
     // The headless Service: its ready endpoints, and each pod by hostname.
     let db = eventually(20, "db's endpoints", || async move {
         let m = ask(addr, "db.default.svc.cluster.local.", RecordType::A, true).await;

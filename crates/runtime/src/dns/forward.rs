@@ -45,10 +45,20 @@ impl Forwarder {
     }
 
     /// The upstreams' answer to `query`; None when none answered.
-    pub async fn forward(&self, query: &Query, recursion_desired: bool, tcp: bool) -> Option<Message> {
+    pub async fn forward(
+        &self,
+        query: &Query,
+        recursion_desired: bool,
+        tcp: bool,
+    ) -> Option<Message> {
         let mut fallback = None;
         for &addr in &self.upstreams {
-            match tokio::time::timeout(self.timeout, ask(addr, query, recursion_desired, tcp, self.timeout)).await {
+            match tokio::time::timeout(
+                self.timeout,
+                ask(addr, query, recursion_desired, tcp, self.timeout),
+            )
+            .await
+            {
                 Ok(Ok(m)) => match m.metadata.response_code {
                     ResponseCode::ServFail | ResponseCode::Refused => fallback = Some(m),
                     _ => return Some(m),

@@ -458,7 +458,9 @@ fn endpoints(w: &World<'_>, ns: &str, svc: &str, publish_all: bool) -> Vec<Endpo
                 continue;
             }
             for a in &e.addresses {
-                let Ok(ip) = a.parse::<IpAddr>() else { continue };
+                let Ok(ip) = a.parse::<IpAddr>() else {
+                    continue;
+                };
                 if out.iter().any(|o| o.ip == ip) {
                     continue;
                 }

@@ -41,7 +41,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use hickory_net::runtime::Time;
 use hickory_net::xfer::Protocol;
-use hickory_proto::op::{Edns, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Metadata, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo, Server};
 use hickory_server::zone_handler::MessageResponseBuilder;
@@ -143,11 +143,12 @@ impl Dns {
     /// The whole answer to one question: from the index for the cluster
     /// zone (an ExternalName's CNAME followed upstream), else upstream's.
     /// None means no upstream answered (SERVFAIL).
-    pub async fn resolve(&self, name: &Name, qtype: RecordType, rd: bool, tcp: bool) -> Option<Reply> {
+    pub async fn resolve(&self, query: &Query, rd: bool, tcp: bool) -> Option<Reply> {
+        let (name, qtype) = (query.name(), query.query_type());
         let index = self.index();
         let Some(mut answer) = index.lookup(name, qtype) else {
-            let query = hickory_proto::op::Query::query(name.clone(), qtype);
-            let m = self.forwarder.forward(&query, rd, tcp).await?;
+            // As asked (class included): the upstream's answer is relayed.
+            let m = self.forwarder.forward(query, rd, tcp).await?;
             return Some(Reply {
                 authoritative: false,
                 truncated: m.metadata.truncation,
@@ -160,7 +161,7 @@ impl Dns {
             });
         };
         if let Some(target) = external_target(&answer, qtype, &index) {
-            let query = hickory_proto::op::Query::query(target, qtype);
+            let query = Query::query(target, qtype);
             // The alias stands even when its target cannot be resolved:
             // the pod's resolver may try elsewhere.
             if let Some(m) = self.forwarder.forward(&query, true, tcp).await {
@@ -272,29 +273,35 @@ impl RequestHandler for Handler {
         let mut meta = Metadata::response_from_request(&request.metadata);
         let result = if request.metadata.op_code != OpCode::Query {
             meta.response_code = ResponseCode::NotImp;
-            response_handle.send_response(builder.build_no_records(meta)).await
+            response_handle
+                .send_response(builder.build_no_records(meta))
+                .await
         } else if edns.is_some() && request.edns.as_ref().is_some_and(|e| e.version() > 0) {
             meta.response_code = ResponseCode::BADVERS;
-            response_handle.send_response(builder.build_no_records(meta)).await
+            response_handle
+                .send_response(builder.build_no_records(meta))
+                .await
         } else {
             match request.request_info() {
                 Err(_) => {
                     meta.response_code = ResponseCode::FormErr;
-                    response_handle.send_response(builder.build_no_records(meta)).await
+                    response_handle
+                        .send_response(builder.build_no_records(meta))
+                        .await
                 }
                 Ok(info) => {
-                    let name = Name::from(info.query.name().clone());
-                    let qtype = info.query.query_type();
                     let tcp = request.protocol() != Protocol::Udp;
                     let reply = self
                         .0
-                        .resolve(&name, qtype, request.metadata.recursion_desired, tcp)
+                        .resolve(info.query.original(), request.metadata.recursion_desired, tcp)
                         .await;
                     meta.recursion_available = true;
                     match reply {
                         None => {
                             meta.response_code = ResponseCode::ServFail;
-                            response_handle.send_response(builder.build_no_records(meta)).await
+                            response_handle
+                                .send_response(builder.build_no_records(meta))
+                                .await
                         }
                         Some(r) => {
                             meta.response_code = r.answer.code;
@@ -307,7 +314,9 @@ impl RequestHandler for Handler {
                                 a.answers.iter(),
                                 a.authorities.iter(),
                                 none,
-                                a.additionals.iter().filter(|r| r.record_type() != RecordType::OPT),
+                                a.additionals
+                                    .iter()
+                                    .filter(|r| r.record_type() != RecordType::OPT),
                             );
                             response_handle.send_response(resp).await
                         }

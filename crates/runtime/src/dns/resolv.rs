@@ -126,7 +126,12 @@ pub struct ClusterDns {
 
 /// The `resolv.conf` of a pod in `namespace` with `spec`, given the node's
 /// cluster DNS and the host's own `resolv.conf`.
-pub fn pod_resolv_conf(spec: &PodSpec, namespace: &str, cluster: &ClusterDns, host: &ResolvConf) -> ResolvConf {
+pub fn pod_resolv_conf(
+    spec: &PodSpec,
+    namespace: &str,
+    cluster: &ClusterDns,
+    host: &ResolvConf,
+) -> ResolvConf {
     let policy = spec.dns_policy.as_deref().unwrap_or("ClusterFirst");
     let host_network = spec.host_network == Some(true);
     let cluster_first = match policy {
@@ -233,7 +238,8 @@ mod tests {
     fn host_network_pods_need_cluster_first_with_host_net() {
         let hn = spec(serde_json::json!({"hostNetwork": true}));
         assert_eq!(pod_resolv_conf(&hn, "shop", &cluster(), &host()), host());
-        let opt_in = spec(serde_json::json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}));
+        let opt_in =
+            spec(serde_json::json!({"hostNetwork": true, "dnsPolicy": "ClusterFirstWithHostNet"}));
         assert_eq!(
             pod_resolv_conf(&opt_in, "shop", &cluster(), &host()).nameservers,
             ["10.244.0.1"]
@@ -292,10 +298,19 @@ mod tests {
             domain: "edge.example.".into(),
             ..cluster()
         };
-        let rc = pod_resolv_conf(&spec(serde_json::json!({})), "default", &c, &ResolvConf::default());
+        let rc = pod_resolv_conf(
+            &spec(serde_json::json!({})),
+            "default",
+            &c,
+            &ResolvConf::default(),
+        );
         assert_eq!(
             rc.searches,
-            ["default.svc.edge.example", "svc.edge.example", "edge.example"]
+            [
+                "default.svc.edge.example",
+                "svc.edge.example",
+                "edge.example"
+            ]
         );
     }
 }

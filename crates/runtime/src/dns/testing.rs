@@ -68,10 +68,12 @@ impl RequestHandler for Fixed {
         response_handle
             .send_response(resp)
             .await
-            .unwrap_or_else(|_| ResponseInfo::from(hickory_proto::op::Header {
-                metadata: meta,
-                counts: Default::default(),
-            }))
+            .unwrap_or_else(|_| {
+                ResponseInfo::from(hickory_proto::op::Header {
+                    metadata: meta,
+                    counts: Default::default(),
+                })
+            })
     }
 }
 
@@ -139,12 +141,19 @@ pub(crate) fn addresses(m: &Message) -> Vec<String> {
     out
 }
 
-/// `dig @server -p PORT name TYPE +short` (Debian's dnsutils); None when
-/// dig is not installed. `+tcp` when `tcp`.
+/// `dig @server -p PORT name TYPE EXTRA…` (Debian's dnsutils): its
+/// stdout, or None when dig cannot be run.
 pub(crate) fn dig(server: SocketAddr, name: &str, qtype: &str, extra: &[&str]) -> Option<String> {
     let out = std::process::Command::new("dig")
         .arg(format!("@{}", server.ip()))
-        .args(["-p", &server.port().to_string(), name, qtype, "+time=3", "+tries=1"])
+        .args([
+            "-p",
+            &server.port().to_string(),
+            name,
+            qtype,
+            "+time=3",
+            "+tries=1",
+        ])
         .args(extra)
         .output()
         .ok()?;

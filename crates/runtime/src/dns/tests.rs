@@ -58,14 +58,29 @@ async fn the_zone_is_answered_over_udp_and_tcp_with_authority() {
         assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
         assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
         let m = ask(addr, "web.shop.svc.cluster.local.", RecordType::AAAA, tcp).await;
-        assert_eq!((m.metadata.response_code, m.answers.len()), (ResponseCode::NoError, 0));
+        assert_eq!(
+            (m.metadata.response_code, m.answers.len()),
+            (ResponseCode::NoError, 0)
+        );
         assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
     }
     // Nothing in the zone went upstream.
     assert_eq!(up.asked.load(Ordering::SeqCst), 0);
-    let m = ask(addr, "_http._tcp.web.shop.svc.cluster.local.", RecordType::SRV, false).await;
+    let m = ask(
+        addr,
+        "_http._tcp.web.shop.svc.cluster.local.",
+        RecordType::SRV,
+        false,
+    )
+    .await;
     assert!(matches!(&m.answers[0].data, RData::SRV(s) if s.port == 80));
-    assert_eq!(m.additionals.iter().filter(|r| r.record_type() == RecordType::A).count(), 1);
+    assert_eq!(
+        m.additionals
+            .iter()
+            .filter(|r| r.record_type() == RecordType::A)
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -80,7 +95,11 @@ async fn names_outside_the_zone_are_forwarded_and_external_names_followed() {
         assert_eq!(addresses(&m), ["192.0.2.7"], "tcp={tcp}");
         // The upstream's NXDOMAIN is relayed as such.
         let m = ask(addr, "missing.example.", RecordType::A, tcp).await;
-        assert_eq!(m.metadata.response_code, ResponseCode::NXDomain, "tcp={tcp}");
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NXDomain,
+            "tcp={tcp}"
+        );
     }
     assert_eq!(up.asked.load(Ordering::SeqCst), 4);
     // An ExternalName: the alias, then its target's address from upstream.
@@ -93,7 +112,9 @@ async fn names_outside_the_zone_are_forwarded_and_external_names_followed() {
 #[tokio::test]
 async fn without_a_reachable_upstream_the_answer_is_servfail() {
     // One upstream that never answers, one where nothing listens.
-    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let closed = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         s.local_addr().expect("addr")
@@ -120,22 +141,38 @@ async fn dig_reads_the_answers() {
     let run = move |name: &'static str, t: &'static str, extra: &'static [&'static str]| {
         tokio::task::spawn_blocking(move || dig(addr, name, t, extra).expect("dig runs"))
     };
-    let short = run("web.shop.svc.cluster.local", "A", &["+short"]).await.expect("join");
+    let short = run("web.shop.svc.cluster.local", "A", &["+short"])
+        .await
+        .expect("join");
     assert_eq!(short.trim(), "10.96.0.10");
-    let tcp = run("web.shop.svc.cluster.local", "A", &["+short", "+tcp"]).await.expect("join");
+    let tcp = run("web.shop.svc.cluster.local", "A", &["+short", "+tcp"])
+        .await
+        .expect("join");
     assert_eq!(tcp.trim(), "10.96.0.10");
-    let fwd = run("outside.example", "A", &["+short"]).await.expect("join");
+    let fwd = run("outside.example", "A", &["+short"])
+        .await
+        .expect("join");
     assert_eq!(fwd.trim(), "192.0.2.7");
-    let nx = run("nope.shop.svc.cluster.local", "A", &[]).await.expect("join");
+    let nx = run("nope.shop.svc.cluster.local", "A", &[])
+        .await
+        .expect("join");
     assert!(nx.contains("status: NXDOMAIN"), "{nx}");
     assert!(nx.contains("flags: qr aa rd ra"), "{nx}");
-    let ext = run("ext.shop.svc.cluster.local", "A", &["+short"]).await.expect("join");
-    assert_eq!(ext.trim().lines().collect::<Vec<_>>(), ["db.example.com.", "192.0.2.8"]);
+    let ext = run("ext.shop.svc.cluster.local", "A", &["+short"])
+        .await
+        .expect("join");
+    assert_eq!(
+        ext.trim().lines().collect::<Vec<_>>(),
+        ["db.example.com.", "192.0.2.8"]
+    );
 }
 
 #[test]
 fn cluster_domains_are_checked() {
-    assert_eq!(zone_name("Cluster.Local.").expect("ok").to_ascii(), "cluster.local.");
+    assert_eq!(
+        zone_name("Cluster.Local.").expect("ok").to_ascii(),
+        "cluster.local."
+    );
     assert!(zone_name("").is_err());
     assert!(zone_name("bad..domain").is_err());
 }

@@ -19,17 +19,25 @@ fn slice(v: serde_json::Value) -> Arc<EndpointSlice> {
 
 fn world() -> (Vec<Arc<Service>>, Vec<Arc<EndpointSlice>>) {
     let services = vec![
-        service(json!({"metadata": {"name": "web", "namespace": "shop"}, "spec": {
-            "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
-            "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}, {"port": 9000}],
-        }})),
-        service(json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {
-            "clusterIP": "None", "ports": [{"name": "pg", "port": 5432}],
-        }})),
-        service(json!({"metadata": {"name": "ext", "namespace": "shop"}, "spec": {
-            "type": "ExternalName", "externalName": "db.example.com",
-        }})),
-        service(json!({"metadata": {"name": "pending", "namespace": "shop"}, "spec": {"clusterIP": ""}})),
+        service(
+            json!({"metadata": {"name": "web", "namespace": "shop"}, "spec": {
+                "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+                "ports": [{"name": "http", "port": 80}, {"name": "dns", "port": 53, "protocol": "UDP"}, {"port": 9000}],
+            }}),
+        ),
+        service(
+            json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {
+                "clusterIP": "None", "ports": [{"name": "pg", "port": 5432}],
+            }}),
+        ),
+        service(
+            json!({"metadata": {"name": "ext", "namespace": "shop"}, "spec": {
+                "type": "ExternalName", "externalName": "db.example.com",
+            }}),
+        ),
+        service(
+            json!({"metadata": {"name": "pending", "namespace": "shop"}, "spec": {"clusterIP": ""}}),
+        ),
     ];
     let slices = vec![
         slice(json!({
@@ -55,7 +63,13 @@ fn world() -> (Vec<Arc<Service>>, Vec<Arc<EndpointSlice>>) {
 
 fn index() -> Index {
     let (s, e) = world();
-    Index::build(&World { services: &s, slices: &e }, &name("Cluster.Local"))
+    Index::build(
+        &World {
+            services: &s,
+            slices: &e,
+        },
+        &name("Cluster.Local"),
+    )
 }
 
 fn name(s: &str) -> Name {
@@ -107,9 +121,16 @@ fn a_cluster_ip_service_has_its_address() {
     let a = ask(&ix, "WEB.Shop.svc.cluster.LOCAL", RecordType::A);
     assert_eq!(addrs(&a), ["10.96.0.10"]);
     assert_eq!(a.answers[0].name.to_ascii(), "WEB.Shop.svc.cluster.LOCAL.");
-    let m = on_the_wire("web.shop.svc.cluster.local", RecordType::A, &ask(&ix, "web.shop.svc.cluster.local", RecordType::A));
+    let m = on_the_wire(
+        "web.shop.svc.cluster.local",
+        RecordType::A,
+        &ask(&ix, "web.shop.svc.cluster.local", RecordType::A),
+    );
     assert_eq!(m.answers.len(), 1);
-    assert_eq!(m.answers[0].data, RData::A(A("10.96.0.10".parse().expect("ip"))));
+    assert_eq!(
+        m.answers[0].data,
+        RData::A(A("10.96.0.10".parse().expect("ip")))
+    );
 }
 
 #[test]
@@ -124,10 +145,18 @@ fn a_headless_service_has_every_ready_endpoint() {
 #[test]
 fn publish_not_ready_addresses_publishes_them_all() {
     let (mut s, e) = world();
-    s[1] = service(json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {
-        "clusterIP": "None", "publishNotReadyAddresses": true,
-    }}));
-    let ix = Index::build(&World { services: &s, slices: &e }, &name("cluster.local"));
+    s[1] = service(
+        json!({"metadata": {"name": "db", "namespace": "shop"}, "spec": {
+            "clusterIP": "None", "publishNotReadyAddresses": true,
+        }}),
+    );
+    let ix = Index::build(
+        &World {
+            services: &s,
+            slices: &e,
+        },
+        &name("cluster.local"),
+    );
     assert_eq!(
         addrs(&ask(&ix, "db.shop.svc.cluster.local", RecordType::A)),
         ["10.244.0.5", "10.244.0.9", "10.244.1.7", "10.244.2.3"]
@@ -137,10 +166,23 @@ fn publish_not_ready_addresses_publishes_them_all() {
 #[test]
 fn pods_of_a_headless_service_are_found_by_hostname() {
     let ix = index();
-    assert_eq!(addrs(&ask(&ix, "db-0.db.shop.svc.cluster.local", RecordType::A)), ["10.244.0.5"]);
-    assert_eq!(addrs(&ask(&ix, "db-1.db.shop.svc.cluster.local", RecordType::A)), ["10.244.1.7"]);
+    assert_eq!(
+        addrs(&ask(&ix, "db-0.db.shop.svc.cluster.local", RecordType::A)),
+        ["10.244.0.5"]
+    );
+    assert_eq!(
+        addrs(&ask(&ix, "db-1.db.shop.svc.cluster.local", RecordType::A)),
+        ["10.244.1.7"]
+    );
     // Without a hostname, the endpoint is named by its address.
-    assert_eq!(addrs(&ask(&ix, "10-244-2-3.db.shop.svc.cluster.local", RecordType::A)), ["10.244.2.3"]);
+    assert_eq!(
+        addrs(&ask(
+            &ix,
+            "10-244-2-3.db.shop.svc.cluster.local",
+            RecordType::A
+        )),
+        ["10.244.2.3"]
+    );
     // A not-ready endpoint has no name.
     assert_eq!(
         ask(&ix, "10-244-0-9.db.shop.svc.cluster.local", RecordType::A).code,
@@ -159,11 +201,26 @@ fn pods_of_a_headless_service_are_found_by_hostname() {
 #[test]
 fn named_ports_have_srv_records_with_their_targets_addresses() {
     let ix = index();
-    let a = ask(&ix, "_http._tcp.web.shop.svc.cluster.local", RecordType::SRV);
+    let a = ask(
+        &ix,
+        "_http._tcp.web.shop.svc.cluster.local",
+        RecordType::SRV,
+    );
     assert_eq!(a.code, ResponseCode::NoError);
-    let RData::SRV(srv) = &a.answers[0].data else { panic!("{a:?}") };
-    assert_eq!((srv.port, srv.target.to_ascii().as_str()), (80, "web.shop.svc.cluster.local."));
-    assert_eq!(addrs(&Answer { answers: a.additionals.clone(), ..a.clone() }), ["10.96.0.10"]);
+    let RData::SRV(srv) = &a.answers[0].data else {
+        panic!("{a:?}")
+    };
+    assert_eq!(
+        (srv.port, srv.target.to_ascii().as_str()),
+        (80, "web.shop.svc.cluster.local.")
+    );
+    assert_eq!(
+        addrs(&Answer {
+            answers: a.additionals.clone(),
+            ..a.clone()
+        }),
+        ["10.96.0.10"]
+    );
     let a = ask(&ix, "_dns._udp.web.shop.svc.cluster.local", RecordType::SRV);
     assert_eq!(a.answers.len(), 1);
     // A headless Service: one per endpoint, the endpoint's port.
@@ -188,15 +245,31 @@ fn named_ports_have_srv_records_with_their_targets_addresses() {
     assert_eq!(a.additionals.len(), 3);
     // The wrong protocol is not a port of the Service; `_tcp` under it
     // exists only as a parent name.
-    assert_eq!(ask(&ix, "_http._udp.web.shop.svc.cluster.local", RecordType::SRV).code, ResponseCode::NXDomain);
+    assert_eq!(
+        ask(
+            &ix,
+            "_http._udp.web.shop.svc.cluster.local",
+            RecordType::SRV
+        )
+        .code,
+        ResponseCode::NXDomain
+    );
     let parent = ask(&ix, "_tcp.web.shop.svc.cluster.local", RecordType::SRV);
-    assert_eq!((parent.code, parent.answers.len()), (ResponseCode::NoError, 0));
+    assert_eq!(
+        (parent.code, parent.answers.len()),
+        (ResponseCode::NoError, 0)
+    );
 }
 
 #[test]
 fn an_external_name_is_a_cname_for_every_type() {
     let ix = index();
-    for t in [RecordType::A, RecordType::AAAA, RecordType::CNAME, RecordType::TXT] {
+    for t in [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::CNAME,
+        RecordType::TXT,
+    ] {
         let a = ask(&ix, "ext.shop.svc.cluster.local", t);
         assert_eq!(a.code, ResponseCode::NoError, "{t}");
         assert_eq!(
@@ -220,7 +293,9 @@ fn names_that_do_not_exist_are_nxdomain_with_the_soa() {
         assert_eq!(a.code, ResponseCode::NXDomain, "{q}");
         assert!(a.answers.is_empty(), "{q}");
         assert_eq!(a.authorities.len(), 1, "{q}");
-        let RData::SOA(soa) = &a.authorities[0].data else { panic!("{q}: {a:?}") };
+        let RData::SOA(soa) = &a.authorities[0].data else {
+            panic!("{q}: {a:?}")
+        };
         assert_eq!(a.authorities[0].name, name("cluster.local"));
         assert_eq!(soa.minimum, TTL);
         let m = on_the_wire(q, RecordType::A, &a);
@@ -256,9 +331,22 @@ fn other_types_of_existing_names_are_nodata() {
 fn the_schema_version_and_pod_names_are_served() {
     let ix = index();
     let a = ask(&ix, "dns-version.cluster.local", RecordType::TXT);
-    assert_eq!(a.answers[0].data, RData::TXT(TXT::new(vec!["1.1.0".into()])));
-    assert_eq!(addrs(&ask(&ix, "10-244-0-77.shop.pod.cluster.local", RecordType::A)), ["10.244.0.77"]);
-    assert_eq!(ask(&ix, "not-an-ip.shop.pod.cluster.local", RecordType::A).code, ResponseCode::NXDomain);
+    assert_eq!(
+        a.answers[0].data,
+        RData::TXT(TXT::new(vec!["1.1.0".into()]))
+    );
+    assert_eq!(
+        addrs(&ask(
+            &ix,
+            "10-244-0-77.shop.pod.cluster.local",
+            RecordType::A
+        )),
+        ["10.244.0.77"]
+    );
+    assert_eq!(
+        ask(&ix, "not-an-ip.shop.pod.cluster.local", RecordType::A).code,
+        ResponseCode::NXDomain
+    );
 }
 
 #[test]
@@ -268,19 +356,44 @@ fn names_outside_the_zone_are_not_answered() {
     assert!(ix.lookup(&name("local"), RecordType::A).is_none());
     // Reverse names the cluster does not hold go upstream too, and so do
     // other types of those it does.
-    assert!(ix.lookup(&name("1.0.0.127.in-addr.arpa"), RecordType::PTR).is_none());
-    assert!(ix.lookup(&name("10.0.96.10.in-addr.arpa"), RecordType::A).is_none());
-    let ptr = ix.lookup(&name("10.0.96.10.in-addr.arpa"), RecordType::PTR).expect("ours");
-    assert_eq!(ptr.answers[0].data, RData::PTR(PTR(name("web.shop.svc.cluster.local"))));
+    assert!(ix
+        .lookup(&name("1.0.0.127.in-addr.arpa"), RecordType::PTR)
+        .is_none());
+    assert!(ix
+        .lookup(&name("10.0.96.10.in-addr.arpa"), RecordType::A)
+        .is_none());
+    let ptr = ix
+        .lookup(&name("10.0.96.10.in-addr.arpa"), RecordType::PTR)
+        .expect("ours");
+    assert_eq!(
+        ptr.answers[0].data,
+        RData::PTR(PTR(name("web.shop.svc.cluster.local")))
+    );
 }
 
 #[test]
 fn a_custom_domain_and_ipv6_addresses() {
-    let services = vec![service(json!({"metadata": {"name": "v6", "namespace": "default"}, "spec": {
-        "clusterIP": "fd00::10", "clusterIPs": ["fd00::10", "10.96.0.11"],
-    }}))];
-    let ix = Index::build(&World { services: &services, slices: &[] }, &name("edge.example"));
-    assert_eq!(addrs(&ask(&ix, "v6.default.svc.edge.example", RecordType::AAAA)), ["fd00::10"]);
-    assert_eq!(addrs(&ask(&ix, "v6.default.svc.edge.example", RecordType::A)), ["10.96.0.11"]);
-    assert!(ix.lookup(&name("v6.default.svc.cluster.local"), RecordType::A).is_none());
+    let services = vec![service(
+        json!({"metadata": {"name": "v6", "namespace": "default"}, "spec": {
+            "clusterIP": "fd00::10", "clusterIPs": ["fd00::10", "10.96.0.11"],
+        }}),
+    )];
+    let ix = Index::build(
+        &World {
+            services: &services,
+            slices: &[],
+        },
+        &name("edge.example"),
+    );
+    assert_eq!(
+        addrs(&ask(&ix, "v6.default.svc.edge.example", RecordType::AAAA)),
+        ["fd00::10"]
+    );
+    assert_eq!(
+        addrs(&ask(&ix, "v6.default.svc.edge.example", RecordType::A)),
+        ["10.96.0.11"]
+    );
+    assert!(ix
+        .lookup(&name("v6.default.svc.cluster.local"), RecordType::A)
+        .is_none());
 }
