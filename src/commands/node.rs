@@ -2,7 +2,7 @@
 //! `skiff up` shares for its local node.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -62,6 +62,26 @@ pub struct NodeOpts {
     /// Run no gateway on this node.
     #[arg(long = "no-gateway")]
     pub no_gateway: bool,
+    /// The cluster domain the node's DNS server answers for (Services are
+    /// `NAME.NAMESPACE.svc.DOMAIN`); it listens on port 53 of the pod
+    /// bridge's gateway, the nameserver pods are given.
+    #[arg(long = "cluster-domain", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// Serve cluster DNS on this address too (`IP:PORT`, UDP and TCP; port
+    /// 0 picks a free one), published as the Node annotation `skiff.dev/dns`.
+    #[arg(long = "dns-listen")]
+    pub dns_listen: Option<SocketAddr>,
+    /// Where names outside the cluster domain are forwarded (`IP` or
+    /// `IP:PORT`, repeatable); the host's /etc/resolv.conf nameservers when
+    /// unset.
+    #[arg(long = "dns-upstream", value_parser = parse_upstream)]
+    pub dns_upstreams: Vec<SocketAddr>,
+}
+
+fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>()
+        .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("{s:?}: an upstream is IP or IP:PORT"))
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -125,6 +145,9 @@ impl NodeOpts {
             i32::try_from(self.node_lease_duration_seconds).unwrap_or(i32::MAX);
         cfg.gateway_port = (!self.no_gateway).then_some(self.gateway_port);
         cfg.pod_bridge = self.pod_bridge.clone();
+        cfg.cluster_domain = self.cluster_domain.clone();
+        cfg.dns_listen = self.dns_listen;
+        cfg.dns_upstreams = self.dns_upstreams.clone();
         // The control plane assigns podCIDRs as nodes register.
         cfg.pod_cidr_wait = std::time::Duration::from_secs(10);
         let mut wcfg = WasmConfig::new(data_dir.join("wasm"));
@@ -250,5 +273,13 @@ mod tests {
         assert_eq!(parse_bytes("256Mi"), Ok(256 << 20));
         assert_eq!(parse_bytes("1Gi"), Ok(1 << 30));
         assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn dns_upstreams_default_to_port_53() {
+        assert_eq!(parse_upstream("192.0.2.1"), Ok("192.0.2.1:53".parse().expect("addr")));
+        assert_eq!(parse_upstream("192.0.2.1:5353"), Ok("192.0.2.1:5353".parse().expect("addr")));
+        assert_eq!(parse_upstream("::1"), Ok("[::1]:53".parse().expect("addr")));
+        assert!(parse_upstream("dns.example").is_err());
     }
 }

@@ -24,6 +24,8 @@
 //!   spread and pod anti-affinity, rollouts and undo, self-healing, a Job,
 //!   a DaemonSet following a node that joins, a StatefulSet in order, and
 //!   pods moving off a node whose agent died.
+//! - `dns`: the node's cluster DNS asked with `dig`: Services, headless
+//!   endpoints and hostnames, SRV, ExternalName, NXDOMAIN/NODATA, SERVFAIL.
 //! - `examples`: `examples/hello`, `sensor` and `stateful` from their own
 //!   manifests.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
@@ -32,6 +34,7 @@
 
 mod audit;
 mod bad_input;
+mod dns;
 mod examples;
 mod fleet;
 mod gateway;

@@ -10,6 +10,8 @@
 //!   components run in-process with memory and CPU limits.
 //! - [`images`]: OCI images and Wasm artifacts: pulls, a content-addressed
 //!   store, platform selection, import for air-gapped nodes.
+//! - [`dns`]: cluster DNS (`cluster.local`) from Services and EndpointSlices,
+//!   answered by every node for its pods; the rest forwarded upstream.
 //! - [`gateway`]: the node's built-in Ingress controller (class `skiff`):
 //!   routes to Services' endpoints, calling local Wasm functions in-process.
 //! - [`logs`]: per-container log files in the CRI format, written by the
@@ -17,6 +19,7 @@
 
 pub mod agent;
 pub mod cri;
+pub mod dns;
 pub mod gateway;
 pub mod images;
 pub mod logs;

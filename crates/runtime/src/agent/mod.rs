@@ -33,7 +33,7 @@ pub mod status;
 mod tests_api;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -115,10 +115,28 @@ pub struct AgentConfig {
     pub pod_bridge: String,
     /// Extra Node annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The cluster domain the node's DNS server answers for.
+    pub cluster_domain: String,
+    /// An address the DNS server listens on (UDP and TCP; port 0 picks
+    /// one) besides port 53 of the pod bridge's gateway, which it takes
+    /// whenever the pod network is up. Published as [`DNS_ANNOTATION`].
+    pub dns_listen: Option<SocketAddr>,
+    /// Where names outside the cluster are forwarded; when empty, the
+    /// nameservers of [`AgentConfig::resolv_conf`].
+    pub dns_upstreams: Vec<SocketAddr>,
+    /// The host's resolver configuration: the default upstreams, and what
+    /// pods with `dnsPolicy: Default` get.
+    pub resolv_conf: PathBuf,
 }
 
 /// The Node annotation naming the node's gateway, `IP:PORT`.
 pub const GATEWAY_ANNOTATION: &str = "skiff.dev/gateway";
+/// The Node annotation naming the node's DNS server, `IP:PORT`: the
+/// [`AgentConfig::dns_listen`] address when set, else the pod bridge's
+/// gateway on port 53.
+pub const DNS_ANNOTATION: &str = "skiff.dev/dns";
+/// How long one upstream DNS server gets to answer a forwarded question.
+const DNS_UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl AgentConfig {
     /// Defaults as the kubelet has them: the host's architecture, port
@@ -140,6 +158,10 @@ impl AgentConfig {
             gateway_port: None,
             pod_bridge: network::BRIDGE.into(),
             annotations: BTreeMap::new(),
+            cluster_domain: crate::dns::CLUSTER_DOMAIN.into(),
+            dns_listen: None,
+            dns_upstreams: Vec::new(),
+            resolv_conf: "/etc/resolv.conf".into(),
         }
     }
 }
@@ -174,6 +196,8 @@ pub enum AgentError {
     },
     #[error("node endpoint: {0}")]
     Server(String),
+    #[error("cluster DNS: {0}")]
+    Dns(#[from] crate::dns::DnsError),
     #[error("the agent's {0} task ended unexpectedly")]
     TaskEnded(&'static str),
 }
@@ -206,7 +230,9 @@ impl Ctx {
 }
 
 /// Run the agent until a fatal error: register the Node, then heartbeat,
-/// serve the node endpoint and run the pods bound to this node.
+/// serve the node endpoint and run the pods bound to this node; serve
+/// cluster DNS ([`crate::dns`]) on the pod bridge's gateway and on
+/// [`AgentConfig::dns_listen`].
 ///
 /// The API server may go away at any time after registration: the agent
 /// keeps its pods running and retries with back-off.
@@ -237,6 +263,17 @@ pub async fn run(
         }
         None => Vec::new(),
     };
+    // A bad --cluster-domain stops the agent before it registers.
+    crate::dns::zone_name(&cfg.cluster_domain)?;
+    let mut dns_sockets = Vec::new();
+    if let Some(addr) = cfg.dns_listen {
+        let s = crate::dns::Sockets::bind(addr)
+            .await
+            .map_err(|e| AgentError::Server(format!("binding the DNS server on {addr}: {e}")))?;
+        cfg.annotations
+            .insert(DNS_ANNOTATION.into(), s.local_addr().to_string());
+        dns_sockets.push(s);
+    }
     let node_uid = node::register(&client, &cfg, node_ip, &handlers).await?;
     let recorder = events::Recorder::new(client.clone(), cfg.node_name.clone());
     let network = match network::pod_cidr(&client, &cfg.node_name, cfg.pod_cidr_wait).await {
@@ -255,6 +292,45 @@ pub async fn run(
         }
     };
     let routed = network.range().is_some();
+    if let Some(range) = network.range() {
+        let addr = SocketAddr::new(IpAddr::V4(range.gateway()), crate::dns::forward::DNS_PORT);
+        let bound = match crate::dns::Sockets::bind(addr).await {
+            Ok(s) => {
+                dns_sockets.push(s);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("pods on this node have no cluster DNS: binding {addr}: {e}");
+                false
+            }
+        };
+        if cfg.dns_listen.is_none() {
+            let value = bound.then(|| addr.to_string());
+            if let Err(e) =
+                node::annotate(&client, &cfg.node_name, DNS_ANNOTATION, value.as_deref()).await
+            {
+                tracing::warn!(error = %e, "publishing the DNS server's address on the Node");
+            }
+            if let Some(v) = value {
+                cfg.annotations.insert(DNS_ANNOTATION.into(), v);
+            }
+        }
+    }
+    let dns = if dns_sockets.is_empty() {
+        None
+    } else {
+        let bound: Vec<SocketAddr> = dns_sockets.iter().map(|s| s.local_addr()).collect();
+        let upstreams = dns_upstreams(&cfg, &bound);
+        if upstreams.is_empty() {
+            tracing::warn!(
+                "cluster DNS has no upstream (none given, none in {}): names outside {} will fail",
+                cfg.resolv_conf.display(),
+                cfg.cluster_domain
+            );
+        }
+        let forwarder = crate::dns::Forwarder::new(upstreams, DNS_UPSTREAM_TIMEOUT);
+        Some(crate::dns::Dns::new(&cfg.cluster_domain, forwarder)?)
+    };
     let ctx = Arc::new(Ctx {
         client,
         cfg,
@@ -308,6 +384,17 @@ pub async fn run(
             });
         }
     }
+    if let Some(dns) = dns {
+        let (d, c) = (dns.clone(), ctx.client.clone());
+        tasks.spawn(async move {
+            d.watch(c).await;
+            "dns watch"
+        });
+        tasks.spawn(async move {
+            dns.serve(dns_sockets).await;
+            "dns"
+        });
+    }
     if routed {
         let (c, me) = (ctx.client.clone(), ctx.cfg.node_name.clone());
         tasks.spawn(async move {
@@ -321,6 +408,18 @@ pub async fn run(
         .and_then(Result::ok)
         .unwrap_or("agent");
     Err(AgentError::TaskEnded(ended))
+}
+
+/// Where the DNS server forwards: the configured upstreams, else the
+/// host's nameservers — never the server itself, which would loop.
+fn dns_upstreams(cfg: &AgentConfig, own: &[SocketAddr]) -> Vec<SocketAddr> {
+    let upstreams = if cfg.dns_upstreams.is_empty() {
+        let text = std::fs::read_to_string(&cfg.resolv_conf).unwrap_or_default();
+        crate::dns::resolv::ResolvConf::parse(&text).upstreams()
+    } else {
+        cfg.dns_upstreams.clone()
+    };
+    upstreams.into_iter().filter(|u| !own.contains(u)).collect()
 }
 
 /// The gateway's sockets: the node's address, and loopback too (on the

@@ -252,6 +252,21 @@ async fn try_register(
     Ok(node.metadata.uid.unwrap_or_default())
 }
 
+/// Set one annotation of the Node, or remove it with `None` (for what
+/// the agent learns after registering, such as its DNS address).
+pub async fn annotate(
+    client: &kube::Client,
+    node: &str,
+    key: &str,
+    value: Option<&str>,
+) -> Result<(), kube::Error> {
+    let api: Api<Node> = Api::all(client.clone());
+    let patch = json!({"metadata": {"annotations": {key: value}}});
+    api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+}
+
 /// Refresh the Node's conditions (lastHeartbeatTime) every
 /// `status_refresh`, as the kubelet does alongside its Lease.
 pub(crate) async fn heartbeat(ctx: Arc<Ctx>, handlers: Vec<&'static str>) {

@@ -990,3 +990,118 @@ async fn a_node_marked_unknown_by_the_control_plane_reports_ready_again_within_1
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_node_serves_cluster_dns_from_services_and_endpoint_slices() {
+    use crate::dns::testing::{addresses, ask, dig, have_dig, upstream};
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::{RData, RecordType};
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+    let c = cluster().await;
+    let up = upstream(&[("outside.example.", "192.0.2.7".parse().expect("ip"))]).await;
+    let up_addr = up.addr;
+    let _agent = c.start_agent("n1", |cfg| {
+        cfg.dns_listen = Some("127.0.0.1:0".parse().expect("addr"));
+        cfg.dns_upstreams = vec![up_addr];
+    });
+    // The node says where its DNS server is.
+    let nodes: Api<Node> = Api::all(c.client.clone());
+    let addr: std::net::SocketAddr = eventually(20, "the skiff.dev/dns annotation", || {
+        let nodes = nodes.clone();
+        async move {
+            let n = nodes.get_opt("n1").await.ok()??;
+            n.metadata.annotations?.get(DNS_ANNOTATION)?.parse().ok()
+        }
+    })
+    .await;
+
+    let services: Api<Service> = Api::namespaced(c.client.clone(), "default");
+    let create = |v: Value| {
+        let services = services.clone();
+        async move {
+            let s: Service = serde_json::from_value(v).expect("service");
+            services.create(&PostParams::default(), &s).await.expect("create service")
+        }
+    };
+    let web = create(json!({"metadata": {"name": "web"}, "spec": {"ports": [{"name": "http", "port": 80}]}})).await;
+    let cluster_ip = web.spec.and_then(|s| s.cluster_ip).expect("a ClusterIP");
+    create(json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}})).await;
+    create(json!({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "outside.example"}})).await;
+    let slice: EndpointSlice = serde_json::from_value(json!({
+        "metadata": {"name": "db-1", "labels": {"kubernetes.io/service-name": "db"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}],
+        "endpoints": [
+            {"addresses": ["10.244.0.5"], "hostname": "db-0", "conditions": {"ready": true}},
+            {"addresses": ["10.244.0.6"], "hostname": "db-1", "conditions": {"ready": true}},
+            {"addresses": ["10.244.0.7"], "hostname": "db-2", "conditions": {"ready": false}},
+        ],
+    }))
+    .expect("slice");
+    Api::<EndpointSlice>::namespaced(c.client.clone(), "default")
+        .create(&PostParams::default(), &slice)
+        .await
+        .expect("create slice");
+
+    // The ClusterIP, once the watch has brought the Service in.
+    let got = eventually(20, "web's A record", || async move {
+        let m = ask(addr, "web.default.svc.cluster.local.", RecordType::A, false).await;
+        (m.metadata.response_code == ResponseCode::NoError).then(|| addresses(&m))
+    })
+    .await;
+    assert_eq!(got.as_slice(), std::slice::from_ref(&cluster_ip));
+    // The headless Service: its ready endpoints, and each pod by hostname.
+    let db = eventually(20, "db's endpoints", || async move {
+        let m = ask(addr, "db.default.svc.cluster.local.", RecordType::A, true).await;
+        Some(addresses(&m)).filter(|a| !a.is_empty())
+    })
+    .await;
+    assert_eq!(db, ["10.244.0.5", "10.244.0.6"]);
+    let m = ask(addr, "db-1.db.default.svc.cluster.local.", RecordType::A, false).await;
+    assert_eq!(addresses(&m), ["10.244.0.6"]);
+    let m = ask(addr, "db-2.db.default.svc.cluster.local.", RecordType::A, false).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    let m = ask(addr, "_pg._tcp.db.default.svc.cluster.local.", RecordType::SRV, false).await;
+    assert_eq!(m.answers.len(), 2);
+    // The ExternalName: an alias, followed upstream.
+    let m = ask(addr, "ext.default.svc.cluster.local.", RecordType::A, false).await;
+    assert!(matches!(&m.answers[0].data, RData::CNAME(t) if t.0.to_ascii() == "outside.example."));
+    assert_eq!(addresses(&m), ["192.0.2.7"]);
+    // Out of the zone: forwarded, the answer relayed.
+    let m = ask(addr, "outside.example.", RecordType::A, false).await;
+    assert_eq!(addresses(&m), ["192.0.2.7"]);
+    assert!(up.asked.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+
+    if have_dig() {
+        let out = tokio::task::spawn_blocking(move || {
+            let short = |name: &str, t: &str| dig(addr, name, t, &["+short"]).expect("dig runs");
+            (
+                short("web.default.svc.cluster.local", "A"),
+                short("db.default.svc.cluster.local", "A"),
+                short("outside.example", "A"),
+                dig(addr, "nope.default.svc.cluster.local", "A", &[]).expect("dig runs"),
+            )
+        })
+        .await
+        .expect("join");
+        assert_eq!(out.0.trim(), cluster_ip);
+        let mut db: Vec<&str> = out.1.lines().collect();
+        db.sort();
+        assert_eq!(db, ["10.244.0.5", "10.244.0.6"]);
+        assert_eq!(out.2.trim(), "192.0.2.7");
+        assert!(out.3.contains("status: NXDOMAIN"), "{}", out.3);
+    }
+
+    // Deleting a Service takes its name away.
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .expect("delete");
+    eventually(20, "web to be gone", || async move {
+        let m = ask(addr, "web.default.svc.cluster.local.", RecordType::A, false).await;
+        (m.metadata.response_code == ResponseCode::NXDomain).then_some(())
+    })
+    .await;
+}
