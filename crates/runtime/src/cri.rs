@@ -36,6 +36,8 @@ pub struct ContainerConfig {
     pub ports: Vec<u16>,
     /// The pod's IP: where the container's ports are served.
     pub pod_ip: std::net::IpAddr,
+    /// The pod's labels (the gateway finds a waking function's pod by them).
+    pub pod_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A host directory the container sees at `container_path`.

@@ -533,6 +533,7 @@ impl ContainerLoop {
                 .filter_map(|p| u16::try_from(p.container_port).ok())
                 .collect(),
             pod_ip: self.shared.pod_ip(&self.ctx),
+            pod_labels: m.labels.clone().unwrap_or_default(),
         })
     }
 }

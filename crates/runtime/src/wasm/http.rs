@@ -53,6 +53,8 @@ pub type Reply = http::Response<Full<Bytes>>;
 #[derive(Default)]
 pub struct Functions {
     by_addr: RwLock<HashMap<SocketAddr, Arc<Function>>>,
+    /// Signalled whenever a function starts serving.
+    pub added: tokio::sync::Notify,
 }
 
 impl Functions {
@@ -99,6 +101,8 @@ impl Functions {
     fn insert(&self, addr: SocketAddr, f: Arc<Function>) {
         let mut map = self.by_addr.write().unwrap_or_else(|p| p.into_inner());
         map.insert(addr, f);
+        drop(map);
+        self.added.notify_waiters();
     }
 
     fn remove(&self, addr: &SocketAddr, f: &Arc<Function>) {
@@ -142,6 +146,16 @@ impl Function {
     /// The pod this function belongs to: namespace and name.
     pub fn pod(&self) -> (&str, &str) {
         (&self.cfg.namespace, &self.cfg.pod_name)
+    }
+
+    /// The pod's labels.
+    pub fn labels(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.cfg.pod_labels
+    }
+
+    /// The ports it serves.
+    pub fn ports(&self) -> &[u16] {
+        &self.cfg.ports
     }
 
     /// When the last request came (Unix milliseconds), if one has.

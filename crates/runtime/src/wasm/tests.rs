@@ -96,6 +96,7 @@ impl Node {
             log_path: self.dir.path().join(format!("{name}.log")),
             ports: vec![],
             pod_ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            pod_labels: Default::default(),
         }
     }
 
