@@ -95,9 +95,13 @@ pub struct Container {
 }
 
 /// Starts `spec` and returns once its workload has been exec'd (or with the
-/// reason it could not be). stdin of the workload is `io.stdin`, normally
-/// `/dev/null`; stdout and stderr go where `io` says (files or pipes the
-/// caller reads, e.g. for CRI logs).
+/// reason it could not be). stdout and stderr go where `io` says (files or
+/// pipes the caller reads, e.g. for CRI logs). The workload's stdin is
+/// always `/dev/null`: the stdin slot carries the report pipe, so
+/// `io.stdin` is not used (attach/`stdin: true` is not supported yet).
+///
+/// Descriptors the caller left without close-on-exec are inherited by the
+/// workload (Rust's std opens everything close-on-exec).
 ///
 /// Blocking; async callers run it with `spawn_blocking`.
 pub fn start(spec: &Spec, io: Stdio3) -> Result<Container> {
@@ -155,7 +159,6 @@ fn launch(spec: &Spec, io: Stdio3) -> Result<(Child, u32)> {
     // read below would never see the end of the pipe.
     drop(cmd);
     let mut shim = spawned.ctx(|| format!("spawn the shim ({})", exe.display()))?;
-    let _ = io.stdin;
     let mut text = String::new();
     reader.read_to_string(&mut text).ctx(|| "read the report pipe".to_string())?;
     let report = report::parse(&text);
