@@ -33,6 +33,13 @@ enum Command {
     Kubectl(kubectl::KubectlArgs),
     /// Push, pull and import images (`skiff image push hello.wasm REF`).
     Image(image::ImageArgs),
+    /// The container shim, init and exec helper that skiff re-executes
+    /// itself as (see the `container` crate); not for people.
+    #[command(name = "__container", hide = true)]
+    Container {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 impl Cli {
@@ -43,6 +50,10 @@ impl Cli {
             Command::Kubectl(a) => kubectl::run(a),
             Command::Bench(a) => bench::run(a),
             Command::Image(a) => image::run(a),
+            // Single-threaded here: clap has parsed, nothing has spawned.
+            Command::Container { args } => {
+                return ExitCode::from(u8::try_from(container::main_hidden(args)).unwrap_or(255));
+            }
         };
         match result {
             Ok(code) => code,
