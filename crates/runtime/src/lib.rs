@@ -12,6 +12,8 @@
 //!   store, platform selection, import for air-gapped nodes.
 //! - [`gateway`]: the node's built-in Ingress controller (class `skiff`):
 //!   routes to Services' endpoints, calling local Wasm functions in-process.
+//! - [`service`]: Services and their ready endpoints as node components
+//!   see them.
 //! - [`logs`]: per-container log files in the CRI format, written by the
 //!   runtimes and read back for `kubectl logs`.
 
@@ -20,4 +22,5 @@ pub mod cri;
 pub mod gateway;
 pub mod images;
 pub mod logs;
+pub mod service;
 pub mod wasm;

@@ -25,7 +25,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -34,12 +33,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::service::reflect;
 use crate::wasm::http::{plain, Functions, Peer, MAX_REQUEST_BODY};
 use routes::{Routes, World};
 
@@ -95,10 +93,10 @@ impl Gateway {
     /// Keep the table in step with the cluster until the watches end.
     pub async fn watch(self: Arc<Self>, client: kube::Client) {
         let changed = Arc::new(Notify::new());
-        let ingresses = reflect::<Ingress>(Api::all(client.clone()), changed.clone());
-        let classes = reflect::<IngressClass>(Api::all(client.clone()), changed.clone());
-        let services = reflect::<Service>(Api::all(client.clone()), changed.clone());
-        let slices = reflect::<EndpointSlice>(Api::all(client), changed.clone());
+        let ingresses = reflect::<Ingress>(Api::all(client.clone()), changed.clone(), "gateway");
+        let classes = reflect::<IngressClass>(Api::all(client.clone()), changed.clone(), "gateway");
+        let services = reflect::<Service>(Api::all(client.clone()), changed.clone(), "gateway");
+        let slices = reflect::<EndpointSlice>(Api::all(client), changed.clone(), "gateway");
         loop {
             changed.notified().await;
             // Let a burst of events land, then rebuild once.
@@ -236,34 +234,6 @@ impl Gateway {
             }
         }
     }
-}
-
-/// Watch one kind into a store, signalling `changed` on every event.
-fn reflect<K>(api: Api<K>, changed: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::debug!(error = %e, "gateway watch; retrying");
-                continue;
-            }
-            changed.notify_one();
-        }
-    });
-    reader
 }
 
 fn strip_hop_by_hop(h: &mut http::HeaderMap) {
