@@ -12,8 +12,10 @@
 //!   store, platform selection, import for air-gapped nodes.
 //! - [`gateway`]: the node's built-in Ingress controller (class `skiff`):
 //!   routes to Services' endpoints, calling local Wasm functions in-process.
+//! - [`proxy`]: the service proxy (kube-proxy's role): nftables rules that
+//!   send ClusterIP, NodePort and external-IP traffic to ready endpoints.
 //! - [`service`]: Services and their ready endpoints as node components
-//!   see them.
+//!   see them, shared by the gateway and the proxy.
 //! - [`logs`]: per-container log files in the CRI format, written by the
 //!   runtimes and read back for `kubectl logs`.
 
@@ -22,5 +24,6 @@ pub mod cri;
 pub mod gateway;
 pub mod images;
 pub mod logs;
+pub mod proxy;
 pub mod service;
 pub mod wasm;
