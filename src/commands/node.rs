@@ -62,6 +62,11 @@ pub struct NodeOpts {
     /// Run no gateway on this node.
     #[arg(long = "no-gateway")]
     pub no_gateway: bool,
+    /// Leave ClusterIP/NodePort traffic alone: program no nftables rules
+    /// (table `ip skiff`) on this node, e.g. when another service proxy
+    /// runs here or several test clusters share one network namespace.
+    #[arg(long = "no-service-proxy")]
+    pub no_service_proxy: bool,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -125,6 +130,7 @@ impl NodeOpts {
             i32::try_from(self.node_lease_duration_seconds).unwrap_or(i32::MAX);
         cfg.gateway_port = (!self.no_gateway).then_some(self.gateway_port);
         cfg.pod_bridge = self.pod_bridge.clone();
+        cfg.service_proxy = !self.no_service_proxy;
         // The control plane assigns podCIDRs as nodes register.
         cfg.pod_cidr_wait = std::time::Duration::from_secs(10);
         let mut wcfg = WasmConfig::new(data_dir.join("wasm"));

@@ -15,6 +15,10 @@
 //! - [`probe`]: startup, liveness and readiness probes.
 //! - [`env`](mod@env): command/args, env and volumes resolved into a [`ContainerConfig`].
 //! - [`server`]: the node endpoint (HTTPS) the API server proxies `pods/log` to.
+//! - [`network`]: pod addresses on the node's bridge, routes to other nodes.
+//!
+//! Beside them run the built-in gateway ([`crate::gateway`]) and the
+//! service proxy ([`crate::proxy`]) when the configuration asks for them.
 //!
 //! [`ContainerConfig`]: crate::cri::ContainerConfig
 
@@ -114,6 +118,11 @@ pub struct AgentConfig {
     pub pod_bridge: String,
     /// Extra Node annotations.
     pub annotations: BTreeMap<String, String>,
+    /// Program ClusterIP and NodePort traffic with nftables
+    /// ([`crate::proxy`]). Off in [`AgentConfig::new`] (tests and
+    /// embedders share one network namespace); `skiff node` and
+    /// `skiff up` turn it on unless `--no-service-proxy`.
+    pub service_proxy: bool,
 }
 
 /// The Node annotation naming the node's gateway, `IP:PORT`.
@@ -139,6 +148,7 @@ impl AgentConfig {
             gateway_port: None,
             pod_bridge: network::BRIDGE.into(),
             annotations: BTreeMap::new(),
+            service_proxy: false,
         }
     }
 }
@@ -301,6 +311,13 @@ pub async fn run(
                 "gateway"
             });
         }
+    }
+    if ctx.cfg.service_proxy {
+        let c = ctx.client.clone();
+        tasks.spawn(async move {
+            crate::proxy::run(c).await;
+            "service proxy"
+        });
     }
     if routed {
         let (c, me) = (ctx.client.clone(), ctx.cfg.node_name.clone());
