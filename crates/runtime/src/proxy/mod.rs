@@ -20,6 +20,15 @@
 //! client. `sessionAffinity: ClientIP` keeps a client on its endpoint for
 //! the configured time (but see "Reloads" below).
 //!
+//! `127.0.0.1:nodePort` reaches endpoints on this node (a Wasm pod's
+//! address is local to its node). An endpoint on another node is reached
+//! only where `net.ipv4.conf.all.route_localnet=1`: the kernel will not
+//! route a packet with a loopback source off the host before postrouting
+//! can masquerade it. skiff does not flip that host-wide switch
+//! (kube-proxy's iptables mode does, and then needs a guard against
+//! martian packets to 127.0.0.0/8; its nftables mode drops localhost
+//! NodePorts altogether).
+//!
 //! # Why nftables rather than a userspace proxy
 //!
 //! - **Nothing on the data path.** After the first packet the kernel's
