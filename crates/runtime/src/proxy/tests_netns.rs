@@ -296,3 +296,79 @@ async fn cluster_ips_and_node_ports_reach_endpoints_and_empty_services_refuse() 
     nft.delete_table().await.expect("delete the table");
     assert!(!nft.table_present().await);
 }
+
+/// The agent's loop against a real API server: a Service and its
+/// EndpointSlice become rules in the namespace, and losing the endpoint
+/// turns them into a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_follows_services_and_endpoint_slices() {
+    use kube::api::{Api, DeleteParams, PostParams};
+
+    if let Some(why) = missing_tool() {
+        eprintln!("skipping: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = apiserver::server::Config::new(
+        dir.path().join("api"),
+        "127.0.0.1:0".parse().expect("addr"),
+    );
+    let running = apiserver::server::start(cfg).await.expect("API server");
+    let yaml =
+        apiserver::server::kubeconfig_yaml(running.addr, &running.ca_pem, &running.admin_token);
+    let kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
+    let kcfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(kcfg).expect("client");
+
+    let mut ns = Netns::new("proxyloop");
+    ns.serve(POD_A, "a", dir.path());
+    let proxy = tokio::spawn(super::run_with(client.clone(), ns.nft()));
+
+    let svc: Service =
+        serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}))
+        .expect("service");
+    let svc = Api::<Service>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &svc)
+        .await
+        .expect("create the Service");
+    let ip = svc.spec.and_then(|s| s.cluster_ip).expect("a ClusterIP");
+    let slices = Api::<EndpointSlice>::namespaced(client.clone(), "default");
+    slices
+        .create(&PostParams::default(), &slice("web", &[POD_A]))
+        .await
+        .expect("create the slice");
+
+    ns.wait_for(&format!("http://{POD_A}:8080/who")).await;
+    let url = format!("http://{ip}/who");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match ns.get(&url).await {
+            Ok(who) => {
+                assert_eq!(who, "a");
+                break;
+            }
+            Err(_) => assert!(
+                Instant::now() < deadline,
+                "{url} never reached the endpoint"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    slices
+        .delete("web-1", &DeleteParams::default())
+        .await
+        .expect("delete the slice");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ns.get(&url).await != Err(7) {
+        assert!(
+            Instant::now() < deadline,
+            "{url} still answers without endpoints"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    proxy.abort();
+}
