@@ -76,6 +76,11 @@ pub struct NodeOpts {
     /// unset.
     #[arg(long = "dns-upstream", value_parser = parse_upstream)]
     pub dns_upstreams: Vec<SocketAddr>,
+    /// Leave ClusterIP/NodePort traffic alone: program no nftables rules
+    /// (table `ip skiff`) on this node, e.g. when another service proxy
+    /// runs here or several test clusters share one network namespace.
+    #[arg(long = "no-service-proxy")]
+    pub no_service_proxy: bool,
 }
 
 fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
@@ -148,6 +153,7 @@ impl NodeOpts {
         cfg.cluster_domain = self.cluster_domain.clone();
         cfg.dns_listen = self.dns_listen;
         cfg.dns_upstreams = self.dns_upstreams.clone();
+        cfg.service_proxy = !self.no_service_proxy;
         // The control plane assigns podCIDRs as nodes register.
         cfg.pod_cidr_wait = std::time::Duration::from_secs(10);
         let mut wcfg = WasmConfig::new(data_dir.join("wasm"));

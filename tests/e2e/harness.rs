@@ -287,6 +287,9 @@ impl Skiff {
         } else {
             &["--gateway-port", "0"]
         };
+        // No service proxy: it owns one nftables table per network
+        // namespace, and parallel test clusters share the host's.
+        let proxy: &[&str] = &["--no-service-proxy"];
         let (bridge, cidr) = pod_network_of(dir);
         let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
             .args(["up", "--data-dir"])
@@ -295,6 +298,7 @@ impl Skiff {
             .args(node_port)
             .args(gateway)
             .args(["--pod-bridge", &bridge, "--cluster-cidr", &cidr])
+            .args(proxy)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

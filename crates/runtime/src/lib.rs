@@ -14,6 +14,10 @@
 //!   answered by every node for its pods; the rest forwarded upstream.
 //! - [`gateway`]: the node's built-in Ingress controller (class `skiff`):
 //!   routes to Services' endpoints, calling local Wasm functions in-process.
+//! - [`proxy`]: the service proxy (kube-proxy's role): nftables rules that
+//!   send ClusterIP, NodePort and external-IP traffic to ready endpoints.
+//! - [`service`]: Services and their ready endpoints as node components
+//!   see them, shared by the gateway and the proxy.
 //! - [`logs`]: per-container log files in the CRI format, written by the
 //!   runtimes and read back for `kubectl logs`.
 
@@ -23,4 +27,6 @@ pub mod dns;
 pub mod gateway;
 pub mod images;
 pub mod logs;
+pub mod proxy;
+pub mod service;
 pub mod wasm;

@@ -15,6 +15,10 @@
 //! - [`probe`]: startup, liveness and readiness probes.
 //! - [`env`](mod@env): command/args, env and volumes resolved into a [`ContainerConfig`].
 //! - [`server`]: the node endpoint (HTTPS) the API server proxies `pods/log` to.
+//! - [`network`]: pod addresses on the node's bridge, routes to other nodes.
+//!
+//! Beside them run the built-in gateway ([`crate::gateway`]) and the
+//! service proxy ([`crate::proxy`]) when the configuration asks for them.
 //!
 //! [`ContainerConfig`]: crate::cri::ContainerConfig
 
@@ -127,6 +131,11 @@ pub struct AgentConfig {
     /// The host's resolver configuration: the default upstreams, and what
     /// pods with `dnsPolicy: Default` get.
     pub resolv_conf: PathBuf,
+    /// Program ClusterIP and NodePort traffic with nftables
+    /// ([`crate::proxy`]). Off in [`AgentConfig::new`] (tests and
+    /// embedders share one network namespace); `skiff node` and
+    /// `skiff up` turn it on unless `--no-service-proxy`.
+    pub service_proxy: bool,
 }
 
 /// The Node annotation naming the node's gateway, `IP:PORT`.
@@ -162,6 +171,7 @@ impl AgentConfig {
             dns_listen: None,
             dns_upstreams: Vec::new(),
             resolv_conf: "/etc/resolv.conf".into(),
+            service_proxy: false,
         }
     }
 }
@@ -393,6 +403,13 @@ pub async fn run(
         tasks.spawn(async move {
             dns.serve(dns_sockets).await;
             "dns"
+        });
+    }
+    if ctx.cfg.service_proxy {
+        let c = ctx.client.clone();
+        tasks.spawn(async move {
+            crate::proxy::run(c).await;
+            "service proxy"
         });
     }
     if routed {

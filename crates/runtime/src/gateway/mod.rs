@@ -32,7 +32,6 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -42,12 +41,12 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::reflector::Store;
 use kube::Api;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::service::reflect;
 use crate::wasm::http::{plain, Functions, Peer, MAX_REQUEST_BODY};
 use routes::{Routes, World};
 
@@ -122,12 +121,13 @@ impl Gateway {
     /// Keep the table in step with the cluster until the watches end.
     pub async fn watch(self: Arc<Self>, client: kube::Client) {
         let changed = Arc::new(Notify::new());
-        let ingresses = reflect::<Ingress>(Api::all(client.clone()), changed.clone());
-        let classes = reflect::<IngressClass>(Api::all(client.clone()), changed.clone());
-        let services = reflect::<Service>(Api::all(client.clone()), changed.clone());
-        let slices = reflect::<EndpointSlice>(Api::all(client.clone()), changed.clone());
+        let ingresses = reflect::<Ingress>(Api::all(client.clone()), changed.clone(), "gateway");
+        let classes = reflect::<IngressClass>(Api::all(client.clone()), changed.clone(), "gateway");
+        let services = reflect::<Service>(Api::all(client.clone()), changed.clone(), "gateway");
+        let slices = reflect::<EndpointSlice>(Api::all(client.clone()), changed.clone(), "gateway");
         // Deployments change no route: a Notify of their own, never read.
-        let deployments = reflect::<Deployment>(Api::all(client.clone()), Arc::new(Notify::new()));
+        let deployments =
+            reflect::<Deployment>(Api::all(client.clone()), Arc::new(Notify::new()), "gateway");
         let _ = self.caches.set(Caches {
             api: client,
             services: services.clone(),
@@ -424,34 +424,6 @@ fn scalable_deployments(c: &Caches, ns: &str, service: &str) -> Vec<Deployment> 
         })
         .map(|d| (*d).clone())
         .collect()
-}
-
-/// Watch one kind into a store, signalling `changed` on every event.
-fn reflect<K>(api: Api<K>, changed: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::debug!(error = %e, "gateway watch; retrying");
-                continue;
-            }
-            changed.notify_one();
-        }
-    });
-    reader
 }
 
 fn strip_hop_by_hop(h: &mut http::HeaderMap) {

@@ -19,14 +19,15 @@
 //! cluster's default (annotation `ingressclass.kubernetes.io/is-default-class`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressClass};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::service::SliceIndex;
 
 /// The IngressClass the gateway serves.
 pub const CLASS: &str = "skiff";
@@ -168,6 +169,7 @@ impl Routes {
     pub fn build(w: &World<'_>) -> Routes {
         let mut routes = Routes::default();
         let mut backends: HashMap<(String, String, String), Arc<Backend>> = HashMap::new();
+        let slices = SliceIndex::new(w.slices);
         let mut backend = |ns: &str, b: &IngressBackend| -> Option<Arc<Backend>> {
             let svc = b.service.as_ref()?;
             let port = svc.port.as_ref()?;
@@ -179,7 +181,7 @@ impl Routes {
             let key = (ns.to_string(), svc.name.clone(), port.clone());
             let b = backends.entry(key).or_insert_with(|| {
                 Arc::new(Backend {
-                    endpoints: endpoints(w, ns, &svc.name, &port),
+                    endpoints: endpoints(w, &slices, ns, &svc.name, &port),
                     namespace: ns.to_string(),
                     service: svc.name.clone(),
                     port,
@@ -273,9 +275,9 @@ impl Routes {
     }
 }
 
-/// The ready endpoints of a Service port: the EndpointSlices of the
-/// Service, the port matched by the Service port's name.
-fn endpoints(w: &World<'_>, ns: &str, svc: &str, port: &str) -> Vec<SocketAddr> {
+/// The ready endpoints of a Service port named as an Ingress names it
+/// (`80` or `http`); [`crate::service`] resolves them.
+fn endpoints(w: &World<'_>, slices: &SliceIndex<'_>, ns: &str, svc: &str, port: &str) -> Vec<SocketAddr> {
     let Some(service) = w
         .services
         .iter()
@@ -283,64 +285,13 @@ fn endpoints(w: &World<'_>, ns: &str, svc: &str, port: &str) -> Vec<SocketAddr> 
     else {
         return Vec::new();
     };
-    let ports = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.ports.clone())
-        .unwrap_or_default();
-    let Some(sp) = ports.iter().find(|p| {
+    let ports = service.spec.as_ref().and_then(|s| s.ports.as_ref());
+    let Some(sp) = ports.into_iter().flatten().find(|p| {
         p.name.as_deref() == Some(port) || p.port.to_string() == port
     }) else {
         return Vec::new();
     };
-    let want_name = sp.name.clone().unwrap_or_default();
-    let mut out = Vec::new();
-    for slice in w.slices {
-        if slice.metadata.namespace.as_deref() != Some(ns)
-            || slice
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("kubernetes.io/service-name"))
-                .map(String::as_str)
-                != Some(svc)
-        {
-            continue;
-        }
-        let number = slice.ports.iter().flatten().find_map(|p| {
-            (p.name.clone().unwrap_or_default() == want_name)
-                .then_some(p.port)
-                .flatten()
-        });
-        // A slice without the port's number: an integer targetPort is the
-        // number itself.
-        let number = number.or(match &sp.target_port {
-            Some(IntOrString::Int(n)) => Some(*n),
-            None => Some(sp.port),
-            Some(IntOrString::String(_)) => None,
-        });
-        let Some(number) = number.and_then(|n| u16::try_from(n).ok()) else {
-            continue;
-        };
-        for e in &slice.endpoints {
-            let ready = e
-                .conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(true);
-            if !ready {
-                continue;
-            }
-            for a in &e.addresses {
-                if let Ok(ip) = a.parse::<IpAddr>() {
-                    out.push(SocketAddr::new(ip, number));
-                }
-            }
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
+    slices.ready_endpoints(service, sp)
 }
 
 #[cfg(test)]
