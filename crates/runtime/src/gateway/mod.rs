@@ -23,7 +23,10 @@
 //! (`skiff.dev/scale-to-zero`) and is at 0 replicas, scales it back to its
 //! `skiff.dev/scaled-from` count (1 if unknown) and waits, up to
 //! [`ACTIVATION_TIMEOUT`], for an endpoint to be ready; then it is answered
-//! like any other. Concurrent requests share one scale-up.
+//! like any other. Concurrent requests share one scale-up. The held request
+//! does not wait for the new pod's readiness to travel through the API
+//! (pod status, EndpointSlice, this table): as soon as a function of the
+//! Service's pods listens on this node, it is called in-process.
 
 pub mod routes;
 
@@ -47,7 +50,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::service::reflect;
-use crate::wasm::http::{plain, Functions, Peer, MAX_REQUEST_BODY};
+use crate::wasm::http::{plain, Function, Functions, Peer, MAX_REQUEST_BODY};
 use routes::{Routes, World};
 
 /// How long a request waits for a scaled-to-zero function to come up.
@@ -197,6 +200,7 @@ impl Gateway {
         if backend.endpoints.is_empty() {
             match self.activate(&backend, host_only(&host), req.uri().path()).await {
                 Activation::Ready(b) => backend = b,
+                Activation::Local(f) => return call_local(&f, req, peer).await,
                 Activation::NotScaledToZero => {}
                 Activation::TimedOut => {
                     return boxed(plain(504, "the function was scaled to zero and did not come up in time\n"))
@@ -211,12 +215,7 @@ impl Gateway {
             .collect();
         if let Some(addr) = backend.pick(&local) {
             if let Some(f) = self.functions.get(addr) {
-                let (parts, body) = req.into_parts();
-                let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
-                    Ok(b) => b.to_bytes(),
-                    Err(_) => return boxed(plain(413, "request body too large\n")),
-                };
-                return boxed(f.call(&parts, body, peer).await);
+                return call_local(&f, req, peer).await;
             }
         }
         let Some(addr) = backend.pick(&backend.endpoints).copied() else {
@@ -257,41 +256,67 @@ impl Gateway {
             self.wake(c, d).await;
         }
         let deadline = tokio::time::Instant::now() + ACTIVATION_TIMEOUT;
+        let target = local_target(c, backend);
         loop {
-            let notified = self.rebuilt.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(b) = self.routes().route(host, path) {
-                if !b.endpoints.is_empty() {
-                    let mut waking = self.waking.lock().unwrap_or_else(|p| p.into_inner());
-                    for d in &behind {
-                        let key = format!(
-                            "{}/{}",
-                            d.metadata.namespace.as_deref().unwrap_or_default(),
-                            d.metadata.name.as_deref().unwrap_or_default()
-                        );
-                        waking.remove(&key);
-                    }
-                    drop(waking);
-                    tracing::info!(
-                        service = %backend.name(),
-                        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-                        "activated from zero"
-                    );
-                    return Activation::Ready(b.clone());
+            let rebuilt = self.rebuilt.notified();
+            let added = self.functions.added.notified();
+            tokio::pin!(rebuilt, added);
+            rebuilt.as_mut().enable();
+            added.as_mut().enable();
+            // An endpoint the table knows, or sooner: a function of the
+            // Service's pods on this node that already listens (the
+            // endpoint's status still on its way through the API).
+            let ready = match self.routes().route(host, path) {
+                Some(b) if !b.endpoints.is_empty() => Some(Activation::Ready(b.clone())),
+                _ => target
+                    .as_ref()
+                    .and_then(|t| self.local_function(t))
+                    .map(Activation::Local),
+            };
+            if let Some(a) = ready {
+                let mut waking = self.waking.lock().unwrap_or_else(|p| p.into_inner());
+                for d in &behind {
+                    waking.remove(&key_of(d));
                 }
+                drop(waking);
+                tracing::info!(
+                    service = %backend.name(),
+                    elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+                    "activated from zero"
+                );
+                return a;
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let woke = tokio::time::timeout_at(deadline, async {
+                tokio::select! {
+                    () = &mut rebuilt => {}
+                    () = &mut added => {}
+                }
+            });
+            if woke.await.is_err() {
                 return Activation::TimedOut;
             }
         }
+    }
+
+    /// A function on this node serving the Service's pods at its target
+    /// port.
+    fn local_function(&self, t: &LocalTarget) -> Option<Arc<Function>> {
+        self.functions.all().into_iter().find(|f| {
+            let (ns, _) = f.pod();
+            ns == t.namespace
+                && t.selector.iter().all(|(k, v)| f.labels().get(k) == Some(v))
+                && match t.port {
+                    Some(p) => f.ports().contains(&p),
+                    None => f.ports().len() == 1,
+                }
+        })
     }
 
     /// Scale one Deployment back up, once however many requests ask.
     async fn wake(&self, c: &Caches, d: &Deployment) {
         let ns = d.metadata.namespace.clone().unwrap_or_default();
         let name = d.metadata.name.clone().unwrap_or_default();
-        let key = format!("{ns}/{name}");
+        let key = key_of(d);
         {
             let mut waking = self.waking.lock().unwrap_or_else(|p| p.into_inner());
             let now = std::time::Instant::now();
@@ -388,9 +413,52 @@ impl Gateway {
 enum Activation {
     /// An endpoint is ready: the backend as the table now has it.
     Ready(Arc<routes::Backend>),
+    /// A function of the Service's pods listens on this node.
+    Local(Arc<Function>),
     /// Nothing behind the Service is scaled to zero: a plain 503.
     NotScaledToZero,
     TimedOut,
+}
+
+/// `namespace/name` of a Deployment.
+fn key_of(d: &Deployment) -> String {
+    format!(
+        "{}/{}",
+        d.metadata.namespace.as_deref().unwrap_or_default(),
+        d.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+/// Which local functions can answer for a Service port: pods in its
+/// namespace with its selector's labels, serving its target port (None:
+/// a named target port, taken when a function serves one port only).
+struct LocalTarget {
+    namespace: String,
+    selector: std::collections::BTreeMap<String, String>,
+    port: Option<u16>,
+}
+
+fn local_target(c: &Caches, backend: &routes::Backend) -> Option<LocalTarget> {
+    let svc = c.services.state().into_iter().find(|s| {
+        s.metadata.namespace.as_deref() == Some(backend.namespace.as_str())
+            && s.metadata.name.as_deref() == Some(backend.service.as_str())
+    })?;
+    let spec = svc.spec.as_ref()?;
+    let selector = spec.selector.clone().filter(|s| !s.is_empty())?;
+    let sp = spec.ports.as_ref()?.iter().find(|p| {
+        p.name.as_deref() == Some(backend.port.as_str()) || p.port.to_string() == backend.port
+    })?;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let port = match &sp.target_port {
+        None => u16::try_from(sp.port).ok(),
+        Some(IntOrString::Int(n)) => u16::try_from(*n).ok(),
+        Some(IntOrString::String(_)) => None,
+    };
+    Some(LocalTarget {
+        namespace: backend.namespace.clone(),
+        selector,
+        port,
+    })
 }
 
 /// The Deployments behind a Service that opted in to scale to zero: their
@@ -424,6 +492,16 @@ fn scalable_deployments(c: &Caches, ns: &str, service: &str) -> Vec<Deployment> 
         })
         .map(|d| (*d).clone())
         .collect()
+}
+
+/// A request to a function on this node, without a socket.
+async fn call_local(f: &Function, req: http::Request<Incoming>, peer: Peer) -> http::Response<Body> {
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return boxed(plain(413, "request body too large\n")),
+    };
+    boxed(f.call(&parts, body, peer).await)
 }
 
 fn strip_hop_by_hop(h: &mut http::HeaderMap) {
