@@ -59,6 +59,11 @@ pub struct NodeOpts {
     /// characters); one per node, so two nodes on one host need two.
     #[arg(long = "pod-bridge", default_value = "skiff0", value_parser = parse_bridge)]
     pub pod_bridge: String,
+    /// The gateway's HTTPS port, with certificates from the Ingresses'
+    /// `tls` Secrets chosen by SNI; 0 picks a free one (published as the
+    /// Node annotation `skiff.dev/gateway-tls`).
+    #[arg(long = "gateway-tls-port", default_value_t = 443)]
+    pub gateway_tls_port: u16,
     /// Run no gateway on this node.
     #[arg(long = "no-gateway")]
     pub no_gateway: bool,
@@ -149,6 +154,7 @@ impl NodeOpts {
         cfg.lease_duration_seconds =
             i32::try_from(self.node_lease_duration_seconds).unwrap_or(i32::MAX);
         cfg.gateway_port = (!self.no_gateway).then_some(self.gateway_port);
+        cfg.gateway_tls_port = (!self.no_gateway).then_some(self.gateway_tls_port);
         cfg.pod_bridge = self.pod_bridge.clone();
         cfg.cluster_domain = self.cluster_domain.clone();
         cfg.dns_listen = self.dns_listen;

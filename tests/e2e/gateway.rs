@@ -162,6 +162,57 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
     let (code, _) = curl(&format!("http://{gw}/v1"), "GET", None);
     assert_eq!(code, 200, "other hosts still reach http-hello");
 
+    // HTTPS: an Ingress naming a TLS Secret for its host is served with
+    // that certificate (chosen by SNI); a name without one gets no
+    // handshake rather than a wrong certificate.
+    let dir = tempfile::tempdir().expect("tmp");
+    let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    let mut cmd = Command::new("openssl");
+    cmd.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=secure.example.com", "-addext", "subjectAltName=DNS:secure.example.com"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt);
+    run(cmd, None, Duration::from_secs(60)).ok();
+    s.kubectl(
+        "1.33",
+        &["-n", ns, "create", "secret", "tls", "secure", "--cert", crt.to_str().expect("path"),
+          "--key", key.to_str().expect("path")],
+    )
+    .ok();
+    let secure = r#"{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "secure"},
+        "spec": {"tls": [{"hosts": ["secure.example.com"], "secretName": "secure"}],
+          "rules": [{"host": "secure.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "http-hello", "port": {"name": "http"}}}}]}}]}}"#;
+    s.kubectl_stdin("1.33", &["-n", ns, "apply", "-f", "-"], Some(secure))
+        .ok();
+    let tls_addr = eventually(30, "the gateway's https address", || {
+        let nodes = s.get_json("/api/v1/nodes");
+        nodes["items"][0]["metadata"]["annotations"]["skiff.dev/gateway-tls"]
+            .as_str()
+            .map(str::to_string)
+    });
+    let (ip, port) = tls_addr.rsplit_once(':').expect("ip:port");
+    let https = |host: &str, extra: &[&str]| {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-S", "--max-time", "20", "-w", "\n%{http_code}"])
+            .args(["--resolve", &format!("{host}:{port}:{ip}")])
+            .arg("--cacert")
+            .arg(&crt)
+            .args(extra)
+            .arg(format!("https://{host}:{port}/tls"));
+        run(cmd, None, Duration::from_secs(30))
+    };
+    let out = eventually(30, "https with the Secret's certificate", || {
+        let o = https("secure.example.com", &[]);
+        o.stdout.ends_with("200").then_some(o)
+    });
+    assert!(out.stdout.contains("hello from skiff: GET /tls"), "{}", out.stdout);
+    let out = https("other.example.com", &["-k"]);
+    assert_ne!(out.code, 0, "no certificate for other.example.com: {}", out.stderr);
+
     // Scale to zero: idle for 2 s, the Deployment drops to 0 replicas and
     // remembers it had 1; a request wakes it and is answered.
     s.kubectl(

@@ -285,7 +285,7 @@ impl Skiff {
         let gateway: &[&str] = if extra.contains(&"--gateway-port") {
             &[]
         } else {
-            &["--gateway-port", "0"]
+            &["--gateway-port", "0", "--gateway-tls-port", "0"]
         };
         // No service proxy: it owns one nftables table per network
         // namespace, and parallel test clusters share the host's.

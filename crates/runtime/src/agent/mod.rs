@@ -115,6 +115,10 @@ pub struct AgentConfig {
     /// (0 picks one); None runs no gateway. The address it listens on is
     /// published as the Node annotation [`GATEWAY_ANNOTATION`].
     pub gateway_port: Option<u16>,
+    /// The gateway's HTTPS port (certificates from the Ingresses' `tls`
+    /// Secrets), likewise; published as [`GATEWAY_TLS_ANNOTATION`]. Only
+    /// with [`AgentConfig::gateway_port`].
+    pub gateway_tls_port: Option<u16>,
     /// The bridge holding the node's pod addresses.
     pub pod_bridge: String,
     /// Extra Node annotations.
@@ -140,6 +144,8 @@ pub struct AgentConfig {
 
 /// The Node annotation naming the node's gateway, `IP:PORT`.
 pub const GATEWAY_ANNOTATION: &str = "skiff.dev/gateway";
+/// The Node annotation naming the gateway's HTTPS address, `IP:PORT`.
+pub const GATEWAY_TLS_ANNOTATION: &str = "skiff.dev/gateway-tls";
 /// The Node annotation naming the node's DNS server, `IP:PORT`: the
 /// [`AgentConfig::dns_listen`] address when set, else the pod bridge's
 /// gateway on port 53.
@@ -165,6 +171,7 @@ impl AgentConfig {
             status_refresh: std::time::Duration::from_secs(60),
             pod_cidr_wait: std::time::Duration::ZERO,
             gateway_port: None,
+            gateway_tls_port: None,
             pod_bridge: network::BRIDGE.into(),
             annotations: BTreeMap::new(),
             cluster_domain: crate::dns::CLUSTER_DOMAIN.into(),
@@ -264,10 +271,31 @@ pub async fn run(
     cfg.port = listener.port();
     let gateway_listeners = match cfg.gateway_port {
         Some(port) => {
-            let ls = bind_gateway(node_ip, port).await?;
+            // A port taken on this host costs the node its gateway, not
+            // the node.
+            let ls = bind_gateway(node_ip, port).await.unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                Vec::new()
+            });
             if let Some(addr) = ls.first().and_then(|l| l.local_addr().ok()) {
                 cfg.annotations
                     .insert(GATEWAY_ANNOTATION.into(), addr.to_string());
+            }
+            ls
+        }
+        None => Vec::new(),
+    };
+    let gateway_tls_listeners = match cfg.gateway_tls_port.filter(|_| cfg.gateway_port.is_some()) {
+        Some(port) => {
+            // A port taken on this host costs the node its gateway, not
+            // the node.
+            let ls = bind_gateway(node_ip, port).await.unwrap_or_else(|e| {
+                tracing::warn!("{e}");
+                Vec::new()
+            });
+            if let Some(addr) = ls.first().and_then(|l| l.local_addr().ok()) {
+                cfg.annotations
+                    .insert(GATEWAY_TLS_ANNOTATION.into(), addr.to_string());
             }
             ls
         }
@@ -391,6 +419,13 @@ pub async fn run(
             tasks.spawn(async move {
                 g.serve(l).await;
                 "gateway"
+            });
+        }
+        for l in gateway_tls_listeners {
+            let (g, c) = (gw.clone(), ctx.client.clone());
+            tasks.spawn(async move {
+                g.serve_tls(l, c).await;
+                "gateway (https)"
             });
         }
     }

@@ -29,6 +29,7 @@
 //! Service's pods listens on this node, it is called in-process.
 
 pub mod routes;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -41,7 +42,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use kube::runtime::reflector::Store;
@@ -159,7 +160,24 @@ impl Gateway {
 
     /// Accept connections on `listener` and route their requests.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
-        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        self.accept(listener, None).await;
+    }
+
+    /// Accept TLS connections on `listener`, with certificates from the
+    /// Ingresses' Secrets ([`tls`]).
+    pub async fn serve_tls(self: Arc<Self>, listener: TcpListener, client: kube::Client) {
+        let secrets = reflect::<Secret>(Api::all(client), Arc::new(Notify::new()), "gateway");
+        let certs = Arc::new(tls::Certificates::new(&self, secrets));
+        match tls::server_config(certs) {
+            Ok(cfg) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+                self.accept(listener, Some(acceptor)).await;
+            }
+            Err(e) => tracing::error!("gateway: no TLS: {e}"),
+        }
+    }
+
+    async fn accept(self: Arc<Self>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
         loop {
             let (stream, remote) = match listener.accept().await {
                 Ok(c) => c,
@@ -171,23 +189,41 @@ impl Gateway {
             };
             let _ = stream.set_nodelay(true);
             let local = stream.local_addr().unwrap_or(remote);
+            let peer = Peer {
+                remote,
+                local,
+                tls: tls.is_some(),
+            };
             let gw = self.clone();
-            let svc = hyper::service::service_fn(move |req| {
-                let gw = gw.clone();
-                async move {
-                    let peer = Peer {
-                        remote,
-                        local,
-                        tls: false,
-                    };
-                    Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await)
+            match &tls {
+                None => {
+                    tokio::spawn(gw.serve_connection(stream, peer));
                 }
-            });
-            let conn = builder.serve_connection(TokioIo::new(stream), svc).into_owned();
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
+                Some(acceptor) => {
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        // A handshake for a name without a certificate
+                        // fails here; nothing to answer.
+                        if let Ok(s) = acceptor.accept(stream).await {
+                            gw.serve_connection(s, peer).await;
+                        }
+                    });
+                }
+            }
         }
+    }
+
+    async fn serve_connection<S>(self: Arc<Self>, stream: S, peer: Peer)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let gw = self.clone();
+        let svc = hyper::service::service_fn(move |req| {
+            let gw = gw.clone();
+            async move { Ok::<_, std::convert::Infallible>(gw.handle(req, peer).await) }
+        });
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
     }
 
     /// Route one request.
