@@ -52,8 +52,9 @@ impl Stream {
 #[derive(Clone)]
 pub struct LogFile {
     path: Arc<PathBuf>,
-    /// Serializes writers so two streams' lines never interleave mid-line.
-    lock: Arc<Mutex<()>>,
+    /// Serializes writers so two streams' lines never interleave mid-line;
+    /// holds the open file when the log is kept open ([`LogFile::open_held`]).
+    lock: Arc<Mutex<Option<std::fs::File>>>,
 }
 
 impl LogFile {
@@ -65,7 +66,21 @@ impl LogFile {
             .open(path)?;
         Ok(LogFile {
             path: Arc::new(path.to_path_buf()),
-            lock: Arc::new(Mutex::new(())),
+            lock: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Like [`LogFile::open`], but the file stays open: for a container
+    /// that logs on every request (an HTTP function), where opening the
+    /// file per line would cost more than the descriptor.
+    pub fn open_held(path: &Path) -> std::io::Result<LogFile> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(LogFile {
+            path: Arc::new(path.to_path_buf()),
+            lock: Arc::new(Mutex::new(Some(f))),
         })
     }
 
@@ -90,7 +105,10 @@ impl LogFile {
         if lines.is_empty() {
             return Ok(());
         }
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(f) = held.as_mut() {
+            return f.write_all(lines);
+        }
         let mut f = std::fs::OpenOptions::new().append(true).open(&*self.path)?;
         f.write_all(lines)
     }

@@ -356,7 +356,7 @@ pub async fn start(
     cfg: ContainerConfig,
     table: Arc<Functions>,
 ) -> Result<HttpContainer, RuntimeError> {
-    let log = LogFile::open(&cfg.log_path).map_err(|e| {
+    let log = LogFile::open_held(&cfg.log_path).map_err(|e| {
         RuntimeError::Internal(format!("opening the log {}: {e}", cfg.log_path.display()))
     })?;
     let mut listeners = Vec::new();
