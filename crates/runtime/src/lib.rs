@@ -14,6 +14,8 @@
 //!   answered by every node for its pods; the rest forwarded upstream.
 //! - [`gateway`]: the node's built-in Ingress controller (class `skiff`):
 //!   routes to Services' endpoints, calling local Wasm functions in-process.
+//! - [`linux`]: the `linux` handler: Linux images as real containers
+//!   (namespaces, overlay root, cgroups) started by skiff itself.
 //! - [`logs`]: per-container log files in the CRI format, written by the
 //!   runtimes and read back for `kubectl logs`.
 
@@ -22,5 +24,6 @@ pub mod cri;
 pub mod dns;
 pub mod gateway;
 pub mod images;
+pub mod linux;
 pub mod logs;
 pub mod wasm;
