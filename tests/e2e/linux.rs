@@ -226,12 +226,14 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     );
     let reg = Registry::start();
     let pids = PIDS_MAX.to_string();
-    let s = Skiff::start_with(&["--insecure-registry", &reg.host, "--pod-max-pids", &pids]);
+    let flags = ["--insecure-registry", reg.host.as_str(), "--pod-max-pids", pids.as_str()];
+    let mut first = Skiff::start_with(&flags);
+    let s = &first;
     let tmp = tempfile::tempdir().expect("tmp");
     let image = format!("{}/e2e/busybox:v1", reg.host);
-    push(&s, &layout(tmp.path(), "busybox", &busybox_layer()), &image);
+    push(s, &layout(tmp.path(), "busybox", &busybox_layer()), &image);
     let evil = format!("{}/e2e/evil:v1", reg.host);
-    push(&s, &layout(tmp.path(), "evil", &escaping_layer()), &evil);
+    push(s, &layout(tmp.path(), "evil", &escaping_layer()), &evil);
     let mut left = Leftovers(Vec::new());
     let uid_of = |s: &Skiff, name: &str| {
         eventually(30, "the pod's uid", || {
@@ -241,15 +243,15 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
 
     // Logs, env from the image and the pod, a pod IP from the node's range.
     apply_pod(
-        &s,
+        s,
         "hello",
         &image,
-        "echo hello from $(hostname) image=$FROM_IMAGE; sleep 3600",
-        "",
+        "echo hello from $(hostname) image=$FROM_IMAGE; sleep 2; echo > /tmp/ready; sleep 3600",
+        "    readinessProbe: {exec: {command: [cat, /tmp/ready]}, periodSeconds: 1}\n",
     );
-    left.0.push(uid_of(&s, "hello"));
+    left.0.push(uid_of(s, "hello"));
     let p = eventually(60, "hello running", || {
-        let p = pod_json(&s, "hello");
+        let p = pod_json(s, "hello");
         container_status(&p)["state"]["running"].is_object().then_some(p)
     });
     let hello_ip = p["status"]["podIP"].as_str().expect("podIP").to_string();
@@ -261,11 +263,37 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     });
     assert_eq!(logs.lines().count(), 1, "{logs}");
 
+    // An exec readiness probe runs in the container: failing first, then
+    // passing once the file is there.
+    eventually(30, "hello ready", || {
+        let p = pod_json(s, "hello");
+        (container_status(&p)["ready"] == true).then_some(())
+    });
+    let events = s
+        .kubectl("1.33", &["get", "events", "--field-selector", "involvedObject.name=hello"])
+        .stdout;
+    assert!(events.contains("Unhealthy") && events.contains("/tmp/ready"), "{events}");
+
+    // The container outlives its agent and is adopted by the next one.
+    let id = container_status(&pod_json(s, "hello"))["containerID"].clone();
+    first.kill();
+    let second = Skiff::start_in_with(&first.dir, &flags);
+    let s = &second;
+    let p = eventually(60, "hello adopted", || {
+        let p = pod_json(s, "hello");
+        let c = container_status(&p);
+        (c["containerID"] == id && c["ready"] == true).then_some(p)
+    });
+    assert_eq!(container_status(&p)["restartCount"], 0, "{p}");
+    assert_eq!(p["status"]["podIP"], hello_ip.as_str(), "{p}");
+    let logs = s.kubectl("1.33", &["logs", "hello"]).ok().stdout;
+    assert_eq!(logs.lines().count(), 1, "{logs}");
+
     // An exit code, as kubectl reports it.
-    apply_pod(&s, "three", &image, "exit 3", "");
-    left.0.push(uid_of(&s, "three"));
+    apply_pod(s, "three", &image, "exit 3", "");
+    left.0.push(uid_of(s, "three"));
     let p = eventually(60, "three terminated", || {
-        let p = pod_json(&s, "three");
+        let p = pod_json(s, "three");
         container_status(&p)["state"]["terminated"].is_object().then_some(p)
     });
     let t = &container_status(&p)["state"]["terminated"];
@@ -274,15 +302,15 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
 
     // Past its memory limit: OOMKilled.
     apply_pod(
-        &s,
+        s,
         "hog",
         &image,
         "tail /dev/zero",
         "    resources: {limits: {memory: 32Mi}}\n",
     );
-    left.0.push(uid_of(&s, "hog"));
+    left.0.push(uid_of(s, "hog"));
     let p = eventually(90, "hog terminated", || {
-        let p = pod_json(&s, "hog");
+        let p = pod_json(s, "hog");
         container_status(&p)["state"]["terminated"].is_object().then_some(p)
     });
     let t = &container_status(&p)["state"]["terminated"];
@@ -290,11 +318,11 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     assert_eq!(t["exitCode"], 137, "{p}");
 
     // A fork bomb stops at the pids limit; PID 1 (exec'd sleep) lives on.
-    apply_pod(&s, "bomb", &image, "f(){ f | f & }; f; exec sleep 3600", "");
-    let bomb_uid = uid_of(&s, "bomb");
+    apply_pod(s, "bomb", &image, "f(){ f | f & }; f; exec sleep 3600", "");
+    let bomb_uid = uid_of(s, "bomb");
     left.0.push(bomb_uid.clone());
     eventually(60, "bomb running", || {
-        let p = pod_json(&s, "bomb");
+        let p = pod_json(s, "bomb");
         container_status(&p)["state"]["running"].is_object().then_some(())
     });
     let cg = Path::new("/sys/fs/cgroup/pids/skiff").join(format!("pod{bomb_uid}")).join("main");
@@ -327,10 +355,10 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     });
 
     // Pod to pod by IP: `b` reaches `hello`, then `c` reaches `b`.
-    apply_pod(&s, "b", &image, &format!("ping -c1 -W5 {hello_ip} && sleep 3600"), "");
-    left.0.push(uid_of(&s, "b"));
+    apply_pod(s, "b", &image, &format!("ping -c1 -W5 {hello_ip} && sleep 3600"), "");
+    left.0.push(uid_of(s, "b"));
     let b = eventually(60, "b running", || {
-        let p = pod_json(&s, "b");
+        let p = pod_json(s, "b");
         container_status(&p)["state"]["running"].is_object().then_some(p)
     });
     eventually(30, "b's ping to hello", || {
@@ -339,17 +367,17 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     });
     let b_ip = b["status"]["podIP"].as_str().expect("b's IP").to_string();
     assert_ne!(b_ip, hello_ip);
-    apply_pod(&s, "c", &image, &format!("ping -c1 -W5 {b_ip}"), "");
-    left.0.push(uid_of(&s, "c"));
+    apply_pod(s, "c", &image, &format!("ping -c1 -W5 {b_ip}"), "");
+    left.0.push(uid_of(s, "c"));
     let p = eventually(60, "c done", || {
-        let p = pod_json(&s, "c");
+        let p = pod_json(s, "c");
         container_status(&p)["state"]["terminated"].is_object().then_some(p)
     });
     assert_eq!(container_status(&p)["state"]["terminated"]["exitCode"], 0, "{p}");
 
     // A layer climbing out of its directory: refused, nothing written.
-    apply_pod(&s, "evil", &evil, "true", "");
-    left.0.push(uid_of(&s, "evil"));
+    apply_pod(s, "evil", &evil, "true", "");
+    left.0.push(uid_of(s, "evil"));
     let event = eventually(60, "a Failed event for evil", || {
         let out = s
             .kubectl(
@@ -364,7 +392,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         })
     });
     assert!(event.contains("layer sha256:"), "{event}");
-    let p = pod_json(&s, "evil");
+    let p = pod_json(s, "evil");
     assert_eq!(container_status(&p)["state"]["waiting"]["reason"], "CreateContainerError", "{p}");
     let escaped = walk_for(s.dir.parent().unwrap_or(&s.dir), "skiff-e2e-escaped");
     assert!(escaped.is_empty(), "written outside the layer: {escaped:?}");

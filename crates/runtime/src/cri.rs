@@ -193,4 +193,15 @@ pub trait Container: Send + Sync {
     fn adopted(&self) -> bool {
         false
     }
+    /// How to run an exec probe in this container; None where there is no
+    /// process to run a command in (Wasm guests).
+    fn exec_probe(&self) -> Option<ExecProbe> {
+        None
+    }
 }
+
+/// Runs `argv` in a container within the timeout: `Ok` when it exits 0,
+/// else what it said, as the kubelet puts it in the Unhealthy event.
+pub type ExecProbe = std::sync::Arc<
+    dyn Fn(Vec<String>, Duration) -> BoxFuture<'static, Result<(), String>> + Send + Sync,
+>;

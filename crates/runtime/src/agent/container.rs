@@ -338,6 +338,7 @@ impl ContainerLoop {
     async fn wait(&mut self, c: &mut dyn cri::Container) -> ExitStatus {
         if !self.stopping() {
             let probes = supervise(Probing {
+                exec: c.exec_probe(),
                 ctx: self.ctx.clone(),
                 pod: self.pod.clone(),
                 shared: self.shared.clone(),
@@ -654,6 +655,8 @@ fn grace_period(pod: &Pod) -> Duration {
 
 /// What the probe supervisor of one container run needs.
 struct Probing {
+    /// Runs exec probes in the container, when it has processes.
+    exec: Option<cri::ExecProbe>,
     ctx: Arc<Ctx>,
     pod: Pod,
     shared: Arc<PodShared>,
@@ -695,7 +698,10 @@ async fn supervise(p: Probing) -> probe::Kind {
     };
     let start = tokio::time::Instant::now();
     let mut active = Vec::new();
-    for spec in specs {
+    for mut spec in specs {
+        if matches!(spec.action, Action::Exec(_)) && p.exec.is_none() {
+            spec.action = Action::Unsupported(probe::EXEC_NEEDS_A_PROCESS.into());
+        }
         if let Action::Unsupported(why) = &spec.action {
             p.event(
                 EventType::Warning,
@@ -731,7 +737,7 @@ async fn supervise(p: Probing) -> probe::Kind {
         tokio::time::sleep_until(due).await;
         let (spec, counter, due) = &mut active[i];
         *due = tokio::time::Instant::now() + spec.period;
-        let result = probe::check(&spec.action, &ip, spec.timeout).await;
+        let result = probe::check(&spec.action, &ip, spec.timeout, p.exec.as_ref()).await;
         if let Err(msg) = &result {
             p.event(
                 EventType::Warning,

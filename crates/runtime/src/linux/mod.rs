@@ -299,6 +299,17 @@ fn signal(pid: u32, sig: rustix::process::Signal) {
     let _ = rustix::process::kill_process(pid, sig);
 }
 
+/// SIGKILL `pid` and its descendants (children first found, then killed
+/// top-down so none is left to fork again).
+fn kill_tree(pid: u32) {
+    signal(pid, rustix::process::Signal::STOP);
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    signal(pid, rustix::process::Signal::KILL);
+    for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+        kill_tree(c);
+    }
+}
+
 fn alive(pid: u32) -> bool {
     i32::try_from(pid)
         .ok()
@@ -362,6 +373,9 @@ fn remove_pod_blocking(root: &Path, uid: &str) {
 /// A running Linux container as the agent sees it.
 struct LinuxContainer {
     exit: watch::Receiver<Option<cri::ExitStatus>>,
+    /// The launcher's state dir (for exec) and the container's env.
+    state: PathBuf,
+    env: Vec<String>,
     pid: u32,
     exited: Arc<AtomicBool>,
     forced: Arc<AtomicBool>,
@@ -375,6 +389,12 @@ impl LinuxContainer {
         let exited = Arc::new(AtomicBool::new(false));
         let forced = Arc::new(AtomicBool::new(false));
         let adopted = matches!(process, Process::Adopted);
+        let env = std::fs::read(d.state.join("spec.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<container::Spec>(&b).ok())
+            .map(|s| s.env)
+            .unwrap_or_default();
+        let state = d.state.clone();
         let (done_tx, done_rx) = watch::channel(false);
         let copier = tokio::spawn(logs::copy(d.container.clone(), log, done_rx));
         let (ex, fo) = (exited.clone(), forced.clone());
@@ -410,6 +430,8 @@ impl LinuxContainer {
         });
         LinuxContainer {
             exit,
+            state,
+            env,
             pid,
             exited,
             forced,
@@ -488,6 +510,58 @@ impl cri::Container for LinuxContainer {
 
     fn adopted(&self) -> bool {
         self.adopted
+    }
+
+    fn exec_probe(&self) -> Option<cri::ExecProbe> {
+        let (state, env) = (self.state.clone(), self.env.clone());
+        Some(Arc::new(move |args: Vec<String>, timeout: Duration| {
+            let req = container::ExecRequest {
+                args,
+                env: env.clone(),
+                cwd: PathBuf::new(),
+            };
+            Box::pin(exec_probe(state.clone(), req, timeout)) as BoxFuture<'static, _>
+        }))
+    }
+}
+
+/// Run an exec probe's command in the container; its output is the
+/// failure message.
+async fn exec_probe(
+    state: PathBuf,
+    req: container::ExecRequest,
+    timeout: Duration,
+) -> Result<(), String> {
+    let io = container::Stdio3 {
+        stdin: std::process::Stdio::null(),
+        stdout: std::process::Stdio::piped(),
+        stderr: std::process::Stdio::piped(),
+    };
+    let command = req.args.join(" ");
+    let child = tokio::task::spawn_blocking(move || container::exec(&state, &req, io))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("exec {command:?}: {e}"))?;
+    let pid = child.id();
+    let waited = tokio::task::spawn_blocking(move || child.wait_with_output());
+    match tokio::time::timeout(timeout, waited).await {
+        Ok(Ok(Ok(out))) if out.status.success() => Ok(()),
+        Ok(Ok(Ok(out))) => {
+            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&out.stderr));
+            let code = out.status.code().unwrap_or(-1);
+            Err(format!("command {command:?} exited with {code}: {}", text.trim()))
+        }
+        Ok(Ok(Err(e))) => Err(format!("exec {command:?}: {e}")),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => {
+            // The helper runs the command as its child: both go.
+            kill_tree(pid);
+            Err(format!(
+                "command {command:?} timed out after {}s",
+                timeout.as_secs()
+            ))
+        }
     }
 }
 
