@@ -88,8 +88,11 @@ fn busybox_layer() -> Vec<u8> {
     h.set_size(bytes.len() as u64);
     h.set_mode(0o755);
     h.set_cksum();
-    b.append_data(&mut h, "bin/busybox", bytes.as_slice()).expect("busybox");
-    for applet in ["sh", "echo", "sleep", "ping", "tail", "cat", "true", "hostname", "id", "ls"] {
+    b.append_data(&mut h, "bin/busybox", bytes.as_slice())
+        .expect("busybox");
+    for applet in [
+        "sh", "echo", "sleep", "ping", "tail", "cat", "true", "hostname", "id", "ls",
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_size(0);
@@ -102,7 +105,8 @@ fn busybox_layer() -> Vec<u8> {
     h.set_size(passwd.len() as u64);
     h.set_mode(0o644);
     h.set_cksum();
-    b.append_data(&mut h, "etc/passwd", &passwd[..]).expect("passwd");
+    b.append_data(&mut h, "etc/passwd", &passwd[..])
+        .expect("passwd");
     b.into_inner().expect("tar")
 }
 
@@ -122,8 +126,14 @@ fn escaping_layer() -> Vec<u8> {
 }
 
 fn push(s: &Skiff, dir: &Path, reference: &str) {
-    s.skiff(&["image", "push", &dir.display().to_string(), reference, "--insecure"])
-        .ok();
+    s.skiff(&[
+        "image",
+        "push",
+        &dir.display().to_string(),
+        reference,
+        "--insecure",
+    ])
+    .ok();
 }
 
 fn pod_json(s: &Skiff, name: &str) -> Value {
@@ -149,7 +159,8 @@ spec:
     command: ["sh", "-c", {script:?}]
 {extra}"#
     );
-    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(&yaml)).ok();
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(&yaml))
+        .ok();
 }
 
 /// What a pod leaves on the host, by its uid.
@@ -162,19 +173,31 @@ struct Traces {
 }
 
 fn short(uid: &str) -> String {
-    uid.chars().filter(char::is_ascii_alphanumeric).take(12).collect()
+    uid.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect()
 }
 
 fn traces(uid: &str, data: &Path) -> Traces {
-    let links = Command::new("ip").args(["-o", "link"]).output().expect("ip link");
+    let links = Command::new("ip")
+        .args(["-o", "link"])
+        .output()
+        .expect("ip link");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let data = data.display().to_string();
     Traces {
-        netns: Path::new("/run/netns").join(format!("skiff-{}", short(uid))).exists(),
+        netns: Path::new("/run/netns")
+            .join(format!("skiff-{}", short(uid)))
+            .exists(),
         veth: String::from_utf8_lossy(&links.stdout).contains(&format!("vsk{}", short(uid))),
-        cgroup: ["memory", "pids", "cpu", "unified"]
-            .iter()
-            .any(|h| Path::new("/sys/fs/cgroup").join(h).join("skiff").join(format!("pod{uid}")).exists()),
+        cgroup: ["memory", "pids", "cpu", "unified"].iter().any(|h| {
+            Path::new("/sys/fs/cgroup")
+                .join(h)
+                .join("skiff")
+                .join(format!("pod{uid}"))
+                .exists()
+        }),
         mounts: mounts
             .lines()
             .filter(|l| l.contains(&format!("{data}/linux/pods/{uid}")))
@@ -197,10 +220,16 @@ impl Drop for Leftovers {
     fn drop(&mut self) {
         for uid in &self.0 {
             for h in ["pids", "memory", "unified"] {
-                let pod = Path::new("/sys/fs/cgroup").join(h).join("skiff").join(format!("pod{uid}"));
-                let Ok(entries) = std::fs::read_dir(&pod) else { continue };
+                let pod = Path::new("/sys/fs/cgroup")
+                    .join(h)
+                    .join("skiff")
+                    .join(format!("pod{uid}"));
+                let Ok(entries) = std::fs::read_dir(&pod) else {
+                    continue;
+                };
                 for e in entries.flatten() {
-                    let procs = std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
+                    let procs =
+                        std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
                     for pid in procs.lines() {
                         let _ = Command::new("kill").args(["-9", pid]).status();
                     }
@@ -226,7 +255,12 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     );
     let reg = Registry::start();
     let pids = PIDS_MAX.to_string();
-    let flags = ["--insecure-registry", reg.host.as_str(), "--pod-max-pids", pids.as_str()];
+    let flags = [
+        "--insecure-registry",
+        reg.host.as_str(),
+        "--pod-max-pids",
+        pids.as_str(),
+    ];
     let mut first = Skiff::start_with(&flags);
     let s = &first;
     let tmp = tempfile::tempdir().expect("tmp");
@@ -237,7 +271,9 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     let mut left = Leftovers(Vec::new());
     let uid_of = |s: &Skiff, name: &str| {
         eventually(30, "the pod's uid", || {
-            pod_json(s, name)["metadata"]["uid"].as_str().map(str::to_string)
+            pod_json(s, name)["metadata"]["uid"]
+                .as_str()
+                .map(str::to_string)
         })
     };
 
@@ -252,11 +288,16 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     left.0.push(uid_of(s, "hello"));
     let p = eventually(60, "hello running", || {
         let p = pod_json(s, "hello");
-        container_status(&p)["state"]["running"].is_object().then_some(p)
+        container_status(&p)["state"]["running"]
+            .is_object()
+            .then_some(p)
     });
     let hello_ip = p["status"]["podIP"].as_str().expect("podIP").to_string();
     assert!(hello_ip.starts_with("10."), "{p}");
-    assert_ne!(p["status"]["podIP"], p["status"]["hostIP"], "a pod IP of its own");
+    assert_ne!(
+        p["status"]["podIP"], p["status"]["hostIP"],
+        "a pod IP of its own"
+    );
     let logs = eventually(20, "hello's output in kubectl logs", || {
         let out = s.kubectl("1.33", &["logs", "hello"]).stdout;
         out.contains("hello from hello image=yes").then_some(out)
@@ -270,9 +311,20 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         (container_status(&p)["ready"] == true).then_some(())
     });
     let events = s
-        .kubectl("1.33", &["get", "events", "--field-selector", "involvedObject.name=hello"])
+        .kubectl(
+            "1.33",
+            &[
+                "get",
+                "events",
+                "--field-selector",
+                "involvedObject.name=hello",
+            ],
+        )
         .stdout;
-    assert!(events.contains("Unhealthy") && events.contains("/tmp/ready"), "{events}");
+    assert!(
+        events.contains("Unhealthy") && events.contains("/tmp/ready"),
+        "{events}"
+    );
 
     // The container outlives its agent and is adopted by the next one.
     let id = container_status(&pod_json(s, "hello"))["containerID"].clone();
@@ -294,10 +346,16 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     left.0.push(uid_of(s, "three"));
     let p = eventually(60, "three terminated", || {
         let p = pod_json(s, "three");
-        container_status(&p)["state"]["terminated"].is_object().then_some(p)
+        container_status(&p)["state"]["terminated"]
+            .is_object()
+            .then_some(p)
     });
     let t = &container_status(&p)["state"]["terminated"];
-    assert_eq!((t["exitCode"].as_i64(), t["reason"].as_str()), (Some(3), Some("Error")), "{p}");
+    assert_eq!(
+        (t["exitCode"].as_i64(), t["reason"].as_str()),
+        (Some(3), Some("Error")),
+        "{p}"
+    );
     assert_eq!(p["status"]["phase"], "Failed");
 
     // Past its memory limit: OOMKilled.
@@ -311,7 +369,9 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     left.0.push(uid_of(s, "hog"));
     let p = eventually(90, "hog terminated", || {
         let p = pod_json(s, "hog");
-        container_status(&p)["state"]["terminated"].is_object().then_some(p)
+        container_status(&p)["state"]["terminated"]
+            .is_object()
+            .then_some(p)
     });
     let t = &container_status(&p)["state"]["terminated"];
     assert_eq!(t["reason"], "OOMKilled", "{p}");
@@ -323,13 +383,19 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     left.0.push(bomb_uid.clone());
     eventually(60, "bomb running", || {
         let p = pod_json(s, "bomb");
-        container_status(&p)["state"]["running"].is_object().then_some(())
+        container_status(&p)["state"]["running"]
+            .is_object()
+            .then_some(())
     });
-    let cg = Path::new("/sys/fs/cgroup/pids/skiff").join(format!("pod{bomb_uid}")).join("main");
+    let cg = Path::new("/sys/fs/cgroup/pids/skiff")
+        .join(format!("pod{bomb_uid}"))
+        .join("main");
     let cg = if cg.exists() {
         cg
     } else {
-        Path::new("/sys/fs/cgroup/skiff").join(format!("pod{bomb_uid}")).join("main")
+        Path::new("/sys/fs/cgroup/skiff")
+            .join(format!("pod{bomb_uid}"))
+            .join("main")
     };
     let max = std::fs::read_to_string(cg.join("pids.max")).expect("pids.max");
     assert_eq!(max.trim(), pids);
@@ -348,18 +414,29 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         .parse()
         .expect("number");
     assert!(current <= PIDS_MAX, "{current} tasks");
-    s.kubectl("1.33", &["delete", "pod", "bomb", "--wait=true", "--timeout=60s"])
-        .ok();
+    s.kubectl(
+        "1.33",
+        &["delete", "pod", "bomb", "--wait=true", "--timeout=60s"],
+    )
+    .ok();
     eventually(30, "the bomb's traces to go", || {
         (traces(&bomb_uid, &s.dir) == GONE).then_some(())
     });
 
     // Pod to pod by IP: `b` reaches `hello`, then `c` reaches `b`.
-    apply_pod(s, "b", &image, &format!("ping -c1 -W5 {hello_ip} && sleep 3600"), "");
+    apply_pod(
+        s,
+        "b",
+        &image,
+        &format!("ping -c1 -W5 {hello_ip} && sleep 3600"),
+        "",
+    );
     left.0.push(uid_of(s, "b"));
     let b = eventually(60, "b running", || {
         let p = pod_json(s, "b");
-        container_status(&p)["state"]["running"].is_object().then_some(p)
+        container_status(&p)["state"]["running"]
+            .is_object()
+            .then_some(p)
     });
     eventually(30, "b's ping to hello", || {
         let out = s.kubectl("1.33", &["logs", "b"]).stdout;
@@ -371,9 +448,15 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     left.0.push(uid_of(s, "c"));
     let p = eventually(60, "c done", || {
         let p = pod_json(s, "c");
-        container_status(&p)["state"]["terminated"].is_object().then_some(p)
+        container_status(&p)["state"]["terminated"]
+            .is_object()
+            .then_some(p)
     });
-    assert_eq!(container_status(&p)["state"]["terminated"]["exitCode"], 0, "{p}");
+    assert_eq!(
+        container_status(&p)["state"]["terminated"]["exitCode"],
+        0,
+        "{p}"
+    );
 
     // A layer climbing out of its directory: refused, nothing written.
     apply_pod(s, "evil", &evil, "true", "");
@@ -382,7 +465,14 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         let out = s
             .kubectl(
                 "1.33",
-                &["get", "events", "--field-selector", "involvedObject.name=evil", "-o", "json"],
+                &[
+                    "get",
+                    "events",
+                    "--field-selector",
+                    "involvedObject.name=evil",
+                    "-o",
+                    "json",
+                ],
             )
             .stdout;
         let v: Value = serde_json::from_str(&out).ok()?;
@@ -393,7 +483,11 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     });
     assert!(event.contains("layer sha256:"), "{event}");
     let p = pod_json(s, "evil");
-    assert_eq!(container_status(&p)["state"]["waiting"]["reason"], "CreateContainerError", "{p}");
+    assert_eq!(
+        container_status(&p)["state"]["waiting"]["reason"],
+        "CreateContainerError",
+        "{p}"
+    );
     let escaped = walk_for(s.dir.parent().unwrap_or(&s.dir), "skiff-e2e-escaped");
     assert!(escaped.is_empty(), "written outside the layer: {escaped:?}");
 
@@ -422,7 +516,9 @@ fn walk_for(dir: &Path, name: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries.flatten() {
             let Ok(t) = e.file_type() else { continue };
             if t.is_dir() {

@@ -46,7 +46,10 @@ pub fn netns_path(name: &str) -> PathBuf {
 }
 
 fn short_uid(uid: &str) -> String {
-    uid.chars().filter(char::is_ascii_alphanumeric).take(12).collect()
+    uid.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(12)
+        .collect()
 }
 
 /// The namespace name of pod `uid`.
@@ -116,7 +119,10 @@ async fn setup(
         ip_cmd(&["netns", "add", ns]).await?;
     }
     let _ = ip_cmd(&["link", "del", &host]).await;
-    ip_cmd(&["link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", ns]).await?;
+    ip_cmd(&[
+        "link", "add", &host, "type", "veth", "peer", "name", "eth0", "netns", ns,
+    ])
+    .await?;
     ip_cmd(&["link", "set", &host, "master", bridge]).await?;
     ip_cmd(&["link", "set", &host, "up"]).await?;
     let addr = format!("{}/{}", s.ip, range.prefix);
@@ -190,7 +196,9 @@ async fn run_nft(args: &[&str], stdin: Option<&str>) -> Result<(), String> {
         .map_err(|e| format!("running nft: {e}"))?;
     if let Some(mut w) = child.stdin.take() {
         if let Some(text) = stdin {
-            w.write_all(text.as_bytes()).await.map_err(|e| e.to_string())?;
+            w.write_all(text.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
         }
     }
     let out = child.wait_with_output().await.map_err(|e| e.to_string())?;

@@ -22,7 +22,11 @@ const CHUNK: u64 = 1 << 20;
 
 /// The raw output files and the offsets file of a container directory.
 pub fn files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    (dir.join("stdout"), dir.join("stderr"), dir.join("log-offsets"))
+    (
+        dir.join("stdout"),
+        dir.join("stderr"),
+        dir.join("log-offsets"),
+    )
 }
 
 /// Copy until `done` turns true, then copy what is left and finish the

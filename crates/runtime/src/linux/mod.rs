@@ -154,10 +154,14 @@ impl ContainerRuntime for LinuxRuntime {
             let log = LogFile::open(&config.log_path).map_err(internal("opening the log file"))?;
             let d = dirs(&opts.root, &config.pod_uid, &config.container_name);
             let d2 = d.clone();
-            let (process, pid) = tokio::task::spawn_blocking(move || start_blocking(&opts, &config, &d2))
-                .await
-                .map_err(|e| RuntimeError::Internal(format!("starting the container: {e}")))??;
-            Ok(Box::new(LinuxContainer::supervise(process, pid, d, log)) as Box<dyn cri::Container>)
+            let (process, pid) =
+                tokio::task::spawn_blocking(move || start_blocking(&opts, &config, &d2))
+                    .await
+                    .map_err(|e| {
+                        RuntimeError::Internal(format!("starting the container: {e}"))
+                    })??;
+            Ok(Box::new(LinuxContainer::supervise(process, pid, d, log))
+                as Box<dyn cri::Container>)
         })
     }
 
@@ -207,7 +211,8 @@ fn start_blocking(
     cleanup_container(d);
     if linux.security.privileged && !opts.allow_privileged {
         return Err(RuntimeError::Config(
-            "privileged containers are not allowed on this node (start it with --allow-privileged)".into(),
+            "privileged containers are not allowed on this node (start it with --allow-privileged)"
+                .into(),
         ));
     }
     std::fs::create_dir_all(&d.etc).map_err(internal("creating the pod's directory"))?;
@@ -219,7 +224,8 @@ fn start_blocking(
     for (name, text) in etc_files {
         std::fs::write(d.etc.join(name), text).map_err(internal("writing the pod's /etc files"))?;
     }
-    std::fs::create_dir_all(&d.container).map_err(internal("creating the container's directory"))?;
+    std::fs::create_dir_all(&d.container)
+        .map_err(internal("creating the container's directory"))?;
     let rootfs = opts.layers.rootfs(&linux.layers, &d.fs).map_err(|e| {
         let _ = std::fs::remove_dir_all(&d.container);
         RuntimeError::InvalidImage(format!("creating the container's root file system: {e}"))
@@ -251,10 +257,15 @@ fn launch(
     let spec = spec::build(config, linux, &paths, &node)?;
     let meta = Meta {
         overlay: rootfs.kind == RootKind::Overlay,
-        cgroup: spec.cgroup.as_ref().map(|c| c.path.clone()).unwrap_or_default(),
+        cgroup: spec
+            .cgroup
+            .as_ref()
+            .map(|c| c.path.clone())
+            .unwrap_or_default(),
     };
     let meta_json = serde_json::to_vec(&meta).map_err(|e| RuntimeError::Internal(e.to_string()))?;
-    std::fs::write(d.container.join("meta.json"), meta_json).map_err(internal("writing meta.json"))?;
+    std::fs::write(d.container.join("meta.json"), meta_json)
+        .map_err(internal("writing meta.json"))?;
     let (out, err, _) = logs::files(&d.container);
     let open = |p: &Path| {
         std::fs::OpenOptions::new()
@@ -293,7 +304,10 @@ fn read_meta(dir: &Path) -> Option<Meta> {
 }
 
 fn signal(pid: u32, sig: rustix::process::Signal) {
-    let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(pid) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return;
     };
     let _ = rustix::process::kill_process(pid, sig);
@@ -303,7 +317,8 @@ fn signal(pid: u32, sig: rustix::process::Signal) {
 /// top-down so none is left to fork again).
 fn kill_tree(pid: u32) {
     signal(pid, rustix::process::Signal::STOP);
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     signal(pid, rustix::process::Signal::KILL);
     for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
         kill_tree(c);
@@ -467,7 +482,10 @@ pub fn exit_status(status: Option<container::ExitStatus>, forced: bool) -> cri::
         };
     };
     let (reason, message) = if s.oom_killed {
-        (ExitReason::OOMKilled, Some("the container exceeded its memory limit".to_string()))
+        (
+            ExitReason::OOMKilled,
+            Some("the container exceeded its memory limit".to_string()),
+        )
     } else if forced && s.signal == Some(9) {
         (ExitReason::Killed, None)
     } else if s.code == 0 {
@@ -496,8 +514,12 @@ impl cri::Container for LinuxContainer {
         if self.exited.load(Ordering::SeqCst) {
             return;
         }
-        let (pid, exited, forced, mut exit) =
-            (self.pid, self.exited.clone(), self.forced.clone(), self.exit.clone());
+        let (pid, exited, forced, mut exit) = (
+            self.pid,
+            self.exited.clone(),
+            self.forced.clone(),
+            self.exit.clone(),
+        );
         signal(pid, rustix::process::Signal::TERM);
         tokio::spawn(async move {
             let ended = tokio::time::timeout(grace, exit.wait_for(Option::is_some)).await;
@@ -550,7 +572,10 @@ async fn exec_probe(
             let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
             text.push_str(&String::from_utf8_lossy(&out.stderr));
             let code = out.status.code().unwrap_or(-1);
-            Err(format!("command {command:?} exited with {code}: {}", text.trim()))
+            Err(format!(
+                "command {command:?} exited with {code}: {}",
+                text.trim()
+            ))
         }
         Ok(Ok(Err(e))) => Err(format!("exec {command:?}: {e}")),
         Ok(Err(e)) => Err(e.to_string()),
@@ -579,7 +604,10 @@ mod tests {
 
     #[test]
     fn exit_statuses_map_to_kubernetes_reasons() {
-        assert_eq!(exit_status(st(0, None, false), false).reason, ExitReason::Completed);
+        assert_eq!(
+            exit_status(st(0, None, false), false).reason,
+            ExitReason::Completed
+        );
         let e = exit_status(st(3, None, false), false);
         assert_eq!((e.code, e.reason), (3, ExitReason::Error));
         let e = exit_status(st(137, Some(9), true), false);

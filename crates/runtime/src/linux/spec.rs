@@ -40,7 +40,13 @@ pub fn container_id(pod_uid: &str, name: &str) -> String {
         .collect();
     let name: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{uid}-{name}")
 }
@@ -63,7 +69,8 @@ pub fn build(
 ) -> Result<container::Spec, RuntimeError> {
     if config.args.is_empty() {
         return Err(RuntimeError::Config(
-            "no command specified: the image has no Entrypoint or Cmd and the container no command".into(),
+            "no command specified: the image has no Entrypoint or Cmd and the container no command"
+                .into(),
         ));
     }
     let user = resolve_user(linux, paths.rootfs)?;
@@ -274,7 +281,11 @@ mod tests {
     fn config() -> (ContainerConfig, LinuxConfig) {
         let linux = LinuxConfig {
             image: ImageConfig {
-                env: vec!["PATH=/usr/bin:/bin".into(), "A=image".into(), "B=image".into()],
+                env: vec![
+                    "PATH=/usr/bin:/bin".into(),
+                    "A=image".into(),
+                    "B=image".into(),
+                ],
                 working_dir: "/srv".into(),
                 ..Default::default()
             },
@@ -314,7 +325,14 @@ mod tests {
         let env = merge_env(&l.image.env, &c.env, "web-0", "/root");
         assert_eq!(
             env,
-            vec!["HOSTNAME=web-0", "PATH=/usr/bin:/bin", "A=image", "B=pod", "C=pod", "HOME=/root"]
+            vec![
+                "HOSTNAME=web-0",
+                "PATH=/usr/bin:/bin",
+                "A=image",
+                "B=pod",
+                "C=pod",
+                "HOME=/root"
+            ]
         );
         let env = merge_env(&[], &[], "h", "/");
         assert!(env.contains(&format!("PATH={}", container::DEFAULT_PATH)));
@@ -337,11 +355,22 @@ mod tests {
         assert_eq!(s.id, "0123abcd4567-app");
         assert_eq!(s.cwd, PathBuf::from("/srv"));
         let cg = s.cgroup.expect("cgroup");
-        assert_eq!(cg.path, PathBuf::from("skiff/pod0123abcd-4567-89ef-0000-000000000000/app"));
+        assert_eq!(
+            cg.path,
+            PathBuf::from("skiff/pod0123abcd-4567-89ef-0000-000000000000/app")
+        );
         assert_eq!(cg.resources.memory_limit, Some(64 << 20));
         assert_eq!(cg.resources.pids_max, Some(1024));
-        let dests: Vec<_> = s.mounts.iter().map(|m| m.destination.display().to_string()).collect();
-        assert_eq!(dests, vec!["/etc/resolv.conf", "/etc/hosts", "/etc/hostname"], "a volume wins over the pod's file");
+        let dests: Vec<_> = s
+            .mounts
+            .iter()
+            .map(|m| m.destination.display().to_string())
+            .collect();
+        assert_eq!(
+            dests,
+            vec!["/etc/resolv.conf", "/etc/hosts", "/etc/hostname"],
+            "a volume wins over the pod's file"
+        );
         l.working_dir = Some("/w".into());
         l.security = Security {
             read_only_root_filesystem: true,
@@ -352,7 +381,9 @@ mod tests {
         assert!(s.readonly_rootfs);
         let mut empty = c.clone();
         empty.args.clear();
-        assert!(matches!(build(&empty, &l, &paths, &node), Err(RuntimeError::Config(m)) if m.contains("no command")));
+        assert!(
+            matches!(build(&empty, &l, &paths, &node), Err(RuntimeError::Config(m)) if m.contains("no command"))
+        );
     }
 
     #[test]
@@ -370,7 +401,10 @@ mod tests {
         assert_eq!((u.uid, u.gid, u.home.as_str()), (0, 0, "/root"));
         l.image.user = "nobody".into();
         let u = resolve_user(&l, tmp.path()).expect("nobody");
-        assert_eq!((u.uid, u.gid, u.home.as_str()), (65534, 65533, "/home/nobody"));
+        assert_eq!(
+            (u.uid, u.gid, u.home.as_str()),
+            (65534, 65533, "/home/nobody")
+        );
         l.image.user = "nobody:staff".into();
         assert_eq!(resolve_user(&l, tmp.path()).expect("group").gid, 50);
         l.image.user = "1000:7".into();
