@@ -218,6 +218,21 @@ struct Leftovers(Vec<String>);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
+        // The node's masquerade table, named after the harness's bridge
+        // (`sktPID-N`): the harness removes the bridge, not the table.
+        let prefix = format!("skiff_nat_skt{}_", std::process::id() % 100_000);
+        let tables = Command::new("nft").args(["list", "tables"]).output();
+        let tables = tables.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        for t in tables.unwrap_or_default().lines() {
+            if let Some(name) = t
+                .strip_prefix("table ip ")
+                .filter(|n| n.starts_with(&prefix))
+            {
+                let _ = Command::new("nft")
+                    .args(["delete", "table", "ip", name])
+                    .status();
+            }
+        }
         for uid in &self.0 {
             for h in ["pids", "memory", "unified"] {
                 let pod = Path::new("/sys/fs/cgroup")

@@ -14,7 +14,8 @@
 //! ([`PodNetwork::assign_veth`]) but is never put on the bridge. The
 //! namespace's name is kept in the pod's record, so a restarted agent
 //! finds it again; deleting the namespace removes the veth pair with it.
-//! Egress leaving the node is masqueraded ([`enable_egress`]).
+//! Egress leaving the node is masqueraded ([`enable_egress`]): an
+//! nftables table per bridge, [`nat_table`].
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -166,22 +167,33 @@ async fn link_exists(name: &str) -> bool {
 }
 
 /// Let pods reach beyond the node: IP forwarding on, and traffic from the
-/// pod range to anywhere outside the cluster's pod ranges masqueraded
-/// (an nftables table `ip skiff-nat`, replaced whole). Failing that, pods
+/// pod range leaving through anything but the bridge masqueraded (the
+/// nftables table [`nat_table`], replaced whole). Failing that, pods
 /// reach other pods and the node but not the outside: logged, not fatal.
 pub async fn enable_egress(range: super::network::Cidr, bridge: &str) {
     if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
         tracing::warn!("Linux pods cannot reach other nodes: enabling net.ipv4.ip_forward: {e}");
     }
-    // Bridged traffic must not be dropped by a host firewall's FORWARD
-    // policy before it reaches the pod; skiff adds no filter rules itself.
+    // One table per bridge: several nodes may share a host's network
+    // namespace, each with its own bridge and range.
+    let table = nat_table(bridge);
     let rules = format!(
-        "table ip skiff-nat {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {range} oifname != \"{bridge}\" masquerade\n  }}\n}}\n"
+        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {range} oifname != \"{bridge}\" masquerade\n  }}\n}}\n"
     );
-    let _ = run_nft(&["delete", "table", "ip", "skiff-nat"], None).await;
+    let _ = run_nft(&["delete", "table", "ip", &table], None).await;
     if let Err(e) = run_nft(&["-f", "-"], Some(&rules)).await {
         tracing::warn!("Linux pods cannot reach beyond the node: masquerading with nft: {e}");
     }
+}
+
+/// The nftables table of the node whose bridge is `bridge`
+/// (`skiff_nat_<bridge>`, `-` spelled `_`).
+pub fn nat_table(bridge: &str) -> String {
+    let name: String = bridge
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    format!("skiff_nat_{name}")
 }
 
 async fn run_nft(args: &[&str], stdin: Option<&str>) -> Result<(), String> {
@@ -219,5 +231,6 @@ mod tests {
         assert_eq!(netns_name(uid), "skiff-0f4c2a1e9b7d");
         assert_eq!(veth_name(uid), "vsk0f4c2a1e9b7d");
         assert!(veth_name(uid).len() <= 15);
+        assert_eq!(nat_table("skt123-0"), "skiff_nat_skt123_0");
     }
 }
