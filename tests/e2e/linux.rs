@@ -344,7 +344,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     // The container outlives its agent and is adopted by the next one.
     let id = container_status(&pod_json(s, "hello"))["containerID"].clone();
     first.kill();
-    let second = Skiff::start_in_with(&first.dir, &flags);
+    let mut second = Skiff::start_in_with(&first.dir, &flags);
     let s = &second;
     let p = eventually(60, "hello adopted", || {
         let p = pod_json(s, "hello");
@@ -472,6 +472,32 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         0,
         "{p}"
     );
+
+    // A pod deleted while its node agent is down: the next agent removes
+    // its container, cgroup, mounts and sandbox once it has listed pods.
+    apply_pod(s, "orphan", &image, "exec sleep 3600", "");
+    let orphan = uid_of(s, "orphan");
+    left.0.push(orphan.clone());
+    eventually(60, "orphan running", || {
+        let p = pod_json(s, "orphan");
+        container_status(&p)["state"]["running"]
+            .is_object()
+            .then_some(())
+    });
+    assert!(traces(&orphan, &s.dir).netns, "a sandbox to leak");
+    second.kill();
+    let mut api = Skiff::start_in_with(&first.dir, &["--api-only"]);
+    api.kubectl(
+        "1.33",
+        &["delete", "pod", "orphan", "--grace-period=0", "--force"],
+    )
+    .ok();
+    api.kill();
+    let third = Skiff::start_in_with(&first.dir, &flags);
+    let s = &third;
+    eventually(30, "the orphan's traces to go", || {
+        (traces(&orphan, &s.dir) == GONE).then_some(())
+    });
 
     // A layer climbing out of its directory: refused, nothing written.
     apply_pod(s, "evil", &evil, "true", "");
