@@ -343,7 +343,17 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
 
     // The container outlives its agent and is adopted by the next one.
     let id = container_status(&pod_json(s, "hello"))["containerID"].clone();
+    // And one that ends while no agent watches: its exit is found.
+    apply_pod(s, "brief", &image, "echo bye; sleep 2; exit 5", "");
+    left.0.push(uid_of(s, "brief"));
+    eventually(60, "brief running", || {
+        let p = pod_json(s, "brief");
+        container_status(&p)["state"]["running"]
+            .is_object()
+            .then_some(())
+    });
     first.kill();
+    std::thread::sleep(std::time::Duration::from_secs(4));
     let mut second = Skiff::start_in_with(&first.dir, &flags);
     let s = &second;
     let p = eventually(60, "hello adopted", || {
@@ -355,6 +365,18 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     assert_eq!(p["status"]["podIP"], hello_ip.as_str(), "{p}");
     let logs = s.kubectl("1.33", &["logs", "hello"]).ok().stdout;
     assert_eq!(logs.lines().count(), 1, "{logs}");
+    let p = eventually(30, "brief's exit found", || {
+        let p = pod_json(s, "brief");
+        container_status(&p)["state"]["terminated"]
+            .is_object()
+            .then_some(p)
+    });
+    let c = container_status(&p);
+    assert_eq!(c["state"]["terminated"]["exitCode"], 5, "{p}");
+    assert_eq!(c["restartCount"], 0, "restartPolicy Never: {p}");
+    assert_eq!(p["status"]["phase"], "Failed", "{p}");
+    let logs = s.kubectl("1.33", &["logs", "brief"]).ok().stdout;
+    assert_eq!(logs, "bye\n");
 
     // An exit code, as kubectl reports it.
     apply_pod(s, "three", &image, "exit 3", "");

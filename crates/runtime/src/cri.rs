@@ -165,6 +165,20 @@ pub trait ContainerRuntime: Send + Sync {
         &self,
         config: ContainerConfig,
     ) -> BoxFuture<'_, Result<Box<dyn Container>, RuntimeError>>;
+    /// After an agent restart, for a container the pod's record shows
+    /// running: if it ended while no agent watched (a runtime whose
+    /// containers outlive the agent), copy what it printed to `log_path`,
+    /// clean it up and say how it ended, so the restart policy decides
+    /// what comes next. None when it is still running or unknown.
+    fn exited_while_away(
+        &self,
+        pod_uid: &str,
+        container_name: &str,
+        log_path: &std::path::Path,
+    ) -> BoxFuture<'_, Option<ExitStatus>> {
+        let _ = (pod_uid, container_name, log_path);
+        Box::pin(async { None })
+    }
     /// The pod is gone: remove whatever the runtime kept for it beyond its
     /// containers (a pod cgroup, a pod directory).
     fn remove_pod(&self, pod_uid: &str) -> BoxFuture<'_, ()> {

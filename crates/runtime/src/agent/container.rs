@@ -152,6 +152,7 @@ impl ContainerLoop {
     pub async fn run(mut self) -> Outcome {
         let policy = self.policy();
         let mut failures: u32 = 0;
+        self.find_exit_while_away().await;
         // A container the record shows finished (a restarted agent) only
         // runs again if its policy says so.
         if let Some(rec) = self.record_snapshot() {
@@ -196,6 +197,38 @@ impl ContainerLoop {
                 return Outcome::Stopped;
             }
         }
+    }
+
+    /// A container the record shows running under a runtime whose
+    /// containers outlive the agent may have ended while no agent watched:
+    /// record how, so the restart policy decides as if it had been seen.
+    async fn find_exit_while_away(&mut self) {
+        let Some(rec) = self.record_snapshot() else {
+            return;
+        };
+        let State::Running { started_at } = &rec.state else {
+            return;
+        };
+        let Some((handler, _)) = rec.container_id.split_once("://") else {
+            return;
+        };
+        let Some(rt) = self.ctx.runtime(handler) else {
+            return;
+        };
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        let log = self.log_path(rec.restart_count);
+        let Some(exit) = rt.exited_while_away(&uid, &self.spec.name, &log).await else {
+            return;
+        };
+        let t = Terminated {
+            exit_code: exit.code,
+            reason: exit.reason.as_str().to_string(),
+            message: exit.message.clone(),
+            started_at: Some(started_at.clone()),
+            finished_at: now(),
+            container_id: rec.container_id.clone(),
+        };
+        self.set_state(State::Terminated(t));
     }
 
     /// Wait before restart number `failures`, showing CrashLoopBackOff.

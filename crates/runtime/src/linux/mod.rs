@@ -165,6 +165,26 @@ impl ContainerRuntime for LinuxRuntime {
         })
     }
 
+    fn exited_while_away(
+        &self,
+        pod_uid: &str,
+        container_name: &str,
+        log_path: &Path,
+    ) -> BoxFuture<'_, Option<cri::ExitStatus>> {
+        let d = dirs(&self.opts.root, pod_uid, container_name);
+        let log_path = log_path.to_path_buf();
+        Box::pin(async move {
+            let status = container::read_status(&d.state).ok().flatten()?;
+            if let Ok(log) = LogFile::open(&log_path) {
+                let (_, done) = watch::channel(true);
+                logs::copy(d.container.clone(), log, done).await;
+            }
+            let d2 = d.clone();
+            let _ = tokio::task::spawn_blocking(move || cleanup_container(&d2)).await;
+            Some(exit_status(Some(status), false))
+        })
+    }
+
     fn remove_pod(&self, pod_uid: &str) -> BoxFuture<'_, ()> {
         let (root, uid) = (self.opts.root.clone(), pod_uid.to_string());
         Box::pin(async move {
