@@ -76,6 +76,8 @@ pub struct LinuxConfig {
 pub struct Security {
     pub run_as_user: Option<u32>,
     pub run_as_group: Option<u32>,
+    /// `runAsNonRoot`: refuse to start as uid 0.
+    pub run_as_non_root: bool,
     /// `supplementalGroups` and `fsGroup`.
     pub supplemental_groups: Vec<u32>,
     pub read_only_root_filesystem: bool,

@@ -461,6 +461,7 @@ pub fn security(pod: &Pod, c: &Container) -> crate::cri::Security {
     crate::cri::Security {
         run_as_user: id(csc.run_as_user).or(id(psc.run_as_user)),
         run_as_group: id(csc.run_as_group).or(id(psc.run_as_group)),
+        run_as_non_root: csc.run_as_non_root.or(psc.run_as_non_root) == Some(true),
         supplemental_groups: groups,
         read_only_root_filesystem: csc.read_only_root_filesystem == Some(true),
         privileged: csc.privileged == Some(true),

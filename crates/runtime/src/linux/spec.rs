@@ -74,6 +74,12 @@ pub fn build(
         ));
     }
     let user = resolve_user(linux, paths.rootfs)?;
+    if linux.security.run_as_non_root && user.uid == 0 {
+        // The kubelet's wording.
+        return Err(RuntimeError::Config(
+            "container has runAsNonRoot and image will run as root".into(),
+        ));
+    }
     let env = merge_env(&linux.image.env, &config.env, &linux.hostname, &user.home);
     let cwd = linux
         .working_dir
@@ -379,6 +385,15 @@ mod tests {
         let s = build(&c, &l, &paths, &node).expect("spec");
         assert_eq!(s.cwd, PathBuf::from("/w"));
         assert!(s.readonly_rootfs);
+        l.security.run_as_non_root = true;
+        assert!(
+            matches!(build(&c, &l, &paths, &node), Err(RuntimeError::Config(m)) if m.contains("runAsNonRoot"))
+        );
+        l.security.run_as_user = Some(1000);
+        assert_eq!(
+            build(&c, &l, &paths, &node).expect("non-root").user.uid,
+            1000
+        );
         let mut empty = c.clone();
         empty.args.clear();
         assert!(
