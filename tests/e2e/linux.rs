@@ -218,21 +218,6 @@ struct Leftovers(Vec<String>);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
-        // The node's masquerade table, named after the harness's bridge
-        // (`sktPID-N`): the harness removes the bridge, not the table.
-        let prefix = format!("skiff_nat_skt{}_", std::process::id() % 100_000);
-        let tables = Command::new("nft").args(["list", "tables"]).output();
-        let tables = tables.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-        for t in tables.unwrap_or_default().lines() {
-            if let Some(name) = t
-                .strip_prefix("table ip ")
-                .filter(|n| n.starts_with(&prefix))
-            {
-                let _ = Command::new("nft")
-                    .args(["delete", "table", "ip", name])
-                    .status();
-            }
-        }
         for uid in &self.0 {
             for h in ["pids", "memory", "unified"] {
                 let pod = Path::new("/sys/fs/cgroup")
@@ -475,10 +460,14 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
             .is_object()
             .then_some(p)
     });
-    eventually(30, "b's ping to hello", || {
+    let out = eventually(30, "b's ping to hello to end", || {
         let out = s.kubectl("1.33", &["logs", "b"]).stdout;
-        out.contains("1 packets received").then_some(())
+        out.contains("packets received").then_some(out)
     });
+    assert!(
+        out.contains("1 packets received"),
+        "b could not reach hello: {out}"
+    );
     let b_ip = b["status"]["podIP"].as_str().expect("b's IP").to_string();
     assert_ne!(b_ip, hello_ip);
     apply_pod(s, "c", &image, &format!("ping -c1 -W5 {b_ip}"), "");
@@ -494,6 +483,37 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         0,
         "{p}"
     );
+
+    // The pod's /etc files: cluster DNS on the bridge gateway, its own
+    // name and address; the user from securityContext.
+    apply_pod(
+        s,
+        "files",
+        &image,
+        "cat /etc/resolv.conf /etc/hosts; id -u",
+        "    securityContext: {runAsUser: 65534}\n",
+    );
+    left.0.push(uid_of(s, "files"));
+    let p = eventually(60, "files done", || {
+        let p = pod_json(s, "files");
+        container_status(&p)["state"]["terminated"]
+            .is_object()
+            .then_some(p)
+    });
+    let ip = p["status"]["podIP"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let out = s.kubectl("1.33", &["logs", "files"]).ok().stdout;
+    let gateway = format!("{}.1", ip.rsplit_once('.').map_or("", |(net, _)| net));
+    assert!(out.contains(&format!("nameserver {gateway}")), "{out}");
+    assert!(
+        out.contains("search default.svc.cluster.local svc.cluster.local cluster.local"),
+        "{out}"
+    );
+    assert!(out.contains("options ndots:5"), "{out}");
+    assert!(out.contains(&format!("{ip}\tfiles")), "{out}");
+    assert!(out.ends_with("65534\n"), "{out}");
 
     // A pod deleted while its node agent is down: the next agent removes
     // its container, cgroup, mounts and sandbox once it has listed pods.

@@ -167,8 +167,10 @@ async fn link_exists(name: &str) -> bool {
 }
 
 /// Let pods reach beyond the node: IP forwarding on, and traffic from the
-/// pod range leaving through anything but the bridge masqueraded (the
-/// nftables table [`nat_table`], replaced whole). Failing that, pods
+/// pod range to outside it, leaving through anything but the bridge,
+/// masqueraded (the nftables table [`nat_table`], replaced whole). The
+/// destination matters where `br_netfilter` is loaded: bridged pod-to-pod
+/// packets then pass the nat hooks too, with a veth as their output. Failing that, pods
 /// reach other pods and the node but not the outside: logged, not fatal.
 pub async fn enable_egress(range: super::network::Cidr, bridge: &str) {
     if let Err(e) = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1") {
@@ -178,7 +180,7 @@ pub async fn enable_egress(range: super::network::Cidr, bridge: &str) {
     // namespace, each with its own bridge and range.
     let table = nat_table(bridge);
     let rules = format!(
-        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {range} oifname != \"{bridge}\" masquerade\n  }}\n}}\n"
+        "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    ip saddr {range} ip daddr != {range} oifname != \"{bridge}\" masquerade\n  }}\n}}\n"
     );
     let _ = run_nft(&["delete", "table", "ip", &table], None).await;
     if let Err(e) = run_nft(&["-f", "-"], Some(&rules)).await {
