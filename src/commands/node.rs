@@ -11,6 +11,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use runtime::agent::{self, AgentConfig};
 use runtime::images::{self, ImageStore, Platform, StoreConfig, StoreSource};
+use runtime::images::layers::LayerStore;
+use runtime::linux::{LinuxOptions, LinuxRuntime};
 use runtime::wasm::{WasmConfig, WasmRuntime};
 
 /// How a node presents itself and what it runs.
@@ -86,6 +88,19 @@ pub struct NodeOpts {
     /// runs here or several test clusters share one network namespace.
     #[arg(long = "no-service-proxy")]
     pub no_service_proxy: bool,
+    /// Let pods run with `securityContext.privileged: true` (all
+    /// capabilities, host devices): off by default, since such a pod owns
+    /// the node.
+    #[arg(long = "allow-privileged")]
+    pub allow_privileged: bool,
+    /// The most processes (tasks) one Linux container may have, as the
+    /// kubelet's --pod-max-pids: a fork bomb stops there. 0 for no limit.
+    #[arg(long = "pod-max-pids", default_value_t = runtime::linux::DEFAULT_PIDS_MAX)]
+    pub pod_max_pids: u64,
+    /// Run no Linux containers on this node (only Wasm): the node does not
+    /// advertise the `linux` RuntimeClass handler.
+    #[arg(long = "no-linux")]
+    pub no_linux: bool,
 }
 
 fn parse_upstream(s: &str) -> Result<SocketAddr, String> {
@@ -133,6 +148,8 @@ fn host_name() -> String {
 pub struct Node {
     pub cfg: AgentConfig,
     pub wasm: Arc<WasmRuntime>,
+    /// The `linux` handler, unless the node runs Wasm only.
+    pub linux: Option<Arc<LinuxRuntime>>,
     pub images: Arc<StoreSource>,
 }
 
@@ -183,9 +200,21 @@ impl NodeOpts {
         )
         .context("opening the image store")?;
         let platform = Platform::new("linux", &cfg.arch);
+        let linux = if self.no_linux {
+            None
+        } else {
+            let layers = LayerStore::new(store.root().join("layers"));
+            let mut opts = LinuxOptions::new(data_dir.join("linux"), layers);
+            opts.allow_privileged = self.allow_privileged;
+            opts.pids_max = (self.pod_max_pids > 0).then_some(self.pod_max_pids);
+            Some(Arc::new(
+                LinuxRuntime::new(opts).context("preparing the linux runtime's directory")?,
+            ))
+        };
         Ok(Node {
             cfg,
             wasm: Arc::new(wasm),
+            linux,
             images: Arc::new(StoreSource::new(Arc::new(store), platform)),
         })
     }
@@ -196,7 +225,11 @@ impl Node {
     pub async fn run(self, client: kube::Client) -> anyhow::Result<()> {
         let name = self.cfg.node_name.clone();
         let functions = self.wasm.functions();
-        agent::run(client, self.cfg, vec![self.wasm], self.images, functions)
+        let mut runtimes: Vec<Arc<dyn runtime::cri::ContainerRuntime>> = vec![self.wasm];
+        if let Some(linux) = self.linux {
+            runtimes.push(linux);
+        }
+        agent::run(client, self.cfg, runtimes, self.images, functions)
             .await
             .with_context(|| format!("node agent {name}"))
     }

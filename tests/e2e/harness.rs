@@ -627,6 +627,12 @@ impl Drop for Skiff {
                 .args(["link", "del", &bridge])
                 .stderr(Stdio::null())
                 .status();
+            // And the node's masquerade table for Linux pods, named after it.
+            let table = format!("skiff_nat_{}", bridge.replace('-', "_"));
+            let _ = Command::new("nft")
+                .args(["delete", "table", "ip", &table])
+                .stderr(Stdio::null())
+                .status();
         }
         if std::thread::panicking() && !self.log().trim().is_empty() {
             // The test failed: the server's side of the story helps.

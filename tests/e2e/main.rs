@@ -24,6 +24,9 @@
 //!   spread and pod anti-affinity, rollouts and undo, self-healing, a Job,
 //!   a DaemonSet following a node that joins, a StatefulSet in order, and
 //!   pods moving off a node whose agent died.
+//! - `linux`: Linux-image pods as real containers on the local node: logs,
+//!   exit codes, OOMKilled, a fork bomb held at the pids limit, pod-to-pod
+//!   ping, a malicious layer refused, and nothing left behind on delete.
 //! - `dns`: the node's cluster DNS asked with `dig`: Services, headless
 //!   endpoints and hostnames, SRV, ExternalName, NXDOMAIN/NODATA, SERVFAIL.
 //! - `examples`: `examples/hello`, `sensor` and `stateful` from their own
@@ -40,6 +43,7 @@ mod fleet;
 mod gateway;
 mod harness;
 mod kubectl;
+mod linux;
 mod oci;
 mod python;
 mod rbac;

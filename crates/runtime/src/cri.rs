@@ -38,6 +38,52 @@ pub struct ContainerConfig {
     pub pod_ip: std::net::IpAddr,
     /// The pod's labels (the gateway finds a waking function's pod by them).
     pub pod_labels: std::collections::BTreeMap<String, String>,
+    /// What only Linux containers need (the `linux` handler); None for
+    /// Wasm images.
+    pub linux: Option<LinuxConfig>,
+}
+
+/// The Linux-only part of a container's config: the image's layers and
+/// defaults, the securityContext as resolved for this container, and the
+/// pod's sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct LinuxConfig {
+    /// Layers, bottom first.
+    pub layers: Vec<crate::images::Layer>,
+    /// The image's Entrypoint/Cmd/Env/WorkingDir/User. `args` above are
+    /// already merged with the entrypoint; `env` above comes after the
+    /// image's.
+    pub image: crate::images::ImageConfig,
+    /// `workingDir`, when the container sets one.
+    pub working_dir: Option<String>,
+    /// The container's securityContext merged over the pod's.
+    pub security: Security,
+    /// `resources.requests.cpu`, millicores.
+    pub cpu_request_millis: Option<u64>,
+    /// The pod's network namespace (a file under `/run/netns`); a fresh,
+    /// empty one when None.
+    pub netns: Option<PathBuf>,
+    /// The pod's hostname.
+    pub hostname: String,
+    /// `/etc/hosts` content for the pod.
+    pub hosts: String,
+    /// `/etc/resolv.conf` content for the pod.
+    pub resolv_conf: String,
+}
+
+/// A container's effective securityContext.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
+    /// `runAsNonRoot`: refuse to start as uid 0.
+    pub run_as_non_root: bool,
+    /// `supplementalGroups` and `fsGroup`.
+    pub supplemental_groups: Vec<u32>,
+    pub read_only_root_filesystem: bool,
+    pub privileged: bool,
+    pub capabilities_add: Vec<String>,
+    pub capabilities_drop: Vec<String>,
 }
 
 /// A host directory the container sees at `container_path`.
@@ -113,11 +159,40 @@ pub enum RuntimeError {
 pub trait ContainerRuntime: Send + Sync {
     /// The RuntimeClass handler name (`wasmtime`).
     fn handler(&self) -> &'static str;
-    /// Start a container. Returns once it is running.
+    /// Start a container. Returns once it is running. A runtime whose
+    /// containers outlive the agent (`linux`) adopts the one still running
+    /// for this pod and container name instead of starting another
+    /// ([`Container::adopted`]).
     fn start(
         &self,
         config: ContainerConfig,
     ) -> BoxFuture<'_, Result<Box<dyn Container>, RuntimeError>>;
+    /// After an agent restart, for a container the pod's record shows
+    /// running: if it ended while no agent watched (a runtime whose
+    /// containers outlive the agent), copy what it printed to `log_path`,
+    /// clean it up and say how it ended, so the restart policy decides
+    /// what comes next. None when it is still running or unknown.
+    fn exited_while_away(
+        &self,
+        pod_uid: &str,
+        container_name: &str,
+        log_path: &std::path::Path,
+    ) -> BoxFuture<'_, Option<ExitStatus>> {
+        let _ = (pod_uid, container_name, log_path);
+        Box::pin(async { None })
+    }
+    /// The pod is gone: remove whatever the runtime kept for it beyond its
+    /// containers (a pod cgroup, a pod directory).
+    fn remove_pod(&self, pod_uid: &str) -> BoxFuture<'_, ()> {
+        let _ = pod_uid;
+        Box::pin(async {})
+    }
+    /// At agent start: remove containers and files of pods not in `keep`
+    /// (deleted while the agent was down).
+    fn retain_pods(&self, keep: &std::collections::HashSet<String>) -> BoxFuture<'_, ()> {
+        let _ = keep;
+        Box::pin(async {})
+    }
 }
 
 /// A started container.
@@ -129,4 +204,20 @@ pub trait Container: Send + Sync {
     /// runtime stops it by force; [`Container::wait`] then reports
     /// [`ExitReason::Killed`] unless it exited by itself.
     fn stop(&self, grace: Duration);
+    /// Whether this is a container that was already running when the agent
+    /// started (re-attached rather than started).
+    fn adopted(&self) -> bool {
+        false
+    }
+    /// How to run an exec probe in this container; None where there is no
+    /// process to run a command in (Wasm guests).
+    fn exec_probe(&self) -> Option<ExecProbe> {
+        None
+    }
 }
+
+/// Runs `argv` in a container within the timeout: `Ok` when it exits 0,
+/// else what it said, as the kubelet puts it in the Unhealthy event.
+pub type ExecProbe = std::sync::Arc<
+    dyn Fn(Vec<String>, Duration) -> BoxFuture<'static, Result<(), String>> + Send + Sync,
+>;

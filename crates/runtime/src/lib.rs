@@ -14,6 +14,8 @@
 //!   answered by every node for its pods; the rest forwarded upstream.
 //! - [`gateway`]: the node's built-in Ingress controller (class `skiff`):
 //!   routes to Services' endpoints, calling local Wasm functions in-process.
+//! - [`linux`]: the `linux` handler: Linux images as real containers
+//!   (namespaces, overlay root, cgroups) started by skiff itself.
 //! - [`proxy`]: the service proxy (kube-proxy's role): nftables rules that
 //!   send ClusterIP, NodePort and external-IP traffic to ready endpoints.
 //! - [`service`]: Services and their ready endpoints as node components
@@ -26,6 +28,7 @@ pub mod cri;
 pub mod dns;
 pub mod gateway;
 pub mod images;
+pub mod linux;
 pub mod logs;
 pub mod proxy;
 pub mod service;

@@ -152,6 +152,7 @@ impl ContainerLoop {
     pub async fn run(mut self) -> Outcome {
         let policy = self.policy();
         let mut failures: u32 = 0;
+        self.find_exit_while_away().await;
         // A container the record shows finished (a restarted agent) only
         // runs again if its policy says so.
         if let Some(rec) = self.record_snapshot() {
@@ -196,6 +197,38 @@ impl ContainerLoop {
                 return Outcome::Stopped;
             }
         }
+    }
+
+    /// A container the record shows running under a runtime whose
+    /// containers outlive the agent may have ended while no agent watched:
+    /// record how, so the restart policy decides as if it had been seen.
+    async fn find_exit_while_away(&mut self) {
+        let Some(rec) = self.record_snapshot() else {
+            return;
+        };
+        let State::Running { started_at } = &rec.state else {
+            return;
+        };
+        let Some((handler, _)) = rec.container_id.split_once("://") else {
+            return;
+        };
+        let Some(rt) = self.ctx.runtime(handler) else {
+            return;
+        };
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        let log = self.log_path(rec.restart_count);
+        let Some(exit) = rt.exited_while_away(&uid, &self.spec.name, &log).await else {
+            return;
+        };
+        let t = Terminated {
+            exit_code: exit.code,
+            reason: exit.reason.as_str().to_string(),
+            message: exit.message.clone(),
+            started_at: Some(started_at.clone()),
+            finished_at: now(),
+            container_id: rec.container_id.clone(),
+        };
+        self.set_state(State::Terminated(t));
     }
 
     /// Wait before restart number `failures`, showing CrashLoopBackOff.
@@ -266,12 +299,28 @@ impl ContainerLoop {
             }
         };
         let started = Instant::now();
-        let id = format!(
-            "{handler}://{:016x}{:016x}",
-            rand::random::<u64>(),
-            rand::random::<u64>()
-        );
-        let started_at = now();
+        // An adopted container keeps the id and start time it had.
+        let kept = container
+            .adopted()
+            .then(|| self.record_snapshot())
+            .flatten()
+            .and_then(|c| match c.state {
+                State::Running { started_at } if c.container_id.starts_with(&format!("{handler}://")) => {
+                    Some((c.container_id, started_at))
+                }
+                _ => None,
+            });
+        let adopted = kept.is_some();
+        let (id, started_at) = kept.unwrap_or_else(|| {
+            (
+                format!(
+                    "{handler}://{:016x}{:016x}",
+                    rand::random::<u64>(),
+                    rand::random::<u64>()
+                ),
+                now(),
+            )
+        });
         let (init, name, digest) = (self.init, self.spec.name.clone(), image.digest.clone());
         let id2 = id.clone();
         let at = started_at.clone();
@@ -293,16 +342,18 @@ impl ContainerLoop {
                 c.probe_ready = has_readiness.then_some(false);
             }
         });
-        self.event(
-            EventType::Normal,
-            "Created",
-            format!("Created container: {name}"),
-        );
-        self.event(
-            EventType::Normal,
-            "Started",
-            format!("Started container {name}"),
-        );
+        if !adopted {
+            self.event(
+                EventType::Normal,
+                "Created",
+                format!("Created container: {name}"),
+            );
+            self.event(
+                EventType::Normal,
+                "Started",
+                format!("Started container {name}"),
+            );
+        }
         let exit = self.wait(container.as_mut()).await;
         self.set_state(State::Terminated(Terminated {
             exit_code: exit.code,
@@ -320,6 +371,7 @@ impl ContainerLoop {
     async fn wait(&mut self, c: &mut dyn cri::Container) -> ExitStatus {
         if !self.stopping() {
             let probes = supervise(Probing {
+                exec: c.exec_probe(),
                 ctx: self.ctx.clone(),
                 pod: self.pod.clone(),
                 shared: self.shared.clone(),
@@ -446,11 +498,33 @@ impl ContainerLoop {
         image: &PulledImage,
     ) -> Option<(Arc<dyn ContainerRuntime>, ContainerConfig)> {
         loop {
-            let result = self.pick_runtime(image).and_then(|rt| {
-                self.config(image)
+            let result = match self.pick_runtime(image) {
+                Ok(rt) if rt.handler() == crate::linux::HANDLER => {
+                    match self.shared.sandbox(&self.ctx).await {
+                        Ok(sb) => self
+                            .config(image, Some(&sb))
+                            .map(|cfg| (rt, cfg))
+                            .map_err(|e| ("CreateContainerConfigError", e)),
+                        Err(e) => {
+                            self.ctx.recorder.record(
+                                &self.pod,
+                                PodEvent {
+                                    kind: EventType::Warning,
+                                    reason: "FailedCreatePodSandBox",
+                                    message: format!("Failed to create pod sandbox: {e}"),
+                                    field_path: None,
+                                },
+                            );
+                            Err(("ContainerCreating", e))
+                        }
+                    }
+                }
+                Ok(rt) => self
+                    .config(image, None)
                     .map(|cfg| (rt, cfg))
-                    .map_err(|e| ("CreateContainerConfigError", e))
-            });
+                    .map_err(|e| ("CreateContainerConfigError", e)),
+                Err(e) => Err(e),
+            };
             match result {
                 Ok(ok) => return Some(ok),
                 Err((reason, message)) => {
@@ -481,12 +555,14 @@ impl ContainerLoop {
             }
             (Some(h), _) => h.clone(),
             (None, true) => "wasmtime".to_string(),
-            (None, false) => {
-                return Err(("CreateContainerError", format!(
-                    "image \"{name}\" is a Linux container image; this skiff node runs only Wasm images so far (set a Wasm image, or a runtimeClassName whose handler this node runs)"
-                )))
-            }
+            (None, false) => crate::linux::HANDLER.to_string(),
         };
+        if handler == crate::linux::HANDLER && self.ctx.runtime(&handler).is_none() {
+            return Err(("CreateContainerError", format!(
+                "image \"{name}\" is a Linux container image and node {} runs no Linux containers (set a Wasm image, or schedule the pod to a node with the \"linux\" handler)",
+                self.ctx.cfg.node_name
+            )));
+        }
         self.ctx.runtime(&handler).ok_or_else(|| {
             (
                 "CreateContainerConfigError",
@@ -498,7 +574,11 @@ impl ContainerLoop {
         })
     }
 
-    fn config(&self, image: &PulledImage) -> Result<ContainerConfig, String> {
+    fn config(
+        &self,
+        image: &PulledImage,
+        sandbox: Option<&super::sandbox::Sandbox>,
+    ) -> Result<ContainerConfig, String> {
         let addrs = PodAddresses {
             pod_ip: self.shared.pod_ip(&self.ctx).to_string(),
             host_ip: self.ctx.node_ip.to_string(),
@@ -513,6 +593,14 @@ impl ContainerLoop {
                 .map_err(|e| format!("creating the log directory {}: {e}", dir.display()))?;
         }
         let m = &self.pod.metadata;
+        let linux = match (&image.linux, sandbox) {
+            (Some(img), Some(sb)) => Some(self.linux_config(img, sb)),
+            _ => None,
+        };
+        let args = match &image.linux {
+            Some(img) => env::linux_argv(&self.spec, &img.config.entrypoint, &img.config.cmd, &env),
+            None => env::argv(&self.spec, &env),
+        };
         Ok(ContainerConfig {
             namespace: m.namespace.clone().unwrap_or_default(),
             pod_name: m.name.clone().unwrap_or_default(),
@@ -520,7 +608,7 @@ impl ContainerLoop {
             container_name: self.spec.name.clone(),
             image_digest: image.digest.clone(),
             module_path: image.module_path.clone(),
-            args: env::argv(&self.spec, &env),
+            args,
             env,
             mounts,
             limits: env::limits(&self.spec),
@@ -534,7 +622,44 @@ impl ContainerLoop {
                 .collect(),
             pod_ip: self.shared.pod_ip(&self.ctx),
             pod_labels: m.labels.clone().unwrap_or_default(),
+            linux,
         })
+    }
+
+    /// What the `linux` handler needs besides the common config.
+    fn linux_config(&self, img: &super::LinuxImage, sb: &super::sandbox::Sandbox) -> cri::LinuxConfig {
+        let spec = self.pod.spec.clone().unwrap_or_default();
+        let hostname: String = spec
+            .hostname
+            .clone()
+            .or_else(|| self.pod.metadata.name.clone())
+            .unwrap_or_default()
+            .chars()
+            .take(63)
+            .collect();
+        let cluster = crate::dns::resolv::ClusterDns {
+            nameserver: self.ctx.cfg.annotations.get(super::DNS_ANNOTATION).and_then(|a| {
+                let gw = self.ctx.network.range()?.gateway();
+                (a.as_str() == format!("{gw}:53")).then_some(std::net::IpAddr::V4(gw))
+            }),
+            domain: self.ctx.cfg.cluster_domain.clone(),
+        };
+        let host = crate::dns::resolv::ResolvConf::parse(
+            &std::fs::read_to_string(&self.ctx.cfg.resolv_conf).unwrap_or_default(),
+        );
+        let ns = self.pod.metadata.namespace.clone().unwrap_or_default();
+        let resolv = crate::dns::resolv::pod_resolv_conf(&spec, &ns, &cluster, &host);
+        cri::LinuxConfig {
+            layers: img.layers.clone(),
+            image: img.config.clone(),
+            working_dir: self.spec.working_dir.clone(),
+            security: env::security(&self.pod, &self.spec),
+            cpu_request_millis: env::cpu_request(&self.spec),
+            netns: Some(sb.path()),
+            hosts: crate::linux::spec::hosts_file(&sb.ip.to_string(), &hostname),
+            hostname,
+            resolv_conf: resolv.to_string(),
+        }
     }
 }
 
@@ -563,6 +688,8 @@ fn grace_period(pod: &Pod) -> Duration {
 
 /// What the probe supervisor of one container run needs.
 struct Probing {
+    /// Runs exec probes in the container, when it has processes.
+    exec: Option<cri::ExecProbe>,
     ctx: Arc<Ctx>,
     pod: Pod,
     shared: Arc<PodShared>,
@@ -604,7 +731,10 @@ async fn supervise(p: Probing) -> probe::Kind {
     };
     let start = tokio::time::Instant::now();
     let mut active = Vec::new();
-    for spec in specs {
+    for mut spec in specs {
+        if matches!(spec.action, Action::Exec(_)) && p.exec.is_none() {
+            spec.action = Action::Unsupported(probe::EXEC_NEEDS_A_PROCESS.into());
+        }
         if let Action::Unsupported(why) = &spec.action {
             p.event(
                 EventType::Warning,
@@ -640,7 +770,7 @@ async fn supervise(p: Probing) -> probe::Kind {
         tokio::time::sleep_until(due).await;
         let (spec, counter, due) = &mut active[i];
         *due = tokio::time::Instant::now() + spec.period;
-        let result = probe::check(&spec.action, &ip, spec.timeout).await;
+        let result = probe::check(&spec.action, &ip, spec.timeout, p.exec.as_ref()).await;
         if let Err(msg) = &result {
             p.event(
                 EventType::Warning,

@@ -417,6 +417,67 @@ pub fn argv(c: &Container, env: &[(String, String)]) -> Vec<String> {
     out
 }
 
+/// argv for a Linux container, merged with the image as Kubernetes merges
+/// them: `command` replaces the image's Entrypoint (and drops its Cmd),
+/// `args` replace its Cmd. `$(VAR)` references in command and args expand
+/// against the container's environment; the image's strings are used as
+/// they are.
+pub fn linux_argv(
+    c: &Container,
+    entrypoint: &[String],
+    cmd: &[String],
+    env: &[(String, String)],
+) -> Vec<String> {
+    let vars: HashMap<String, String> = env.iter().cloned().collect();
+    let exp = |v: &Vec<String>| v.iter().map(|s| expand(s, &vars)).collect::<Vec<_>>();
+    let command = c.command.as_ref().filter(|v| !v.is_empty());
+    let args = c.args.as_ref().filter(|v| !v.is_empty());
+    match (command, args) {
+        (Some(command), Some(args)) => [exp(command), exp(args)].concat(),
+        (Some(command), None) => exp(command),
+        (None, Some(args)) => [entrypoint.to_vec(), exp(args)].concat(),
+        (None, None) => [entrypoint, cmd].concat(),
+    }
+}
+
+/// The container's securityContext over the pod's, for the `linux`
+/// handler.
+pub fn security(pod: &Pod, c: &Container) -> crate::cri::Security {
+    let psc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+    let csc = c.security_context.clone().unwrap_or_default();
+    let id = |v: Option<i64>| v.and_then(|n| u32::try_from(n).ok());
+    let mut groups: Vec<u32> = psc
+        .supplemental_groups
+        .iter()
+        .flatten()
+        .filter_map(|g| u32::try_from(*g).ok())
+        .collect();
+    if let Some(fs) = id(psc.fs_group) {
+        if !groups.contains(&fs) {
+            groups.push(fs);
+        }
+    }
+    let caps = csc.capabilities.unwrap_or_default();
+    crate::cri::Security {
+        run_as_user: id(csc.run_as_user).or(id(psc.run_as_user)),
+        run_as_group: id(csc.run_as_group).or(id(psc.run_as_group)),
+        run_as_non_root: csc.run_as_non_root.or(psc.run_as_non_root) == Some(true),
+        supplemental_groups: groups,
+        read_only_root_filesystem: csc.read_only_root_filesystem == Some(true),
+        privileged: csc.privileged == Some(true),
+        capabilities_add: caps.add.unwrap_or_default(),
+        capabilities_drop: caps.drop.unwrap_or_default(),
+    }
+}
+
+/// `resources.requests.cpu` in millicores.
+pub fn cpu_request(c: &Container) -> Option<u64> {
+    let q = c.resources.as_ref()?.requests.as_ref()?.get("cpu")?.0.clone();
+    apimachinery::validation::parse_quantity(&q)
+        .ok()
+        .and_then(|v| u64::try_from(v).ok())
+}
+
 /// `resources.limits` in the runtime's units.
 pub fn limits(c: &Container) -> Limits {
     let get = |name: &str| {
@@ -840,5 +901,25 @@ mod tests {
         let (cms, secrets) = referenced(&p);
         assert_eq!(cms, ["cfg"]);
         assert_eq!(secrets, ["creds", "reg"]);
+    }
+
+    #[test]
+    fn linux_argv_merges_with_the_image_as_kubernetes_does() {
+        let ep = vec!["/entry".to_string()];
+        let cmd = vec!["default".to_string()];
+        let env = vec![("X".to_string(), "1".to_string())];
+        let c = |command: Option<Vec<&str>>, args: Option<Vec<&str>>| Container {
+            name: "c".into(),
+            command: command.map(|v| v.into_iter().map(String::from).collect()),
+            args: args.map(|v| v.into_iter().map(String::from).collect()),
+            ..Default::default()
+        };
+        assert_eq!(linux_argv(&c(None, None), &ep, &cmd, &env), vec!["/entry", "default"]);
+        assert_eq!(linux_argv(&c(None, Some(vec!["$(X)"])), &ep, &cmd, &env), vec!["/entry", "1"]);
+        assert_eq!(linux_argv(&c(Some(vec!["sh"]), None), &ep, &cmd, &env), vec!["sh"]);
+        assert_eq!(
+            linux_argv(&c(Some(vec!["sh"]), Some(vec!["-c", "x"])), &ep, &cmd, &env),
+            vec!["sh", "-c", "x"]
+        );
     }
 }

@@ -13,6 +13,7 @@
 //! - [`status`]: pod and container status as Kubernetes reports it.
 //! - [`events`]: core/v1 Events.
 //! - [`probe`]: startup, liveness and readiness probes.
+//! - [`sandbox`]: a Linux pod's network namespace and veth.
 //! - [`env`](mod@env): command/args, env and volumes resolved into a [`ContainerConfig`].
 //! - [`server`]: the node endpoint (HTTPS) the API server proxies `pods/log` to.
 //! - [`network`]: pod addresses on the node's bridge, routes to other nodes.
@@ -31,6 +32,7 @@ pub mod network;
 pub mod node;
 pub mod pods;
 pub mod probe;
+pub mod sandbox;
 pub mod server;
 pub mod status;
 #[cfg(test)]
@@ -78,6 +80,17 @@ pub struct PulledImage {
     /// Whether the image is a Wasm module or component (rather than a
     /// Linux image).
     pub is_wasm: bool,
+    /// A Linux image's layers and config (None for Wasm images).
+    pub linux: Option<LinuxImage>,
+}
+
+/// What the `linux` handler needs of a Linux image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinuxImage {
+    /// The layers, bottom first, verified in the store.
+    pub layers: Vec<crate::images::Layer>,
+    /// Entrypoint, Cmd, Env, WorkingDir and User.
+    pub config: crate::images::ImageConfig,
 }
 
 /// How the agent presents itself and where it keeps its files.
@@ -330,6 +343,11 @@ pub async fn run(
         }
     };
     let routed = network.range().is_some();
+    if let Some(range) = network.range() {
+        if runtimes.iter().any(|r| r.handler() == crate::linux::HANDLER) {
+            sandbox::enable_egress(range, network.bridge()).await;
+        }
+    }
     if let Some(range) = network.range() {
         let addr = SocketAddr::new(IpAddr::V4(range.gateway()), crate::dns::forward::DNS_PORT);
         let bound = match crate::dns::Sockets::bind(addr).await {

@@ -11,7 +11,10 @@
 //!   and every node routes to it. Wasm pods without ports (nothing can
 //!   connect to them) report the node's address, so a node can hold tens
 //!   of thousands of them with a `/24`.
-//! - Linux containers will get a veth on the same bridge.
+//! - **Linux pods** get a veth pair whose host end is a port of the
+//!   bridge and whose pod end, `eth0` in the pod's network namespace,
+//!   holds the address ([`PodNetwork::assign_veth`], see
+//!   [`super::sandbox`]); the bridge itself never holds it.
 //!
 //! For every other Node with a podCIDR, a route `podCIDR via InternalIP`
 //! (tagged with protocol [`ROUTE_PROTO`], so the agent finds its own routes
@@ -174,6 +177,45 @@ impl PodNetwork {
             return Err(format!("putting the pod's address {ip} on {}: {e}", self.bridge));
         }
         Ok(IpAddr::V4(ip))
+    }
+
+    /// The bridge the pod network hangs off.
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// An address for a Linux pod's veth: the lowest free one of the
+    /// range, only reserved (the sandbox puts it on the pod's `eth0`).
+    pub fn assign_veth(&self) -> Result<IpAddr, String> {
+        let Some(range) = self.range else {
+            return Err("the node has no pod range".into());
+        };
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let ip = range
+            .pod_addresses()
+            .find(|a| !used.contains(a))
+            .ok_or_else(|| format!("the node's pod range {range} has no free address"))?;
+        used.insert(ip);
+        Ok(IpAddr::V4(ip))
+    }
+
+    /// Keep the veth address of a pod a previous agent started.
+    pub fn adopt_veth(&self, ip: IpAddr) {
+        if let IpAddr::V4(v4) = ip {
+            if self.range.is_some_and(|r| r.contains(v4)) {
+                self.used
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(v4);
+            }
+        }
+    }
+
+    /// Give a veth address back when its pod is gone.
+    pub fn release_veth(&self, ip: IpAddr) {
+        if let IpAddr::V4(v4) = ip {
+            self.forget(v4);
+        }
     }
 
     /// Keep an address an adopted pod already has (after an agent restart).

@@ -31,6 +31,7 @@ use tokio::task::JoinSet;
 use super::container::{ContainerLoop, Outcome, BACKOFF_START};
 use super::env::{self, PodAddresses};
 use super::events::{EventType, PodEvent};
+use super::sandbox::{self, Sandbox};
 use super::status::{pod_status, PodRecord, State};
 use super::Ctx;
 
@@ -38,9 +39,40 @@ use super::Ctx;
 pub(crate) struct PodShared {
     pub record: Mutex<PodRecord>,
     changed: Notify,
+    /// A Linux pod's network namespace, made when its first Linux
+    /// container is about to start.
+    sandbox: tokio::sync::Mutex<Option<Sandbox>>,
 }
 
 impl PodShared {
+    /// The pod's sandbox, made (or taken over from a previous agent) on
+    /// first use; its address becomes the pod's IP. A Wasm address the pod
+    /// held on the bridge is given back first.
+    pub async fn sandbox(&self, ctx: &Ctx) -> Result<Sandbox, String> {
+        let mut slot = self.sandbox.lock().await;
+        if let Some(s) = slot.as_ref() {
+            return Ok(s.clone());
+        }
+        let (uid, known, local) = {
+            let r = self.record.lock().map_err(|_| "pod record poisoned".to_string())?;
+            let ip = r.pod_ip.as_deref().and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+            let known = r.sandbox.clone().zip(ip);
+            let local = if r.sandbox.is_none() { ip.filter(|ip| *ip != ctx.node_ip) } else { None };
+            (r.uid.clone(), known, local)
+        };
+        if let Some(ip) = local {
+            ctx.network.release(ip).await;
+        }
+        let s = sandbox::ensure(&ctx.network, &uid, known).await?;
+        let (ns, ip) = (s.netns.clone(), s.ip.to_string());
+        self.update(|r| {
+            r.sandbox = Some(ns);
+            r.pod_ip = Some(ip);
+        });
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+
     /// Change the record and wake the status writer.
     /// The pod's address: its own, or the node's.
     pub fn pod_ip(&self, ctx: &Ctx) -> std::net::IpAddr {
@@ -119,7 +151,23 @@ pub(crate) async fn run(ctx: Arc<Ctx>) {
                             tx.send_replace(None);
                         }
                     }
-                    remove_orphans(&ctx.cfg.data_dir, &listed, &workers);
+                    let sandboxes = remove_orphans(&ctx.cfg.data_dir, &listed, &workers);
+                    let mut keep = listed.clone();
+                    keep.extend(workers.keys().cloned());
+                    let c = ctx.clone();
+                    tokio::spawn(async move {
+                        // Containers first: a namespace lives while a
+                        // process is in it.
+                        for rt in &c.runtimes {
+                            rt.retain_pods(&keep).await;
+                        }
+                        for (netns, ip) in sandboxes {
+                            sandbox::remove_named(&netns).await;
+                            if let Some(ip) = ip {
+                                c.network.release_veth(ip);
+                            }
+                        }
+                    });
                 }
                 Some(Ok(Event::Apply(p))) => dispatch(&ctx, &mut workers, &mut tasks, p),
                 Some(Ok(Event::Delete(p))) => {
@@ -153,14 +201,17 @@ fn dispatch(
 }
 
 /// Files of pods the API no longer has (deleted while the agent was
-/// down). Their in-process guests died with the previous agent.
+/// down). Their in-process guests died with the previous agent; their
+/// Linux containers and sandboxes are removed by the caller (the
+/// returned namespaces and addresses).
 fn remove_orphans(
     data_dir: &Path,
     listed: &HashSet<String>,
     workers: &HashMap<String, watch::Sender<Option<Pod>>>,
-) {
+) -> Vec<(String, Option<std::net::IpAddr>)> {
+    let mut sandboxes = Vec::new();
     let Ok(entries) = std::fs::read_dir(data_dir.join("pods")) else {
-        return;
+        return sandboxes;
     };
     for e in entries.flatten() {
         let uid = e.file_name().to_string_lossy().into_owned();
@@ -169,9 +220,13 @@ fn remove_orphans(
         }
         if let Some(r) = PodRecord::load(&e.path().join("state.json")) {
             let _ = std::fs::remove_dir_all(log_dir(data_dir, &r.namespace, &r.name, &uid));
+            if let Some(netns) = r.sandbox {
+                sandboxes.push((netns, r.pod_ip.and_then(|ip| ip.parse().ok())));
+            }
         }
         let _ = std::fs::remove_dir_all(e.path());
     }
+    sandboxes
 }
 
 /// The grace period a stop gets: the deletion's, else the pod's
@@ -226,6 +281,7 @@ async fn pod_task(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
     let shared = Arc::new(PodShared {
         record: Mutex::new(record),
         changed: Notify::new(),
+        sandbox: tokio::sync::Mutex::new(None),
     });
     let (stop_tx, stop_rx) = watch::channel(None);
     let writer = (!already_done).then(|| {
@@ -271,7 +327,21 @@ async fn pod_task(ctx: Arc<Ctx>, mut rx: watch::Receiver<Option<Pod>>) {
     if let Some(p) = last {
         confirm_deletion(&ctx, &p).await;
     }
-    if let Some(ip) = own_ip {
+    for rt in &ctx.runtimes {
+        rt.remove_pod(&uid).await;
+    }
+    let recorded = shared
+        .record
+        .lock()
+        .ok()
+        .and_then(|r| r.sandbox.clone().zip(r.pod_ip.clone()));
+    if let Some((netns, ip)) = recorded {
+        // The containers are gone, so the namespace (and its veth) go too.
+        sandbox::remove_named(&netns).await;
+        if let Ok(ip) = ip.parse() {
+            ctx.network.release_veth(ip);
+        }
+    } else if let Some(ip) = own_ip {
         ctx.network.release(ip).await;
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -293,6 +363,11 @@ fn serves_ports(pod: &Pod) -> bool {
 /// address to release when the pod is gone.
 async fn pod_address(ctx: &Ctx, pod: &Pod, record: &mut PodRecord) -> Option<std::net::IpAddr> {
     if let Some(ip) = record.pod_ip.as_deref().and_then(|ip| ip.parse().ok()) {
+        if record.sandbox.is_some() {
+            // On a veth in the pod's namespace, not on the bridge.
+            ctx.network.adopt_veth(ip);
+            return None;
+        }
         ctx.network.adopt_local(ip).await;
         return (ip != ctx.node_ip).then_some(ip);
     }

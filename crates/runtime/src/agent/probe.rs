@@ -64,9 +64,16 @@ pub enum Action {
         host: Option<String>,
         port: u16,
     },
+    /// A command run in the container (Linux containers only): healthy
+    /// when it exits 0.
+    Exec(Vec<String>),
     /// Not something this runtime can run; the text says why.
     Unsupported(String),
 }
+
+/// The message for an exec probe on a container with no process to run
+/// it in (a Wasm guest).
+pub const EXEC_NEEDS_A_PROCESS: &str = "exec probes have no meaning for a Wasm container (there is no process to run a command in); use httpGet or tcpSocket";
 
 fn secs(v: Option<i32>, default: u64) -> Duration {
     Duration::from_secs(v.and_then(|s| u64::try_from(s).ok()).unwrap_or(default))
@@ -124,10 +131,12 @@ fn action(c: &Container, p: &Probe) -> Action {
             Err(e) => Action::Unsupported(e),
         };
     }
-    if p.exec.is_some() {
-        return Action::Unsupported(
-            "exec probes have no meaning for a Wasm container (there is no process to run a command in); use httpGet or tcpSocket".into(),
-        );
+    if let Some(e) = &p.exec {
+        let command = e.command.clone().unwrap_or_default();
+        if command.is_empty() {
+            return Action::Unsupported("the exec probe has no command".into());
+        }
+        return Action::Exec(command);
     }
     Action::Unsupported("grpc probes are not supported yet".into())
 }
@@ -163,7 +172,12 @@ pub fn specs(c: &Container) -> Vec<Spec> {
 
 /// Run one probe attempt against `pod_ip`. `Err` carries the failure as
 /// the kubelet words it in the Unhealthy event.
-pub async fn check(action: &Action, pod_ip: &str, timeout: Duration) -> Result<(), String> {
+pub async fn check(
+    action: &Action,
+    pod_ip: &str,
+    timeout: Duration,
+    exec: Option<&crate::cri::ExecProbe>,
+) -> Result<(), String> {
     let attempt = async {
         match action {
             Action::Http {
@@ -179,6 +193,10 @@ pub async fn check(action: &Action, pod_ip: &str, timeout: Duration) -> Result<(
                     .map(drop)
                     .map_err(|e| format!("dial tcp {host}:{port}: {e}"))
             }
+            Action::Exec(command) => match exec {
+                Some(run) => run(command.clone(), timeout).await,
+                None => Err(EXEC_NEEDS_A_PROCESS.to_string()),
+            },
             Action::Unsupported(why) => Err(why.clone()),
         }
     };
@@ -300,13 +318,13 @@ mod tests {
     }
 
     #[test]
-    fn exec_and_unknown_ports_are_unsupported_with_a_reason() {
+    fn exec_probes_carry_their_command_and_unknown_ports_are_unsupported() {
         let c = container(
             json!({"name": "w", "livenessProbe": {"exec": {"command": ["true"]}},
             "readinessProbe": {"httpGet": {"port": "nope"}}}),
         );
         let s = specs(&c);
-        assert!(matches!(&s[0].action, Action::Unsupported(w) if w.contains("exec probes")));
+        assert!(matches!(&s[0].action, Action::Exec(c) if c == &["true".to_string()]));
         assert!(
             matches!(&s[1].action, Action::Unsupported(w) if w.contains("no port named \"nope\""))
         );
@@ -359,11 +377,11 @@ mod tests {
             headers: vec![],
         };
         let t = Duration::from_secs(2);
-        assert_eq!(check(&http, "127.0.0.1", t).await, Ok(()));
-        let err = check(&http, "127.0.0.1", t).await.expect_err("503 fails");
+        assert_eq!(check(&http, "127.0.0.1", t, None).await, Ok(()));
+        let err = check(&http, "127.0.0.1", t, None).await.expect_err("503 fails");
         assert!(err.contains("statuscode: 503"), "{err}");
         assert_eq!(
-            check(&Action::Tcp { host: None, port }, "127.0.0.1", t).await,
+            check(&Action::Tcp { host: None, port }, "127.0.0.1", t, None).await,
             Ok(())
         );
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -378,6 +396,7 @@ mod tests {
             },
             "127.0.0.1",
             t,
+            None,
         )
         .await
         .expect_err("refused");

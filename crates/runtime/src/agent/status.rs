@@ -151,6 +151,10 @@ pub struct PodRecord {
     /// so an adopted pod keeps its IP).
     #[serde(default)]
     pub pod_ip: Option<String>,
+    /// The network namespace of a Linux pod's sandbox, whose veth holds
+    /// `pod_ip` (see `agent::sandbox`); None for pods without one.
+    #[serde(default)]
+    pub sandbox: Option<String>,
 }
 
 impl PodRecord {
@@ -189,6 +193,7 @@ impl PodRecord {
                 .collect(),
             transitions: BTreeMap::new(),
             pod_ip: None,
+            sandbox: None,
         }
     }
 
@@ -220,6 +225,12 @@ impl PodRecord {
     /// is not run twice.
     pub fn adopt_after_restart(&mut self) {
         for c in self.init.iter_mut().chain(self.containers.iter_mut()) {
+            // A Linux container is its own process tree: it outlived the
+            // agent and is adopted by the `linux` runtime, or its end is
+            // found then.
+            if c.container_id.starts_with("linux://") {
+                continue;
+            }
             if let State::Running { started_at } = &c.state {
                 c.last_terminated = Some(Terminated {
                     exit_code: 137,

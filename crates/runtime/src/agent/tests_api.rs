@@ -49,6 +49,7 @@ impl ImageSource for LocalImages {
                 module_path: path,
                 // Stands for an ordinary OCI image in the bad-input tests.
                 is_wasm: !name.starts_with("linux-"),
+                linux: None,
             })
         })
     }

@@ -131,6 +131,42 @@ pub enum ImageKind {
     Linux { layers: Vec<Layer>, config: Value },
 }
 
+/// What a Linux image's config says about running it (`config.config` of
+/// the OCI image config): the defaults a pod's container falls back on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `Entrypoint`.
+    pub entrypoint: Vec<String>,
+    /// `Cmd`.
+    pub cmd: Vec<String>,
+    /// `Env`, `KEY=value`.
+    pub env: Vec<String>,
+    /// `WorkingDir`; empty when unset.
+    pub working_dir: String,
+    /// `User`: `uid`, `uid:gid`, `name` or `name:group`; empty when unset.
+    pub user: String,
+}
+
+impl ImageConfig {
+    /// Read from an image config document; missing fields stay empty.
+    pub fn from_config(config: &Value) -> ImageConfig {
+        let c = &config["config"];
+        let list = |k: &str| -> Vec<String> {
+            c[k].as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default()
+        };
+        let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        ImageConfig {
+            entrypoint: list("Entrypoint"),
+            cmd: list("Cmd"),
+            env: list("Env"),
+            working_dir: text("WorkingDir"),
+            user: text("User"),
+        }
+    }
+}
+
 /// An image present in the store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Image {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{auths_from_dockerconfigjson, ImageKind, ImageStore, Platform, PullPolicy};
-use crate::agent::{ImageSource, PulledImage};
+use super::{auths_from_dockerconfigjson, ImageConfig, ImageKind, ImageStore, Platform, PullPolicy};
+use crate::agent::{ImageSource, LinuxImage, PulledImage};
 
 /// The node's image store, for the agent.
 pub struct StoreSource {
@@ -63,11 +63,16 @@ impl ImageSource for StoreSource {
                     digest: pulled.digest,
                     module_path: module,
                     is_wasm: true,
+                    linux: None,
                 },
-                ImageKind::Linux { .. } => PulledImage {
+                ImageKind::Linux { layers, config } => PulledImage {
                     digest: pulled.digest,
                     module_path: PathBuf::new(),
                     is_wasm: false,
+                    linux: Some(LinuxImage {
+                        layers,
+                        config: ImageConfig::from_config(&config),
+                    }),
                 },
             })
         })

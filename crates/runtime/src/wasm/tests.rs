@@ -97,6 +97,7 @@ impl Node {
             ports: vec![],
             pod_ip: std::net::Ipv4Addr::LOCALHOST.into(),
             pod_labels: Default::default(),
+            linux: None,
         }
     }
 
