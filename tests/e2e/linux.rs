@@ -212,28 +212,56 @@ const GONE: Traces = Traces {
     mounts: 0,
 };
 
-/// Kills what a failed test left running (the server is SIGKILLed on drop
-/// and Linux containers outlive it by design).
-struct Leftovers(Vec<String>);
+/// Removes what a failed test left behind: the server is SIGKILLed on
+/// drop, and Linux containers outlive it by design. Processes in the
+/// pods' cgroups are killed, overlay roots under the data dir unmounted,
+/// the cgroups and network namespaces removed. (Declared after the
+/// server that owns the data dir, so it runs before that dir is removed.)
+struct Leftovers {
+    uids: Vec<String>,
+    data: PathBuf,
+}
+
+impl Leftovers {
+    /// `/sys/fs/cgroup/<hierarchy>/skiff/pod<uid>` of every hierarchy
+    /// (one for cgroup v2).
+    fn cgroups(uid: &str) -> Vec<PathBuf> {
+        let pod = format!("pod{uid}");
+        let mut dirs = vec![Path::new("/sys/fs/cgroup/skiff").join(&pod)];
+        if let Ok(hs) = std::fs::read_dir("/sys/fs/cgroup") {
+            dirs.extend(hs.flatten().map(|h| h.path().join("skiff").join(&pod)));
+        }
+        dirs.into_iter().filter(|d| d.is_dir()).collect()
+    }
+}
 
 impl Drop for Leftovers {
     fn drop(&mut self) {
-        for uid in &self.0 {
-            for h in ["pids", "memory", "unified"] {
-                let pod = Path::new("/sys/fs/cgroup")
-                    .join(h)
-                    .join("skiff")
-                    .join(format!("pod{uid}"));
-                let Ok(entries) = std::fs::read_dir(&pod) else {
-                    continue;
-                };
-                for e in entries.flatten() {
+        for uid in &self.uids {
+            for pod in Leftovers::cgroups(uid) {
+                for e in std::fs::read_dir(&pod).into_iter().flatten().flatten() {
                     let procs =
                         std::fs::read_to_string(e.path().join("cgroup.procs")).unwrap_or_default();
                     for pid in procs.lines() {
                         let _ = Command::new("kill").args(["-9", pid]).status();
                     }
                 }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let root = format!("{}/linux/pods/", self.data.display());
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for m in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
+            if m.starts_with(&root) {
+                let _ = Command::new("umount").args(["-l", m]).status();
+            }
+        }
+        for uid in &self.uids {
+            for pod in Leftovers::cgroups(uid) {
+                for e in std::fs::read_dir(&pod).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_dir(e.path());
+                }
+                let _ = std::fs::remove_dir(&pod);
             }
             let ns = format!("skiff-{}", short(uid));
             if Path::new("/run/netns").join(&ns).exists() {
@@ -268,7 +296,10 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     push(s, &layout(tmp.path(), "busybox", &busybox_layer()), &image);
     let evil = format!("{}/e2e/evil:v1", reg.host);
     push(s, &layout(tmp.path(), "evil", &escaping_layer()), &evil);
-    let mut left = Leftovers(Vec::new());
+    let mut left = Leftovers {
+        uids: Vec::new(),
+        data: first.dir.clone(),
+    };
     let uid_of = |s: &Skiff, name: &str| {
         eventually(30, "the pod's uid", || {
             pod_json(s, name)["metadata"]["uid"]
@@ -285,7 +316,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         "echo hello from $(hostname) image=$FROM_IMAGE; sleep 2; echo > /tmp/ready; sleep 3600",
         "    readinessProbe: {exec: {command: [cat, /tmp/ready]}, periodSeconds: 1}\n",
     );
-    left.0.push(uid_of(s, "hello"));
+    left.uids.push(uid_of(s, "hello"));
     let p = eventually(60, "hello running", || {
         let p = pod_json(s, "hello");
         container_status(&p)["state"]["running"]
@@ -330,7 +361,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     let id = container_status(&pod_json(s, "hello"))["containerID"].clone();
     // And one that ends while no agent watches: its exit is found.
     apply_pod(s, "brief", &image, "echo bye; sleep 2; exit 5", "");
-    left.0.push(uid_of(s, "brief"));
+    left.uids.push(uid_of(s, "brief"));
     eventually(60, "brief running", || {
         let p = pod_json(s, "brief");
         container_status(&p)["state"]["running"]
@@ -365,7 +396,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
 
     // An exit code, as kubectl reports it.
     apply_pod(s, "three", &image, "exit 3", "");
-    left.0.push(uid_of(s, "three"));
+    left.uids.push(uid_of(s, "three"));
     let p = eventually(60, "three terminated", || {
         let p = pod_json(s, "three");
         container_status(&p)["state"]["terminated"]
@@ -388,7 +419,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         "tail /dev/zero",
         "    resources: {limits: {memory: 32Mi}}\n",
     );
-    left.0.push(uid_of(s, "hog"));
+    left.uids.push(uid_of(s, "hog"));
     let p = eventually(90, "hog terminated", || {
         let p = pod_json(s, "hog");
         container_status(&p)["state"]["terminated"]
@@ -402,7 +433,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     // A fork bomb stops at the pids limit; PID 1 (exec'd sleep) lives on.
     apply_pod(s, "bomb", &image, "f(){ f | f & }; f; exec sleep 3600", "");
     let bomb_uid = uid_of(s, "bomb");
-    left.0.push(bomb_uid.clone());
+    left.uids.push(bomb_uid.clone());
     eventually(60, "bomb running", || {
         let p = pod_json(s, "bomb");
         container_status(&p)["state"]["running"]
@@ -453,7 +484,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         &format!("ping -c1 -W5 {hello_ip} && sleep 3600"),
         "",
     );
-    left.0.push(uid_of(s, "b"));
+    left.uids.push(uid_of(s, "b"));
     let b = eventually(60, "b running", || {
         let p = pod_json(s, "b");
         container_status(&p)["state"]["running"]
@@ -471,7 +502,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     let b_ip = b["status"]["podIP"].as_str().expect("b's IP").to_string();
     assert_ne!(b_ip, hello_ip);
     apply_pod(s, "c", &image, &format!("ping -c1 -W5 {b_ip}"), "");
-    left.0.push(uid_of(s, "c"));
+    left.uids.push(uid_of(s, "c"));
     let p = eventually(60, "c done", || {
         let p = pod_json(s, "c");
         container_status(&p)["state"]["terminated"]
@@ -493,7 +524,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         "cat /etc/resolv.conf /etc/hosts; id -u",
         "    securityContext: {runAsUser: 65534}\n",
     );
-    left.0.push(uid_of(s, "files"));
+    left.uids.push(uid_of(s, "files"));
     let p = eventually(60, "files done", || {
         let p = pod_json(s, "files");
         container_status(&p)["state"]["terminated"]
@@ -519,7 +550,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     // its container, cgroup, mounts and sandbox once it has listed pods.
     apply_pod(s, "orphan", &image, "exec sleep 3600", "");
     let orphan = uid_of(s, "orphan");
-    left.0.push(orphan.clone());
+    left.uids.push(orphan.clone());
     eventually(60, "orphan running", || {
         let p = pod_json(s, "orphan");
         container_status(&p)["state"]["running"]
@@ -543,7 +574,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
 
     // A layer climbing out of its directory: refused, nothing written.
     apply_pod(s, "evil", &evil, "true", "");
-    left.0.push(uid_of(s, "evil"));
+    left.uids.push(uid_of(s, "evil"));
     let event = eventually(60, "a Failed event for evil", || {
         let out = s
             .kubectl(
@@ -575,7 +606,7 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
     assert!(escaped.is_empty(), "written outside the layer: {escaped:?}");
 
     // Every pod deleted: nothing left of any of them.
-    let uids = left.0.clone();
+    let uids = left.uids.clone();
     s.kubectl(
         "1.33",
         &["delete", "pod", "--all", "--wait=true", "--timeout=90s"],
