@@ -652,6 +652,8 @@ impl Drop for Skiff {
 /// of the same server: `sktPID-N` and `10.(100+N).0.0/16`.
 fn pod_network_of(dir: &Path) -> (String, String) {
     static SEEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    SWEPT.call_once(remove_stale_pod_networks);
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
     let n = match seen.iter().position(|d| d == dir) {
         Some(n) => n,
@@ -665,6 +667,37 @@ fn pod_network_of(dir: &Path) -> (String, String) {
         format!("skt{}-{n}", std::process::id() % 100_000),
         format!("10.{}.0.0/16", 100 + n),
     )
+}
+
+/// Bridges (and their masquerade tables) that earlier test runs left: a
+/// run's restarted servers keep theirs, and a killed run removes nothing.
+/// Their ranges are the ones this run hands out again, so they must go
+/// before the first server starts. Only `sktPID-N` bridges of processes
+/// that are gone are touched.
+fn remove_stale_pod_networks() {
+    let Ok(out) = Command::new("ip").args(["-o", "link", "show", "type", "bridge"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split(": ").nth(1).map(|n| n.trim_end_matches(':')) else {
+            continue;
+        };
+        let Some((pid, _)) = name.strip_prefix("skt").and_then(|r| r.split_once('-')) else {
+            continue;
+        };
+        let alive = pid.parse::<u32>().is_ok_and(|p| {
+            p == std::process::id() % 100_000 || Path::new(&format!("/proc/{p}")).exists()
+        });
+        if alive {
+            continue;
+        }
+        let _ = Command::new("ip").args(["link", "del", name]).stderr(Stdio::null()).status();
+        let table = format!("skiff_nat_{}", name.replace('-', "_"));
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {

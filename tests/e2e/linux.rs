@@ -91,7 +91,8 @@ fn busybox_layer() -> Vec<u8> {
     b.append_data(&mut h, "bin/busybox", bytes.as_slice())
         .expect("busybox");
     for applet in [
-        "sh", "echo", "sleep", "ping", "tail", "cat", "true", "hostname", "id", "ls",
+        "sh", "echo", "sleep", "ping", "tail", "cat", "true", "hostname", "id", "ls", "mkdir",
+        "httpd", "wget", "nslookup", "awk",
     ] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
@@ -623,6 +624,74 @@ fn linux_pods_run_as_containers_and_leave_nothing_behind() {
         .unwrap_or_default();
     assert!(rest.is_empty(), "pod directories left: {rest:?}");
     s.assert_no_panics();
+}
+
+#[test]
+fn a_linux_service_is_reached_by_its_dns_name_from_another_pod() {
+    let reg = Registry::start();
+    let s = Skiff::start_with(&["--insecure-registry", &reg.host]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let image = format!("{}/e2e/busybox:v1", reg.host);
+    push(&s, &layout(tmp.path(), "busybox", &busybox_layer()), &image);
+    // A web server pod behind a headless Service: the cluster DNS answers
+    // its name with the pod's address (the e2e servers run without the
+    // nftables service proxy, which parallel clusters would share).
+    let web = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: web, labels: {{app: web}}}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {image}
+    command: ["sh", "-c", "mkdir -p /www && echo hello-from-web > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    ports: [{{name: http, containerPort: 8080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web}}
+spec:
+  clusterIP: None
+  selector: {{app: web}}
+  ports: [{{name: http, port: 8080, targetPort: http}}]
+"#
+    );
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(&web))
+        .ok();
+    let web_ip = eventually(60, "web running with an address", || {
+        let p = pod_json(&s, "web");
+        container_status(&p)["state"]["running"]
+            .is_object()
+            .then(|| p["status"]["podIP"].as_str().map(str::to_string))
+            .flatten()
+    });
+    // busybox's nslookup asks the pod's nameserver (the node's DNS on the
+    // bridge gateway, from /etc/resolv.conf); wget fetches from the answer.
+    apply_pod(
+        &s,
+        "client",
+        &image,
+        "nslookup web.default.svc.cluster.local > /tmp/ns 2>&1; cat /tmp/ns; ip=$(awk '/^Address: / {a=$2} END {print a}' /tmp/ns); echo resolved=$ip; wget -qO- http://$ip:8080/",
+        "",
+    );
+    let p = eventually(90, "the client done", || {
+        let p = pod_json(&s, "client");
+        container_status(&p)["state"]["terminated"]
+            .is_object()
+            .then_some(p)
+    });
+    let out = s.kubectl("1.33", &["logs", "client"]).stdout;
+    assert_eq!(
+        container_status(&p)["state"]["terminated"]["exitCode"], 0,
+        "{out}\n{p}"
+    );
+    assert!(out.contains(&format!("resolved={web_ip}")), "{out}");
+    assert!(out.contains("hello-from-web"), "{out}");
+    for name in ["client", "web"] {
+        s.kubectl("1.33", &["delete", "pod", name, "--wait=true", "--timeout=60s"])
+            .ok();
+    }
 }
 
 /// Files named `name` under `dir`.
