@@ -38,7 +38,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use futures::StreamExt;
 use hickory_net::runtime::Time;
 use hickory_net::xfer::Protocol;
 use hickory_proto::op::{Edns, Metadata, OpCode, Query, ResponseCode};
@@ -47,11 +46,11 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::Notify;
+
+use crate::service::reflect;
 
 pub use forward::Forwarder;
 pub use index::{Answer, Index, World};
@@ -110,8 +109,8 @@ impl Dns {
     /// EndpointSlices until the watches end.
     pub async fn watch(self: Arc<Self>, client: kube::Client) {
         let changed = Arc::new(Notify::new());
-        let services = reflect::<Service>(Api::all(client.clone()), changed.clone());
-        let slices = reflect::<EndpointSlice>(Api::all(client), changed.clone());
+        let services = reflect::<Service>(Api::all(client.clone()), changed.clone(), "dns");
+        let slices = reflect::<EndpointSlice>(Api::all(client), changed.clone(), "dns");
         loop {
             changed.notified().await;
             // Let a burst of events land, then rebuild once.
@@ -337,34 +336,6 @@ impl RequestHandler for Handler {
             }
         }
     }
-}
-
-/// Watch one kind into a store, signalling `changed` on every event.
-fn reflect<K>(api: Api<K>, changed: Arc<Notify>) -> Store<K>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            if let Err(e) = ev {
-                tracing::debug!(error = %e, "dns watch; retrying");
-                continue;
-            }
-            changed.notify_one();
-        }
-    });
-    reader
 }
 
 #[cfg(test)]
