@@ -568,7 +568,7 @@ fn request_host<B>(req: &http::Request<B>) -> String {
 /// `host:port` without the port (IPv6 literals keep their brackets).
 fn host_only(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| &h[..]).trim_start_matches('[');
+        return host.split_once(']').map_or(host, |(h, _)| h).trim_start_matches('[');
     }
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
