@@ -457,16 +457,32 @@ fn trap_message(e: &wasmtime::Error) -> String {
     msg
 }
 
+/// The exit a container's task reports; `Killed` if the task is gone
+/// without one (aborted).
+pub(super) async fn wait_exit(exit: &mut watch::Receiver<Option<ExitStatus>>) -> ExitStatus {
+    let r = exit.wait_for(|e| e.is_some()).await;
+    r.ok().and_then(|e| e.clone()).unwrap_or(ExitStatus {
+        code: KILL_EXIT,
+        reason: ExitReason::Killed,
+        message: None,
+    })
+}
+
+/// Set the forced-stop deadline to `at`: a second stop can shorten the
+/// deadline, never extend it.
+pub(super) fn stop_by(deadline: &watch::Sender<Option<Instant>>, at: Instant) {
+    deadline.send_if_modified(|k| match k {
+        Some(old) if *old <= at => false,
+        _ => {
+            *k = Some(at);
+            true
+        }
+    });
+}
+
 impl cri::Container for WasmContainer {
     fn wait(&mut self) -> BoxFuture<'_, ExitStatus> {
-        Box::pin(async move {
-            let r = self.exit.wait_for(|e| e.is_some()).await;
-            r.ok().and_then(|e| e.clone()).unwrap_or(ExitStatus {
-                code: KILL_EXIT,
-                reason: ExitReason::Killed,
-                message: None,
-            })
-        })
+        Box::pin(wait_exit(&mut self.exit))
     }
 
     fn stop(&self, grace: Duration) {
@@ -482,15 +498,7 @@ impl cri::Container for WasmContainer {
         if std::fs::write(&tmp, secs.to_string()).is_ok() {
             let _ = std::fs::rename(&tmp, &self.shutdown_file);
         }
-        let at = Instant::now() + grace;
-        self.kill_at.send_if_modified(|k| match k {
-            // A second stop can shorten the deadline, never extend it.
-            Some(old) if *old <= at => false,
-            _ => {
-                *k = Some(at);
-                true
-            }
-        });
+        stop_by(&self.kill_at, Instant::now() + grace);
     }
 }
 

@@ -498,25 +498,11 @@ async fn serve(
 
 impl cri::Container for HttpContainer {
     fn wait(&mut self) -> BoxFuture<'_, ExitStatus> {
-        Box::pin(async move {
-            let r = self.exit.wait_for(|e| e.is_some()).await;
-            r.ok().and_then(|e| e.clone()).unwrap_or(ExitStatus {
-                code: KILL_EXIT,
-                reason: ExitReason::Killed,
-                message: None,
-            })
-        })
+        Box::pin(guest::wait_exit(&mut self.exit))
     }
 
     fn stop(&self, grace: Duration) {
-        let at = Instant::now() + grace;
-        self.stop_at.send_if_modified(|k| match k {
-            Some(old) if *old <= at => false,
-            _ => {
-                *k = Some(at);
-                true
-            }
-        });
+        guest::stop_by(&self.stop_at, Instant::now() + grace);
     }
 }
 
