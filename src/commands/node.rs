@@ -10,8 +10,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use clap::Args;
 use runtime::agent::{self, AgentConfig};
-use runtime::images::{self, ImageStore, Platform, StoreConfig, StoreSource};
 use runtime::images::layers::LayerStore;
+use runtime::images::{self, ImageStore, Platform, StoreConfig, StoreSource};
 use runtime::linux::{LinuxOptions, LinuxRuntime};
 use runtime::wasm::{WasmConfig, WasmRuntime};
 
@@ -122,11 +122,14 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
 fn parse_bridge(s: &str) -> Result<String, String> {
     let ok = !s.is_empty()
         && s.len() <= 15
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(s.to_string())
     } else {
-        Err(format!("{s:?}: a link name is 1 to 15 letters, digits, - or _"))
+        Err(format!(
+            "{s:?}: a link name is 1 to 15 letters, digits, - or _"
+        ))
     }
 }
 
@@ -322,8 +325,14 @@ mod tests {
 
     #[test]
     fn dns_upstreams_default_to_port_53() {
-        assert_eq!(parse_upstream("192.0.2.1"), Ok("192.0.2.1:53".parse().expect("addr")));
-        assert_eq!(parse_upstream("192.0.2.1:5353"), Ok("192.0.2.1:5353".parse().expect("addr")));
+        assert_eq!(
+            parse_upstream("192.0.2.1"),
+            Ok("192.0.2.1:53".parse().expect("addr"))
+        );
+        assert_eq!(
+            parse_upstream("192.0.2.1:5353"),
+            Ok("192.0.2.1:5353".parse().expect("addr"))
+        );
         assert_eq!(parse_upstream("::1"), Ok("[::1]:53".parse().expect("addr")));
         assert!(parse_upstream("dns.example").is_err());
     }

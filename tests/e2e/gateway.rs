@@ -20,7 +20,16 @@ fn repo_file(path: &str) -> String {
 /// `curl` with a method and optional body: status code and body.
 fn curl(url: &str, method: &str, body: Option<&str>) -> (u16, String) {
     let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-S", "--max-time", "20", "-X", method, "-w", "\n%{http_code}"]);
+    cmd.args([
+        "-s",
+        "-S",
+        "--max-time",
+        "20",
+        "-X",
+        method,
+        "-w",
+        "\n%{http_code}",
+    ]);
     if let Some(b) = body {
         cmd.args(["--data-binary", b]);
     }
@@ -60,7 +69,14 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
     }
     s.kubectl(
         "1.33",
-        &["-n", ns, "rollout", "status", "deployment/http-hello", "--timeout=90s"],
+        &[
+            "-n",
+            ns,
+            "rollout",
+            "status",
+            "deployment/http-hello",
+            "--timeout=90s",
+        ],
     )
     .ok();
 
@@ -82,7 +98,10 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
     ips.dedup();
     assert_eq!(ips.len(), 3, "three distinct pod IPs: {ips:?}");
     for ip in &ips {
-        assert!(ip.starts_with(&format!("{prefix}.")), "{ip} is not in {cidr}");
+        assert!(
+            ip.starts_with(&format!("{prefix}.")),
+            "{ip} is not in {cidr}"
+        );
     }
 
     // Each pod answers on its own address, as a Service's endpoints are
@@ -93,7 +112,15 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
 
     // The Service's endpoints are the three pods at the named targetPort.
     let slices = eventually(30, "three ready endpoints", || {
-        let v = json(&s, ns, &["endpointslices", "-l", "kubernetes.io/service-name=http-hello"]);
+        let v = json(
+            &s,
+            ns,
+            &[
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=http-hello",
+            ],
+        );
         let ready: usize = v["items"]
             .as_array()?
             .iter()
@@ -114,7 +141,10 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
     assert!(body.contains("hello from skiff: GET /some/path"), "{body}");
     let (code, body) = curl(&format!("http://{gw}/echo"), "POST", Some("ping"));
     assert_eq!(code, 200, "{body}");
-    assert!(body.contains("POST /echo") && body.contains("ping"), "{body}");
+    assert!(
+        body.contains("POST /echo") && body.contains("ping"),
+        "{body}"
+    );
 
     // Requests are spread over the replicas: after a dozen, every pod's log
     // has requests in it (the sdk logs one line per request to stderr).
@@ -125,20 +155,29 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
     for p in items {
         let name = p["metadata"]["name"].as_str().expect("name");
         let log = s.kubectl("1.33", &["-n", ns, "logs", name]).ok().stdout;
-        assert!(log.contains("path=/spread/"), "{name} got no requests:\n{log}");
+        assert!(
+            log.contains("path=/spread/"),
+            "{name} got no requests:\n{log}"
+        );
     }
 
     // No ready endpoint: 503 with the reason, and back when scaled up.
-    s.kubectl("1.33", &["-n", ns, "scale", "deployment/http-hello", "--replicas=0"])
-        .ok();
+    s.kubectl(
+        "1.33",
+        &["-n", ns, "scale", "deployment/http-hello", "--replicas=0"],
+    )
+    .ok();
     let (code, body) = eventually(60, "503 once the replicas are gone", || {
         let r = curl(&format!("http://{gw}/"), "GET", None);
         (r.0 == 503).then_some(r)
     });
     assert_eq!(code, 503);
     assert!(body.contains("no ready endpoints"), "{body}");
-    s.kubectl("1.33", &["-n", ns, "scale", "deployment/http-hello", "--replicas=1"])
-        .ok();
+    s.kubectl(
+        "1.33",
+        &["-n", ns, "scale", "deployment/http-hello", "--replicas=1"],
+    )
+    .ok();
     eventually(60, "answers again after scaling up", || {
         (curl(&format!("http://{gw}/again"), "GET", None).0 == 200).then_some(())
     });
@@ -154,8 +193,16 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
         .ok();
     eventually(30, "the host rule takes /v1 of api.example.com", || {
         let mut cmd = Command::new("curl");
-        cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: api.example.com"])
-            .arg(format!("http://{gw}/v1"));
+        cmd.args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-H",
+            "Host: api.example.com",
+        ])
+        .arg(format!("http://{gw}/v1"));
         let out = run(cmd, None, Duration::from_secs(30));
         (out.stdout.trim() == "503").then_some(())
     });
@@ -168,17 +215,34 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
     let dir = tempfile::tempdir().expect("tmp");
     let (crt, key) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
     let mut cmd = Command::new("openssl");
-    cmd.args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=secure.example.com", "-addext", "subjectAltName=DNS:secure.example.com"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt);
+    cmd.args([
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+    ])
+    .args([
+        "-subj",
+        "/CN=secure.example.com",
+        "-addext",
+        "subjectAltName=DNS:secure.example.com",
+    ])
+    .arg("-keyout")
+    .arg(&key)
+    .arg("-out")
+    .arg(&crt);
     run(cmd, None, Duration::from_secs(60)).ok();
     s.kubectl(
         "1.33",
-        &["-n", ns, "create", "secret", "tls", "secure", "--cert", crt.to_str().expect("path"),
-          "--key", key.to_str().expect("path")],
+        &[
+            "-n",
+            ns,
+            "create",
+            "secret",
+            "tls",
+            "secure",
+            "--cert",
+            crt.to_str().expect("path"),
+            "--key",
+            key.to_str().expect("path"),
+        ],
     )
     .ok();
     let secure = r#"{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
@@ -209,15 +273,29 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
         let o = https("secure.example.com", &[]);
         o.stdout.ends_with("200").then_some(o)
     });
-    assert!(out.stdout.contains("hello from skiff: GET /tls"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("hello from skiff: GET /tls"),
+        "{}",
+        out.stdout
+    );
     let out = https("other.example.com", &["-k"]);
-    assert_ne!(out.code, 0, "no certificate for other.example.com: {}", out.stderr);
+    assert_ne!(
+        out.code, 0,
+        "no certificate for other.example.com: {}",
+        out.stderr
+    );
 
     // Scale to zero: idle for 2 s, the Deployment drops to 0 replicas and
     // remembers it had 1; a request wakes it and is answered.
     s.kubectl(
         "1.33",
-        &["-n", ns, "annotate", "deployment/http-hello", "skiff.dev/scale-to-zero=2s"],
+        &[
+            "-n",
+            ns,
+            "annotate",
+            "deployment/http-hello",
+            "skiff.dev/scale-to-zero=2s",
+        ],
     )
     .ok();
     eventually(60, "scaled to zero with no pods left", || {
@@ -231,11 +309,17 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
     let started = std::time::Instant::now();
     let (code, body) = curl(&format!("http://{gw}/wake"), "GET", None);
     let took = started.elapsed();
-    assert_eq!(code, 200, "the request that wakes the function is answered: {body}");
+    assert_eq!(
+        code, 200,
+        "the request that wakes the function is answered: {body}"
+    );
     assert!(body.contains("hello from skiff: GET /wake"), "{body}");
     let d = json(&s, ns, &["deployment", "http-hello"]);
     assert_eq!(d["spec"]["replicas"], 1, "{d}");
-    assert!(d["metadata"]["annotations"]["skiff.dev/scaled-from"].is_null(), "{d}");
+    assert!(
+        d["metadata"]["annotations"]["skiff.dev/scaled-from"].is_null(),
+        "{d}"
+    );
     eprintln!("activation from zero answered in {took:?}");
     s.assert_no_panics();
 }

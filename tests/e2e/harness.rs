@@ -675,7 +675,10 @@ fn pod_network_of(dir: &Path) -> (String, String) {
 /// before the first server starts. Only `sktPID-N` bridges of processes
 /// that are gone are touched.
 fn remove_stale_pod_networks() {
-    let Ok(out) = Command::new("ip").args(["-o", "link", "show", "type", "bridge"]).output() else {
+    let Ok(out) = Command::new("ip")
+        .args(["-o", "link", "show", "type", "bridge"])
+        .output()
+    else {
         return;
     };
     for line in String::from_utf8_lossy(&out.stdout).lines() {
@@ -691,7 +694,10 @@ fn remove_stale_pod_networks() {
         if alive {
             continue;
         }
-        let _ = Command::new("ip").args(["link", "del", name]).stderr(Stdio::null()).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", name])
+            .stderr(Stdio::null())
+            .status();
         let table = format!("skiff_nat_{}", name.replace('-', "_"));
         let _ = Command::new("nft")
             .args(["delete", "table", "ip", &table])

@@ -683,14 +683,18 @@ spec:
     });
     let out = s.kubectl("1.33", &["logs", "client"]).stdout;
     assert_eq!(
-        container_status(&p)["state"]["terminated"]["exitCode"], 0,
+        container_status(&p)["state"]["terminated"]["exitCode"],
+        0,
         "{out}\n{p}"
     );
     assert!(out.contains(&format!("resolved={web_ip}")), "{out}");
     assert!(out.contains("hello-from-web"), "{out}");
     for name in ["client", "web"] {
-        s.kubectl("1.33", &["delete", "pod", name, "--wait=true", "--timeout=60s"])
-            .ok();
+        s.kubectl(
+            "1.33",
+            &["delete", "pod", name, "--wait=true", "--timeout=60s"],
+        )
+        .ok();
     }
 }
 

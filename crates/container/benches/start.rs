@@ -6,7 +6,10 @@ fn main() {
     if let Some(code) = container::dispatch() {
         std::process::exit(code);
     }
-    let runs = std::env::var("BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(200);
+    let runs = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(200);
     let work = std::env::temp_dir().join(format!("skiff-bench-container-{}", std::process::id()));
     let result = container::bench::private_cgroup_view().and_then(|()| {
         container::bench::run(&container::bench::BenchOptions {

@@ -31,7 +31,10 @@ pub const APPLETS: &[&str] = &[
 
 /// Where a static busybox is found (Debian's `busybox-static`).
 pub fn find_busybox() -> Option<PathBuf> {
-    ["/bin/busybox", "/usr/bin/busybox"].iter().map(PathBuf::from).find(|p| p.exists())
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
 }
 
 /// Makes a minimal rootfs in `dir`: a static busybox in `/bin` with its
@@ -48,10 +51,12 @@ pub fn busybox_rootfs(dir: &Path) -> Result<()> {
     for a in APPLETS {
         let link = dir.join("bin").join(a);
         if !link.exists() {
-            std::os::unix::fs::symlink("busybox", &link).ctx(|| format!("symlink {}", link.display()))?;
+            std::os::unix::fs::symlink("busybox", &link)
+                .ctx(|| format!("symlink {}", link.display()))?;
         }
     }
-    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").ctx(|| "write passwd".into())?;
+    fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n")
+        .ctx(|| "write passwd".into())?;
     Ok(())
 }
 
@@ -60,9 +65,16 @@ pub fn busybox_rootfs(dir: &Path) -> Result<()> {
 /// starts. Call it from a single-threaded process such as a benchmark's main.
 pub fn private_cgroup_view() -> Result<()> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).ctx(|| "unshare mount namespace".into())?;
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
-        .ctx(|| "make / private".into())?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .ctx(|| "unshare mount namespace".into())?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .ctx(|| "make / private".into())?;
     let unified = Path::new("/sys/fs/cgroup/unified");
     if matches!(crate::Hierarchy::detect(), crate::Hierarchy::V1 { .. }) && unified.exists() {
         let _ = umount2(unified, MntFlags::MNT_DETACH);
@@ -103,7 +115,11 @@ impl Stats {
         samples.sort();
         let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
         let total: Duration = samples.iter().sum();
-        Stats { median: at(0.5), p99: at(0.99), mean: total / samples.len() as u32 }
+        Stats {
+            median: at(0.5),
+            p99: at(0.99),
+            mean: total / samples.len() as u32,
+        }
     }
 }
 
@@ -130,10 +146,25 @@ fn ms(d: Duration) -> f64 {
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "container start, {} runs each (busybox rootfs, /bin/true)", self.runs)?;
-        writeln!(f, "{:<26} {:>10} {:>10} {:>10}", "", "median ms", "p99 ms", "mean ms")?;
+        writeln!(
+            f,
+            "container start, {} runs each (busybox rootfs, /bin/true)",
+            self.runs
+        )?;
+        writeln!(
+            f,
+            "{:<26} {:>10} {:>10} {:>10}",
+            "", "median ms", "p99 ms", "mean ms"
+        )?;
         let row = |f: &mut fmt::Formatter<'_>, name: &str, s: &Stats| {
-            writeln!(f, "{:<26} {:>10.2} {:>10.2} {:>10.2}", name, ms(s.median), ms(s.p99), ms(s.mean))
+            writeln!(
+                f,
+                "{:<26} {:>10.2} {:>10.2} {:>10.2}",
+                name,
+                ms(s.median),
+                ms(s.p99),
+                ms(s.mean)
+            )
         };
         row(f, "skiff start→exec", &self.skiff_start_to_exec)?;
         row(f, "skiff start→exit", &self.skiff_start_to_exit)?;
@@ -142,7 +173,11 @@ impl fmt::Display for BenchReport {
             let ratio = ms(self.skiff_start_to_exit.median) / ms(c.median).max(f64::MIN_POSITIVE);
             writeln!(f, "skiff/crun (median start→exit): {ratio:.2}x")?;
         }
-        writeln!(f, "skiff create/delete cycles/s: {:.1}", self.skiff_cycles_per_sec)?;
+        writeln!(
+            f,
+            "skiff create/delete cycles/s: {:.1}",
+            self.skiff_cycles_per_sec
+        )?;
         if let Some(c) = self.crun_cycles_per_sec {
             writeln!(f, "crun run cycles/s: {c:.1}")?;
         }
@@ -172,7 +207,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
             rootfs: rootfs.clone(),
             args: vec!["/bin/true".into()],
             env: vec!["PATH=/bin".into()],
-            cgroup: Some(CgroupSpec { path: format!("skiff-bench/bench{i}").into(), resources: Resources::default() }),
+            cgroup: Some(CgroupSpec {
+                path: format!("skiff-bench/bench{i}").into(),
+                resources: Resources::default(),
+            }),
             exe: opts.exe.clone(),
             ..Default::default()
         };
@@ -184,7 +222,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
         c.delete()?;
         skiff_total += t0.elapsed();
         if status.code != 0 {
-            return Err(Error::Start(format!("bench container exited {}", status.code)));
+            return Err(Error::Start(format!(
+                "bench container exited {}",
+                status.code
+            )));
         }
         if let Some(crun) = &crun {
             let t0 = Instant::now();
@@ -211,7 +252,8 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
         skiff_start_to_exit: Stats::of(&mut exit_t),
         crun_start_to_exit: (!crun_t.is_empty()).then(|| Stats::of(&mut crun_t)),
         skiff_cycles_per_sec: opts.runs as f64 / skiff_total.as_secs_f64().max(1e-9),
-        crun_cycles_per_sec: (!crun_t.is_empty()).then(|| crun_t.len() as f64 / crun_total.as_secs_f64().max(1e-9)),
+        crun_cycles_per_sec: (!crun_t.is_empty())
+            .then(|| crun_t.len() as f64 / crun_total.as_secs_f64().max(1e-9)),
     })
 }
 
@@ -219,7 +261,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
 /// mounts, masked paths, default capabilities, `no_new_privs`, a cgroup.
 fn write_crun_bundle(bundle: &Path, rootfs: &Path) -> Result<()> {
     fs::create_dir_all(bundle).ctx(|| format!("mkdir {}", bundle.display()))?;
-    let caps: Vec<String> = crate::security::DEFAULT_CAPABILITIES.iter().map(|c| format!("CAP_{c}")).collect();
+    let caps: Vec<String> = crate::security::DEFAULT_CAPABILITIES
+        .iter()
+        .map(|c| format!("CAP_{c}"))
+        .collect();
     let config = serde_json::json!({
         "ociVersion": "1.0.2",
         "root": { "path": rootfs, "readonly": false },
@@ -249,6 +294,9 @@ fn write_crun_bundle(bundle: &Path, rootfs: &Path) -> Result<()> {
         }
     });
     let p = bundle.join("config.json");
-    let text = serde_json::to_vec_pretty(&config).map_err(|source| Error::Json { what: p.display().to_string(), source })?;
+    let text = serde_json::to_vec_pretty(&config).map_err(|source| Error::Json {
+        what: p.display().to_string(),
+        source,
+    })?;
     fs::write(&p, text).ctx(|| format!("write {}", p.display()))
 }

@@ -105,7 +105,9 @@ impl Hierarchy {
                 let mut out = Vec::new();
                 for c in V1_CONTROLLERS {
                     let mount = root.join(c);
-                    let Ok(real) = fs::canonicalize(&mount) else { continue };
+                    let Ok(real) = fs::canonicalize(&mount) else {
+                        continue;
+                    };
                     if seen.contains(&real) {
                         continue;
                     }
@@ -135,7 +137,9 @@ impl Cgroup {
     pub fn create(hierarchy: &Hierarchy, path: &Path, resources: &Resources) -> Result<Cgroup> {
         let dirs = hierarchy.dirs(path);
         if dirs.is_empty() {
-            return Err(Error::Spec(format!("no cgroup controllers found for {path:?}")));
+            return Err(Error::Spec(format!(
+                "no cgroup controllers found for {path:?}"
+            )));
         }
         if let Hierarchy::V2 { root } = hierarchy {
             enable_v2_controllers(root, path)?;
@@ -143,7 +147,11 @@ impl Cgroup {
         for (_, dir) in &dirs {
             fs::create_dir_all(dir).ctx(|| format!("mkdir {}", dir.display()))?;
         }
-        let cg = Cgroup { hierarchy: hierarchy.clone(), path: path.to_path_buf(), dirs };
+        let cg = Cgroup {
+            hierarchy: hierarchy.clone(),
+            path: path.to_path_buf(),
+            dirs,
+        };
         cg.apply(resources)?;
         Ok(cg)
     }
@@ -157,7 +165,9 @@ impl Cgroup {
     }
 
     fn write(&self, controller: &str, file: &str, value: &str) -> Result<()> {
-        let Some(dir) = self.dir(controller) else { return Ok(()) };
+        let Some(dir) = self.dir(controller) else {
+            return Ok(());
+        };
         let p = dir.join(file);
         fs::write(&p, value).ctx(|| format!("write {value:?} to {}", p.display()))
     }
@@ -212,7 +222,9 @@ impl Cgroup {
     pub fn pids(&self) -> Vec<u32> {
         let mut out: Vec<u32> = Vec::new();
         for (_, dir) in &self.dirs {
-            let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) else { continue };
+            let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) else {
+                continue;
+            };
             for pid in text.lines().filter_map(|l| l.trim().parse().ok()) {
                 if !out.contains(&pid) {
                     out.push(pid);
@@ -226,7 +238,9 @@ impl Cgroup {
     /// v2 `memory.events` `oom_kill`, v1 `memory.oom_control` `oom_kill`
     /// (kernel 4.13+), else v1 `memory.failcnt` as a hint that the limit was hit.
     pub fn oom_kills(&self) -> u64 {
-        let Some(dir) = self.dir("memory") else { return 0 };
+        let Some(dir) = self.dir("memory") else {
+            return 0;
+        };
         let field = |file: &str, key: &str| -> Option<u64> {
             let text = fs::read_to_string(dir.join(file)).ok()?;
             text.lines().find_map(|l| {
@@ -332,10 +346,13 @@ fn enable_v2_controllers(root: &Path, rel: &Path) -> Result<()> {
 /// Removes a cgroup directory tree path that has no processes left (e.g. a
 /// pod's cgroup after its containers), deepest first. Missing is fine.
 pub fn remove_path(hierarchy: &Hierarchy, path: &Path) -> Result<()> {
-    let cg = Cgroup { hierarchy: hierarchy.clone(), path: path.to_path_buf(), dirs: hierarchy.dirs(path) };
+    let cg = Cgroup {
+        hierarchy: hierarchy.clone(),
+        path: path.to_path_buf(),
+        dirs: hierarchy.dirs(path),
+    };
     cg.remove()
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -357,8 +374,14 @@ mod tests {
     #[test]
     fn detects_layout_from_cgroup_controllers() {
         let d = tempfile::tempdir().expect("tempdir");
-        assert!(matches!(Hierarchy::detect_at(d.path()), Hierarchy::V1 { .. }));
+        assert!(matches!(
+            Hierarchy::detect_at(d.path()),
+            Hierarchy::V1 { .. }
+        ));
         fs::write(d.path().join("cgroup.controllers"), "cpu memory pids\n").expect("write");
-        assert!(matches!(Hierarchy::detect_at(d.path()), Hierarchy::V2 { .. }));
+        assert!(matches!(
+            Hierarchy::detect_at(d.path()),
+            Hierarchy::V2 { .. }
+        ));
     }
 }

@@ -58,12 +58,18 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, io::Error> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Sys { what: what(), source })
+        self.map_err(|source| Error::Sys {
+            what: what(),
+            source,
+        })
     }
 }
 
 impl<T> Context<T> for std::result::Result<T, nix::errno::Errno> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| Error::Sys { what: what(), source: io::Error::from(e) })
+        self.map_err(|e| Error::Sys {
+            what: what(),
+            source: io::Error::from(e),
+        })
     }
 }

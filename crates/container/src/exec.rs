@@ -47,7 +47,11 @@ pub struct Stdio3 {
 impl Default for Stdio3 {
     /// `/dev/null` for all three.
     fn default() -> Self {
-        Stdio3 { stdin: Stdio::null(), stdout: Stdio::null(), stderr: Stdio::null() }
+        Stdio3 {
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            stderr: Stdio::null(),
+        }
     }
 }
 
@@ -59,7 +63,10 @@ pub fn exec(state_dir: &Path, req: &ExecRequest, stdio: Stdio3) -> Result<Child>
     }
     let spec = state::read_spec(state_dir)?;
     let exe = spec.exe.clone().unwrap_or_else(|| "/proc/self/exe".into());
-    let json = serde_json::to_string(req).map_err(|source| Error::Json { what: "exec request".into(), source })?;
+    let json = serde_json::to_string(req).map_err(|source| Error::Json {
+        what: "exec request".into(),
+        source,
+    })?;
     Command::new(&exe)
         .arg(HIDDEN_COMMAND)
         .arg("exec")
@@ -98,8 +105,10 @@ const NAMESPACES: &[(&str, CloneFlags)] = &[
 ];
 
 fn run(state_dir: &Path, request: &str) -> Result<i32> {
-    let req: ExecRequest =
-        serde_json::from_str(request).map_err(|source| Error::Json { what: "exec request".into(), source })?;
+    let req: ExecRequest = serde_json::from_str(request).map_err(|source| Error::Json {
+        what: "exec request".into(),
+        source,
+    })?;
     let spec = state::read_spec(state_dir)?;
     if state::read_status(state_dir)?.is_some() {
         return Err(Error::Spec(format!("container {} is not running", spec.id)));
@@ -109,7 +118,9 @@ fn run(state_dir: &Path, request: &str) -> Result<i32> {
         .iter()
         .map(|(name, kind)| {
             let p = format!("/proc/{pid}/ns/{name}");
-            File::open(&p).ctx(|| format!("open {p}")).map(|f| (f, *kind, p))
+            File::open(&p)
+                .ctx(|| format!("open {p}"))
+                .map(|f| (f, *kind, p))
         })
         .collect::<Result<Vec<_>>>()?;
     if let Some(cg) = state::read_cgroup(state_dir)? {
@@ -128,7 +139,11 @@ fn run(state_dir: &Path, request: &str) -> Result<i32> {
         PathBuf::from("/")
     };
     nix::unistd::chdir(&cwd).ctx(|| format!("chdir {}", cwd.display()))?;
-    let path_var = req.env.iter().find_map(|kv| kv.strip_prefix("PATH=")).unwrap_or(crate::spec::DEFAULT_PATH);
+    let path_var = req
+        .env
+        .iter()
+        .find_map(|kv| kv.strip_prefix("PATH="))
+        .unwrap_or(crate::spec::DEFAULT_PATH);
     let program = init::resolve_program(&req.args[0], path_var)?;
     let env = req.env.iter().filter_map(|kv| kv.split_once('='));
     let status = Command::new(&program)
@@ -137,6 +152,14 @@ fn run(state_dir: &Path, request: &str) -> Result<i32> {
         .env_clear()
         .envs(env)
         .status()
-        .map_err(|e| Error::Start(format!("exec {:?}: {}", req.args[0], crate::error::errno_text(&e))))?;
-    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        .map_err(|e| {
+            Error::Start(format!(
+                "exec {:?}: {}",
+                req.args[0],
+                crate::error::errno_text(&e)
+            ))
+        })?;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

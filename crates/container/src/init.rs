@@ -56,7 +56,8 @@ fn prepare(state_dir: &Path) -> Result<(Spec, PathBuf)> {
     let spec = state::read_spec(state_dir)?;
     wait_for_release(state_dir)?;
 
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP;
+    let mut flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWCGROUP;
     match &spec.namespaces.network {
         Some(p) => join(p, CloneFlags::CLONE_NEWNET)?,
         None => flags |= CloneFlags::CLONE_NEWNET,
@@ -71,7 +72,11 @@ fn prepare(state_dir: &Path) -> Result<(Spec, PathBuf)> {
     let hostname = spec.hostname.clone().unwrap_or_else(|| spec.id.clone());
     nix::unistd::sethostname(&hostname).ctx(|| format!("sethostname {hostname:?}"))?;
 
-    let cwd = if spec.cwd.as_os_str().is_empty() { PathBuf::from("/") } else { spec.cwd.clone() };
+    let cwd = if spec.cwd.as_os_str().is_empty() {
+        PathBuf::from("/")
+    } else {
+        spec.cwd.clone()
+    };
     if !cwd.exists() {
         std::fs::create_dir_all(&cwd).ctx(|| format!("mkdir working dir {}", cwd.display()))?;
     }
@@ -85,9 +90,13 @@ fn wait_for_release(state_dir: &Path) -> Result<()> {
     let p = state::path(state_dir, state::SYNC);
     let mut fifo = File::open(&p).ctx(|| format!("open {}", p.display()))?;
     let mut byte = [0u8; 1];
-    let n = fifo.read(&mut byte).ctx(|| format!("read {}", p.display()))?;
+    let n = fifo
+        .read(&mut byte)
+        .ctx(|| format!("read {}", p.display()))?;
     if n == 0 {
-        return Err(Error::Start("the shim closed the sync FIFO before releasing the container".into()));
+        return Err(Error::Start(
+            "the shim closed the sync FIFO before releasing the container".into(),
+        ));
     }
     Ok(())
 }
@@ -104,7 +113,10 @@ pub(crate) fn resolve_program(argv0: &str, path_var: &str) -> Result<PathBuf> {
     if argv0.contains('/') {
         return match std::fs::metadata(argv0) {
             Ok(_) => Ok(PathBuf::from(argv0)),
-            Err(e) => Err(Error::Start(format!("exec {argv0:?}: {}", crate::error::errno_text(&e)))),
+            Err(e) => Err(Error::Start(format!(
+                "exec {argv0:?}: {}",
+                crate::error::errno_text(&e)
+            ))),
         };
     }
     for dir in path_var.split(':').filter(|d| !d.is_empty()) {
@@ -115,11 +127,22 @@ pub(crate) fn resolve_program(argv0: &str, path_var: &str) -> Result<PathBuf> {
             }
         }
     }
-    Err(Error::Start(format!("exec {argv0:?}: executable file not found in $PATH")))
+    Err(Error::Start(format!(
+        "exec {argv0:?}: executable file not found in $PATH"
+    )))
 }
 
 fn exec(spec: &Spec, program: &Path) -> Error {
     let env = spec.env.iter().filter_map(|kv| kv.split_once('='));
-    let e = Command::new(program).arg0(&spec.args[0]).args(&spec.args[1..]).env_clear().envs(env).exec();
-    Error::Start(format!("exec {:?}: {}", spec.args[0], crate::error::errno_text(&e)))
+    let e = Command::new(program)
+        .arg0(&spec.args[0])
+        .args(&spec.args[1..])
+        .env_clear()
+        .envs(env)
+        .exec();
+    Error::Start(format!(
+        "exec {:?}: {}",
+        spec.args[0],
+        crate::error::errno_text(&e)
+    ))
 }

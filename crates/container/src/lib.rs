@@ -73,7 +73,7 @@ use nix::sys::signal::Signal;
 pub use cgroups::{Cgroup, Hierarchy, Resources};
 pub use error::{Error, Result};
 pub use exec::{exec, ExecRequest, Stdio3};
-pub use spec::{CgroupSpec, Capabilities, Mount, Namespaces, Spec, User, DEFAULT_PATH};
+pub use spec::{Capabilities, CgroupSpec, Mount, Namespaces, Spec, User, DEFAULT_PATH};
 pub use state::{read_pid, read_status, ExitStatus};
 
 use error::Context;
@@ -160,7 +160,9 @@ fn launch(spec: &Spec, io: Stdio3) -> Result<(Child, u32)> {
     drop(cmd);
     let mut shim = spawned.ctx(|| format!("spawn the shim ({})", exe.display()))?;
     let mut text = String::new();
-    reader.read_to_string(&mut text).ctx(|| "read the report pipe".to_string())?;
+    reader
+        .read_to_string(&mut text)
+        .ctx(|| "read the report pipe".to_string())?;
     let report = report::parse(&text);
     match (report.pid, report.error) {
         (Some(pid), None) => Ok((shim, pid)),
@@ -170,7 +172,9 @@ fn launch(spec: &Spec, io: Stdio3) -> Result<(Child, u32)> {
         }
         (None, None) => {
             let status = shim.wait().ctx(|| "wait for the shim".to_string())?;
-            Err(Error::Start(format!("the container shim exited ({status}) without starting it")))
+            Err(Error::Start(format!(
+                "the container shim exited ({status}) without starting it"
+            )))
         }
     }
 }
@@ -224,7 +228,11 @@ impl Container {
         if let Some(s) = self.status {
             return Ok(Some(s));
         }
-        match self.shim.try_wait().ctx(|| "wait for the shim".to_string())? {
+        match self
+            .shim
+            .try_wait()
+            .ctx(|| "wait for the shim".to_string())?
+        {
             Some(_) => self.finish().map(Some),
             None => Ok(None),
         }
@@ -232,7 +240,10 @@ impl Container {
 
     fn finish(&mut self) -> Result<ExitStatus> {
         let status = read_status(&self.state_dir)?.ok_or_else(|| {
-            Error::Start(format!("the shim of {} exited without recording a status", self.id))
+            Error::Start(format!(
+                "the shim of {} exited without recording a status",
+                self.id
+            ))
         })?;
         self.status = Some(status);
         Ok(status)
@@ -262,7 +273,8 @@ impl Container {
         if let Some(cg) = &self.cgroup {
             cg.remove()?;
         }
-        std::fs::remove_dir_all(&self.state_dir).ctx(|| format!("remove {}", self.state_dir.display()))
+        std::fs::remove_dir_all(&self.state_dir)
+            .ctx(|| format!("remove {}", self.state_dir.display()))
     }
 }
 

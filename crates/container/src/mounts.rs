@@ -30,12 +30,25 @@ const MASKED: &[&str] = &[
 ];
 
 /// `/proc` entries made read-only for unprivileged containers.
-const READONLY: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
-fn do_mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+fn do_mount(
+    src: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
     mount(src, target, fstype, flags, data).ctx(|| {
-        let what = fstype.map(str::to_string).or_else(|| src.map(|s| s.display().to_string()));
+        let what = fstype
+            .map(str::to_string)
+            .or_else(|| src.map(|s| s.display().to_string()));
         format!("mount {} on {}", what.unwrap_or_default(), target.display())
     })
 }
@@ -44,7 +57,11 @@ fn do_mount(src: Option<&Path>, target: &Path, fstype: Option<&str>, flags: MsFl
 /// following symlinks as if `root` were `/`, so that an image's symlink such
 /// as `/etc -> /host/etc` cannot send a mount outside the rootfs.
 pub(crate) fn resolve_in_root(root: &Path, path: &Path) -> Result<PathBuf> {
-    let mut todo: Vec<PathBuf> = path.components().rev().map(|c| PathBuf::from(c.as_os_str())).collect();
+    let mut todo: Vec<PathBuf> = path
+        .components()
+        .rev()
+        .map(|c| PathBuf::from(c.as_os_str()))
+        .collect();
     let mut out = PathBuf::new();
     let mut links = 0;
     while let Some(part) = todo.pop() {
@@ -62,7 +79,10 @@ pub(crate) fn resolve_in_root(root: &Path, path: &Path) -> Result<PathBuf> {
             Ok(m) if m.file_type().is_symlink() => {
                 links += 1;
                 if links > 40 {
-                    return Err(Error::Spec(format!("too many symlinks in {}", path.display())));
+                    return Err(Error::Spec(format!(
+                        "too many symlinks in {}",
+                        path.display()
+                    )));
                 }
                 let target = fs::read_link(&host).ctx(|| format!("readlink {}", host.display()))?;
                 if target.is_absolute() {
@@ -98,23 +118,59 @@ fn ensure_mountpoint(target: &Path, file: bool) -> Result<()> {
 pub(crate) fn setup(spec: &Spec) -> Result<()> {
     let root = spec.rootfs.as_path();
     // Nothing done here may propagate back to the host's mounts.
-    do_mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)?;
-    do_mount(Some(root), root, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    do_mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    do_mount(
+        Some(root),
+        root,
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )?;
 
     let proc_dir = resolve_in_root(root, Path::new("/proc"))?;
     ensure_mountpoint(&proc_dir, false)?;
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    do_mount(Some(Path::new("proc")), &proc_dir, Some("proc"), nosuid_nodev_noexec, None)?;
+    do_mount(
+        Some(Path::new("proc")),
+        &proc_dir,
+        Some("proc"),
+        nosuid_nodev_noexec,
+        None,
+    )?;
 
     setup_dev(root)?;
 
     let sys_dir = resolve_in_root(root, Path::new("/sys"))?;
     ensure_mountpoint(&sys_dir, false)?;
-    let ro = if spec.privileged { MsFlags::empty() } else { MsFlags::MS_RDONLY };
-    if do_mount(Some(Path::new("sysfs")), &sys_dir, Some("sysfs"), nosuid_nodev_noexec | ro, None).is_err() {
+    let ro = if spec.privileged {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    };
+    if do_mount(
+        Some(Path::new("sysfs")),
+        &sys_dir,
+        Some("sysfs"),
+        nosuid_nodev_noexec | ro,
+        None,
+    )
+    .is_err()
+    {
         // A joined network namespace owned by another user namespace refuses
         // a new sysfs; the host's, read-only, is what runc falls back to too.
-        do_mount(Some(Path::new("/sys")), &sys_dir, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        do_mount(
+            Some(Path::new("/sys")),
+            &sys_dir,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
         if !spec.privileged {
             remount_readonly(&sys_dir, MsFlags::MS_REC)?;
         }
@@ -122,9 +178,16 @@ pub(crate) fn setup(spec: &Spec) -> Result<()> {
 
     for m in &spec.mounts {
         let target = resolve_in_root(root, &m.destination)?;
-        let meta = fs::metadata(&m.source).ctx(|| format!("mount source {}", m.source.display()))?;
+        let meta =
+            fs::metadata(&m.source).ctx(|| format!("mount source {}", m.source.display()))?;
         ensure_mountpoint(&target, !meta.is_dir())?;
-        do_mount(Some(&m.source), &target, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        do_mount(
+            Some(&m.source),
+            &target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
         if m.readonly {
             remount_readonly(&target, MsFlags::empty())?;
         }
@@ -237,11 +300,25 @@ fn pivot(root: &Path) -> Result<()> {
 fn mask_paths() -> Result<()> {
     for p in MASKED {
         let path = Path::new(p);
-        let Ok(meta) = fs::metadata(path) else { continue };
+        let Ok(meta) = fs::metadata(path) else {
+            continue;
+        };
         if meta.is_dir() {
-            do_mount(Some(Path::new("tmpfs")), path, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0"))?;
+            do_mount(
+                Some(Path::new("tmpfs")),
+                path,
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some("size=0"),
+            )?;
         } else {
-            do_mount(Some(Path::new("/dev/null")), path, None, MsFlags::MS_BIND, None)?;
+            do_mount(
+                Some(Path::new("/dev/null")),
+                path,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            )?;
         }
     }
     for p in READONLY {
@@ -249,7 +326,13 @@ fn mask_paths() -> Result<()> {
         if !path.exists() {
             continue;
         }
-        do_mount(Some(path), path, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        do_mount(
+            Some(path),
+            path,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
         remount_readonly(path, MsFlags::MS_REC)?;
     }
     Ok(())
@@ -266,8 +349,17 @@ mod tests {
         fs::create_dir_all(root.join("real/etc")).expect("mkdir");
         std::os::unix::fs::symlink("/real/etc", root.join("etc")).expect("symlink");
         std::os::unix::fs::symlink("../../../../..", root.join("up")).expect("symlink");
-        assert_eq!(resolve_in_root(root, Path::new("/etc/hosts")).expect("r"), root.join("real/etc/hosts"));
-        assert_eq!(resolve_in_root(root, Path::new("/up/etc/passwd")).expect("r"), root.join("real/etc/passwd"));
-        assert_eq!(resolve_in_root(root, Path::new("/a/../../b")).expect("r"), root.join("b"));
+        assert_eq!(
+            resolve_in_root(root, Path::new("/etc/hosts")).expect("r"),
+            root.join("real/etc/hosts")
+        );
+        assert_eq!(
+            resolve_in_root(root, Path::new("/up/etc/passwd")).expect("r"),
+            root.join("real/etc/passwd")
+        );
+        assert_eq!(
+            resolve_in_root(root, Path::new("/a/../../b")).expect("r"),
+            root.join("b")
+        );
     }
 }

@@ -41,7 +41,10 @@ pub(crate) struct Report {
 }
 
 pub(crate) fn parse(text: &str) -> Report {
-    let mut r = Report { pid: None, error: None };
+    let mut r = Report {
+        pid: None,
+        error: None,
+    };
     for line in text.lines() {
         if let Some(p) = line.strip_prefix("pid ") {
             r.pid = p.trim().parse().ok();

@@ -32,7 +32,11 @@ fn kernel_capabilities() -> CapabilitySet {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40)
         .min(63);
-    CapabilitySet::from_bits_retain(if last >= 63 { u64::MAX } else { (1u64 << (last + 1)) - 1 })
+    CapabilitySet::from_bits_retain(if last >= 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last + 1)) - 1
+    })
 }
 
 fn parse_capability(name: &str) -> Result<CapabilitySet> {
@@ -41,7 +45,8 @@ fn parse_capability(name: &str) -> Result<CapabilitySet> {
     if bare == "ALL" {
         return Ok(kernel_capabilities());
     }
-    CapabilitySet::from_name(bare).ok_or_else(|| Error::Spec(format!("unknown capability {name:?}")))
+    CapabilitySet::from_name(bare)
+        .ok_or_else(|| Error::Spec(format!("unknown capability {name:?}")))
 }
 
 /// The bounding set for `spec`: the default set plus `add` minus `drop`, or
@@ -78,15 +83,26 @@ pub(crate) fn apply(spec: &Spec) -> Result<()> {
         }
     }
     let u = &spec.user;
-    let groups: Vec<nix::unistd::Gid> =
-        u.additional_gids.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
+    let groups: Vec<nix::unistd::Gid> = u
+        .additional_gids
+        .iter()
+        .map(|g| nix::unistd::Gid::from_raw(*g))
+        .collect();
     nix::unistd::setgroups(&groups).ctx(|| "setgroups".to_string())?;
     nix::unistd::setgid(nix::unistd::Gid::from_raw(u.gid)).ctx(|| format!("setgid {}", u.gid))?;
     nix::unistd::setuid(nix::unistd::Uid::from_raw(u.uid)).ctx(|| format!("setuid {}", u.uid))?;
-    let held = if u.uid == 0 { keep } else { CapabilitySet::empty() };
+    let held = if u.uid == 0 {
+        keep
+    } else {
+        CapabilitySet::empty()
+    };
     rt::set_capabilities(
         None,
-        CapabilitySets { effective: held, permitted: held, inheritable: CapabilitySet::empty() },
+        CapabilitySets {
+            effective: held,
+            permitted: held,
+            inheritable: CapabilitySet::empty(),
+        },
     )
     .map_err(std::io::Error::from)
     .ctx(|| "capset".to_string())?;

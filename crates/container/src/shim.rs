@@ -77,7 +77,8 @@ fn run(state_dir: &Path, report: &mut Option<std::fs::File>) -> Result<i32> {
         }
     }
     state::write_atomic(state_dir, state::PID, pid.to_string().as_bytes())?;
-    sync.write_all(b"1").ctx(|| "release the init".to_string())?;
+    sync.write_all(b"1")
+        .ctx(|| "release the init".to_string())?;
     if let Some(r) = report.as_mut() {
         writeln!(r, "pid {pid}").ctx(|| "report the pid".to_string())?;
     }
@@ -89,9 +90,14 @@ fn run(state_dir: &Path, report: &mut Option<std::fs::File>) -> Result<i32> {
     // Kept open until now: a FIFO's data is discarded once no one has it
     // open, and the init may open it only after the byte was written.
     drop(sync);
-    let oom_killed = cgroup.as_ref().map(|c| c.oom_kills() > oom_before).unwrap_or(false);
+    let oom_killed = cgroup
+        .as_ref()
+        .map(|c| c.oom_kills() > oom_before)
+        .unwrap_or(false);
     let exit = ExitStatus {
-        code: status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        code: status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
         signal: status.signal(),
         oom_killed,
     };

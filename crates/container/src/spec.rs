@@ -118,7 +118,10 @@ impl Spec {
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let bad = |m: String| Err(crate::Error::Spec(m));
         if self.id.is_empty()
-            || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || !self
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         {
             return bad(format!("id {:?} must be [A-Za-z0-9_.-]+", self.id));
         }
@@ -130,14 +133,23 @@ impl Spec {
         }
         for m in &self.mounts {
             if !m.destination.is_absolute() {
-                return bad(format!("mount destination {:?} is not absolute", m.destination));
+                return bad(format!(
+                    "mount destination {:?} is not absolute",
+                    m.destination
+                ));
             }
         }
         if let Some(cg) = &self.cgroup {
             if cg.path.is_absolute()
-                || cg.path.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+                || cg
+                    .path
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
             {
-                return bad(format!("cgroup path {:?} must be relative, without ..", cg.path));
+                return bad(format!(
+                    "cgroup path {:?} must be relative, without ..",
+                    cg.path
+                ));
             }
         }
         Ok(())

@@ -47,14 +47,20 @@ pub(crate) fn write_atomic(state_dir: &Path, name: &str, bytes: &[u8]) -> Result
 }
 
 pub(crate) fn write_json<T: Serialize>(state_dir: &Path, name: &str, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec(value).map_err(|source| Error::Json { what: name.to_string(), source })?;
+    let bytes = serde_json::to_vec(value).map_err(|source| Error::Json {
+        what: name.to_string(),
+        source,
+    })?;
     write_atomic(state_dir, name, &bytes)
 }
 
 pub(crate) fn read_json<T: DeserializeOwned>(state_dir: &Path, name: &str) -> Result<T> {
     let p = state_dir.join(name);
     let bytes = fs::read(&p).ctx(|| format!("read {}", p.display()))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json { what: p.display().to_string(), source })
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        what: p.display().to_string(),
+        source,
+    })
 }
 
 pub(crate) fn read_spec(state_dir: &Path) -> Result<Spec> {
@@ -73,7 +79,9 @@ pub(crate) fn read_cgroup(state_dir: &Path) -> Result<Option<Cgroup>> {
 pub fn read_pid(state_dir: &Path) -> Result<u32> {
     let p = state_dir.join(PID);
     let text = fs::read_to_string(&p).ctx(|| format!("read {}", p.display()))?;
-    text.trim().parse().map_err(|_| Error::Start(format!("bad pid file {}: {text:?}", p.display())))
+    text.trim()
+        .parse()
+        .map_err(|_| Error::Start(format!("bad pid file {}: {text:?}", p.display())))
 }
 
 /// The exit status the shim recorded, if the container has ended.

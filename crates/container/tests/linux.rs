@@ -57,7 +57,10 @@ impl Fixture {
             rootfs: self.rootfs.clone(),
             args: vec!["sh".into(), "-c".into(), script.into()],
             env: vec!["PATH=/bin".into(), "HOME=/".into()],
-            cgroup: Some(CgroupSpec { path: self.cgroup_parent.join(id), resources: Resources::default() }),
+            cgroup: Some(CgroupSpec {
+                path: self.cgroup_parent.join(id),
+                resources: Resources::default(),
+            }),
             ..Default::default()
         }
     }
@@ -69,8 +72,12 @@ impl Fixture {
         };
         let io = Stdio3 {
             stdin: Stdio::null(),
-            stdout: File::create(&out.file_out).map_err(|e| e.to_string())?.into(),
-            stderr: File::create(&out.file_err).map_err(|e| e.to_string())?.into(),
+            stdout: File::create(&out.file_out)
+                .map_err(|e| e.to_string())?
+                .into(),
+            stderr: File::create(&out.file_err)
+                .map_err(|e| e.to_string())?
+                .into(),
         };
         let c = container::start(spec, io).map_err(|e| format!("start {}: {e}", spec.id))?;
         Ok((c, out))
@@ -89,7 +96,10 @@ fn output_and_exit_code(f: &Fixture) -> TestResult {
     let (st, out) = f.run(&f.spec("out", "echo hello; echo oops >&2; exit 3"))?;
     check!(out.stdout() == "hello\n", "stdout {:?}", out.stdout());
     check!(out.stderr() == "oops\n", "stderr {:?}", out.stderr());
-    check!(st.code == 3 && st.signal.is_none() && !st.oom_killed, "status {st:?}");
+    check!(
+        st.code == 3 && st.signal.is_none() && !st.oom_killed,
+        "status {st:?}"
+    );
     Ok(())
 }
 
@@ -113,10 +123,19 @@ fn proc_and_root_are_the_containers(f: &Fixture) -> TestResult {
     check!(st.code == 0, "status {st:?}, stderr {}", out.stderr());
     let text = out.stdout();
     let mut lines = text.lines();
-    let pids: u32 = lines.next().and_then(|l| l.trim().parse().ok()).unwrap_or(99);
+    let pids: u32 = lines
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(99);
     check!(pids <= 3, "{pids} pids in /proc: {text}");
-    check!(!text.contains("host-visible-2"), "host files visible: {text}");
-    check!(text.contains("bin\ndev\netc\nproc\nsys\ntmp\n"), "/ is not the rootfs: {text}");
+    check!(
+        !text.contains("host-visible-2"),
+        "host files visible: {text}"
+    );
+    check!(
+        text.contains("bin\ndev\netc\nproc\nsys\ntmp\n"),
+        "/ is not the rootfs: {text}"
+    );
     Ok(())
 }
 
@@ -133,27 +152,63 @@ fn bind_mounts_and_readonly(f: &Fixture) -> TestResult {
         "cat /data/data; touch /data/x 2>/dev/null && echo ro-writable; echo w > /scratch/w; cat /etc/hosts",
     );
     spec.mounts = vec![
-        Mount { source: vol.clone(), destination: "/data".into(), readonly: true },
-        Mount { source: rw.clone(), destination: "/scratch".into(), readonly: false },
-        Mount { source: hosts, destination: "/etc/hosts".into(), readonly: true },
+        Mount {
+            source: vol.clone(),
+            destination: "/data".into(),
+            readonly: true,
+        },
+        Mount {
+            source: rw.clone(),
+            destination: "/scratch".into(),
+            readonly: false,
+        },
+        Mount {
+            source: hosts,
+            destination: "/etc/hosts".into(),
+            readonly: true,
+        },
     ];
     let (st, out) = f.run(&spec)?;
     check!(st.code == 0, "status {st:?}, stderr {}", out.stderr());
-    check!(out.stdout() == "from host\n127.0.0.1 localhost\n", "stdout {:?}", out.stdout());
-    check!(fs::read_to_string(rw.join("w")).unwrap_or_default() == "w\n", "rw mount not written through");
+    check!(
+        out.stdout() == "from host\n127.0.0.1 localhost\n",
+        "stdout {:?}",
+        out.stdout()
+    );
+    check!(
+        fs::read_to_string(rw.join("w")).unwrap_or_default() == "w\n",
+        "rw mount not written through"
+    );
     check!(!vol.join("x").exists(), "read-only mount was written");
     // Only the mountpoint is made in the image, empty.
-    check!(fs::read(f.rootfs.join("etc/hosts")).map(|b| b.is_empty()).unwrap_or(true), "the image's /etc/hosts was written");
+    check!(
+        fs::read(f.rootfs.join("etc/hosts"))
+            .map(|b| b.is_empty())
+            .unwrap_or(true),
+        "the image's /etc/hosts was written"
+    );
     Ok(())
 }
 
 fn readonly_rootfs(f: &Fixture) -> TestResult {
-    let mut spec = f.spec("rofs", "touch /newfile && echo wrote; echo tmp > /dev/shm/ok && echo shm-ok");
+    let mut spec = f.spec(
+        "rofs",
+        "touch /newfile && echo wrote; echo tmp > /dev/shm/ok && echo shm-ok",
+    );
     spec.readonly_rootfs = true;
     let (st, out) = f.run(&spec)?;
     check!(st.code == 0, "status {st:?}");
-    check!(out.stdout() == "shm-ok\n", "stdout {:?} stderr {:?}", out.stdout(), out.stderr());
-    check!(out.stderr().contains("Read-only file system"), "stderr {:?}", out.stderr());
+    check!(
+        out.stdout() == "shm-ok\n",
+        "stdout {:?} stderr {:?}",
+        out.stdout(),
+        out.stderr()
+    );
+    check!(
+        out.stderr().contains("Read-only file system"),
+        "stderr {:?}",
+        out.stderr()
+    );
     check!(!f.rootfs.join("newfile").exists(), "rootfs written");
     Ok(())
 }
@@ -161,24 +216,39 @@ fn readonly_rootfs(f: &Fixture) -> TestResult {
 fn user_and_capabilities(f: &Fixture) -> TestResult {
     let script = "id -u; id -g; grep -E '^Cap(Eff|Bnd)|NoNewPrivs' /proc/self/status";
     let mut spec = f.spec("user", script);
-    spec.user = container::User { uid: 1000, gid: 1000, additional_gids: vec![2000] };
+    spec.user = container::User {
+        uid: 1000,
+        gid: 1000,
+        additional_gids: vec![2000],
+    };
     let (st, out) = f.run(&spec)?;
     check!(st.code == 0, "status {st:?}, stderr {}", out.stderr());
     let text = out.stdout();
     check!(text.starts_with("1000\n1000\n"), "ids: {text}");
     check!(text.contains("CapEff:\t0000000000000000"), "caps: {text}");
-    check!(text.contains("CapBnd:\t00000000a80425fb"), "bounding set: {text}");
+    check!(
+        text.contains("CapBnd:\t00000000a80425fb"),
+        "bounding set: {text}"
+    );
     check!(text.contains("NoNewPrivs:\t1"), "no_new_privs: {text}");
 
     let (st, out) = f.run(&f.spec("rootcaps", script))?;
     check!(st.code == 0, "status {st:?}");
-    check!(out.stdout().contains("CapEff:\t00000000a80425fb"), "root caps: {}", out.stdout());
+    check!(
+        out.stdout().contains("CapEff:\t00000000a80425fb"),
+        "root caps: {}",
+        out.stdout()
+    );
 
     let mut spec = f.spec("addcaps", script);
     spec.capabilities.add = vec!["NET_ADMIN".into()];
     spec.capabilities.drop = vec!["CHOWN".into()];
     let (_, out) = f.run(&spec)?;
-    check!(out.stdout().contains("CapEff:\t00000000a80435fa"), "add/drop: {}", out.stdout());
+    check!(
+        out.stdout().contains("CapEff:\t00000000a80435fa"),
+        "add/drop: {}",
+        out.stdout()
+    );
     Ok(())
 }
 
@@ -200,27 +270,42 @@ fn memory_limit_oom_kill(f: &Fixture) -> TestResult {
         std::thread::sleep(Duration::from_millis(20));
     };
     c.delete().map_err(|e| e.to_string())?;
-    check!(st.oom_killed && st.code == 137 && st.signal == Some(9), "status {st:?}");
+    check!(
+        st.oom_killed && st.code == 137 && st.signal == Some(9),
+        "status {st:?}"
+    );
     Ok(())
 }
 
 fn pids_limit(f: &Fixture) -> TestResult {
     // busybox sh gives up on the loop at the first failed fork.
-    let mut spec = f.spec("pids", "for i in $(seq 20); do sleep 30 & done; echo spawned; sleep 30");
+    let mut spec = f.spec(
+        "pids",
+        "for i in $(seq 20); do sleep 30 & done; echo spawned; sleep 30",
+    );
     if let Some(cg) = spec.cgroup.as_mut() {
         cg.resources.pids_max = Some(8);
     }
     let (mut c, out) = f.start(&spec)?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !out.stderr().contains("fork") && !out.stdout().contains("spawned") && Instant::now() < deadline {
+    while !out.stderr().contains("fork")
+        && !out.stdout().contains("spawned")
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let refused = c.cgroup().map(pids_max_events).unwrap_or(0);
     let err = out.stderr();
     c.stop(Duration::ZERO).map_err(|e| e.to_string())?;
     c.delete().map_err(|e| e.to_string())?;
-    check!(!out.stdout().contains("spawned"), "20 forks succeeded under pids.max 8");
-    check!(err.contains("can't fork"), "no fork failure reported: {err:?}");
+    check!(
+        !out.stdout().contains("spawned"),
+        "20 forks succeeded under pids.max 8"
+    );
+    check!(
+        err.contains("can't fork"),
+        "no fork failure reported: {err:?}"
+    );
     check!(refused > 0, "pids.events counts no refused fork");
     Ok(())
 }
@@ -231,7 +316,14 @@ fn pids_max_events(cg: &container::Cgroup) -> u64 {
         .iter()
         .filter(|(c, _)| c == "pids" || c == "unified")
         .filter_map(|(_, d)| fs::read_to_string(d.join("pids.events")).ok())
-        .flat_map(|t| t.lines().filter_map(|l| l.strip_prefix("max ").and_then(|v| v.trim().parse::<u64>().ok())).collect::<Vec<_>>())
+        .flat_map(|t| {
+            t.lines()
+                .filter_map(|l| {
+                    l.strip_prefix("max ")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                })
+                .collect::<Vec<_>>()
+        })
         .sum()
 }
 
@@ -246,21 +338,30 @@ fn exec_into_running(f: &Fixture) -> TestResult {
         stderr: Stdio::inherit(),
     };
     let req = ExecRequest {
-        args: vec!["sh".into(), "-c".into(), "hostname; cat /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9]'; exit 7".into()],
+        args: vec![
+            "sh".into(),
+            "-c".into(),
+            "hostname; cat /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9]'; exit 7".into(),
+        ],
         env: vec!["PATH=/bin".into()],
         cwd: "/tmp".into(),
     };
     let mut child = container::exec(c.state_dir(), &req, io).map_err(|e| e.to_string())?;
     let status = child.wait().map_err(|e| e.to_string())?;
     let mut text = String::new();
-    File::open(&out_path).and_then(|mut f| f.read_to_string(&mut text)).map_err(|e| e.to_string())?;
+    File::open(&out_path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|e| e.to_string())?;
     c.stop(Duration::ZERO).map_err(|e| e.to_string())?;
     c.delete().map_err(|e| e.to_string())?;
     check!(status.code() == Some(7), "exec status {status:?}");
     let lines: Vec<&str> = text.lines().collect();
     check!(lines.len() == 3, "exec output {text:?}");
     check!(lines[0] == "inside", "hostname {text:?}");
-    check!(lines[1].starts_with("sleep") && lines[1].contains("30"), "pid 1 is not the container's: {text:?}");
+    check!(
+        lines[1].starts_with("sleep") && lines[1].contains("30"),
+        "pid 1 is not the container's: {text:?}"
+    );
     let pids: u32 = lines[2].trim().parse().unwrap_or(99);
     check!(pids <= 4, "{pids} pids visible: {text:?}");
     Ok(())
@@ -279,14 +380,22 @@ fn missing_executable(f: &Fixture) -> TestResult {
     spec.args = vec!["nope".into()];
     match container::start(&spec, Stdio3::default()) {
         Ok(_) => return Err("started nope".into()),
-        Err(e) => check!(e.to_string().contains("executable file not found in $PATH"), "message {e}"),
+        Err(e) => check!(
+            e.to_string().contains("executable file not found in $PATH"),
+            "message {e}"
+        ),
     }
-    check!(!cgroup_dir_exists(&f.cgroup_parent.join("nope")), "failed start left its cgroup");
+    check!(
+        !cgroup_dir_exists(&f.cgroup_parent.join("nope")),
+        "failed start left its cgroup"
+    );
     Ok(())
 }
 
 fn cgroup_dir_exists(rel: &Path) -> bool {
-    ["memory", "pids", "cpu"].iter().any(|c| Path::new("/sys/fs/cgroup").join(c).join(rel).exists())
+    ["memory", "pids", "cpu"]
+        .iter()
+        .any(|c| Path::new("/sys/fs/cgroup").join(c).join(rel).exists())
         || Path::new("/sys/fs/cgroup").join(rel).exists()
 }
 
@@ -299,25 +408,45 @@ fn stop_removes_everything(f: &Fixture) -> TestResult {
         std::thread::sleep(Duration::from_millis(5));
     }
     check!(cg.pids().len() == 2, "pids {:?}", cg.pids());
-    let st = c.stop(Duration::from_millis(100)).map_err(|e| e.to_string())?;
-    check!(st.code == 137 && st.signal == Some(9) && !st.oom_killed, "status {st:?}");
+    let st = c
+        .stop(Duration::from_millis(100))
+        .map_err(|e| e.to_string())?;
+    check!(
+        st.code == 137 && st.signal == Some(9) && !st.oom_killed,
+        "status {st:?}"
+    );
     c.delete().map_err(|e| e.to_string())?;
     check!(!cg.exists(), "cgroup left: {:?}", cg.dirs);
-    check!(!Path::new(&format!("/proc/{pid}")).exists(), "process {pid} left");
+    check!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "process {pid} left"
+    );
     Ok(())
 }
 
 fn counts(f: &Fixture) -> (usize, usize, usize) {
-    let mounts = fs::read_to_string("/proc/self/mountinfo").map(|t| t.lines().count()).unwrap_or(0);
+    let mounts = fs::read_to_string("/proc/self/mountinfo")
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
     let cgroups = ["memory", "pids", "cpu"]
         .iter()
         .map(|c| Path::new("/sys/fs/cgroup").join(c).join(&f.cgroup_parent))
-        .chain(std::iter::once(Path::new("/sys/fs/cgroup").join(&f.cgroup_parent)))
+        .chain(std::iter::once(
+            Path::new("/sys/fs/cgroup").join(&f.cgroup_parent),
+        ))
         .filter_map(|p| fs::read_dir(p).ok())
-        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().is_dir()).count())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .count()
+        })
         .sum();
     let procs = fs::read_dir("/proc")
-        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok()).count())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+                .count()
+        })
         .unwrap_or(0);
     (mounts, cgroups, procs)
 }
@@ -332,7 +461,12 @@ fn fifty_cycles_leak_nothing(f: &Fixture) -> TestResult {
     check!(before.0 == after.0, "mounts {} → {}", before.0, after.0);
     check!(before.1 == after.1, "cgroups {} → {}", before.1, after.1);
     // Other users of this machine start and end processes too; allow a few.
-    check!(after.2 <= before.2 + 3, "processes {} → {}", before.2, after.2);
+    check!(
+        after.2 <= before.2 + 3,
+        "processes {} → {}",
+        before.2,
+        after.2
+    );
     Ok(())
 }
 
@@ -341,7 +475,10 @@ type Test = (&'static str, fn(&Fixture) -> TestResult);
 const TESTS: &[Test] = &[
     ("output_and_exit_code", output_and_exit_code),
     ("pid_one_hostname_env", pid_one_hostname_env),
-    ("proc_and_root_are_the_containers", proc_and_root_are_the_containers),
+    (
+        "proc_and_root_are_the_containers",
+        proc_and_root_are_the_containers,
+    ),
     ("bind_mounts_and_readonly", bind_mounts_and_readonly),
     ("readonly_rootfs", readonly_rootfs),
     ("user_and_capabilities", user_and_capabilities),
@@ -357,7 +494,10 @@ fn main() {
     if let Some(code) = container::dispatch() {
         std::process::exit(code);
     }
-    let filters: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     if std::env::args().any(|a| a == "--list") {
         for (name, _) in TESTS {
             println!("{name}: test");
@@ -368,7 +508,10 @@ fn main() {
         eprintln!("container tests need root (namespaces, mounts, cgroups); run them as root");
         std::process::exit(1);
     }
-    let dir = match tempfile::Builder::new().prefix("skiff-container-test").tempdir() {
+    let dir = match tempfile::Builder::new()
+        .prefix("skiff-container-test")
+        .tempdir()
+    {
         Ok(d) => d,
         Err(e) => {
             eprintln!("tempdir: {e}");
@@ -404,7 +547,11 @@ fn main() {
     let h = container::Hierarchy::detect();
     let _ = container::cgroups::remove_path(&h, &fixture.cgroup_parent);
     let _ = container::cgroups::remove_path(&h, Path::new("skiff-test"));
-    println!("\ntest result: {}. {} passed; {failed} failed", if failed == 0 { "ok" } else { "FAILED" }, ran - failed);
+    println!(
+        "\ntest result: {}. {} passed; {failed} failed",
+        if failed == 0 { "ok" } else { "FAILED" },
+        ran - failed
+    );
     if failed > 0 {
         std::process::exit(1);
     }

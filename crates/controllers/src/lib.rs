@@ -93,7 +93,12 @@ pub async fn run_all(client: kube::Client, settings: Settings) -> anyhow::Result
     });
     let c = client.clone();
     let i = informers.clone();
-    parts.spawn(async move { ("scale-to-zero controller", scaletozero::run_with(c, &i).await) });
+    parts.spawn(async move {
+        (
+            "scale-to-zero controller",
+            scaletozero::run_with(c, &i).await,
+        )
+    });
     match parts.join_next().await {
         Some(Ok((name, Ok(())))) => anyhow::bail!("the {name} stopped"),
         Some(Ok((name, Err(e)))) => Err(e.context(format!("the {name} failed"))),

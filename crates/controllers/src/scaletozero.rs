@@ -63,7 +63,10 @@ fn annotation<'a>(meta: &'a kube::api::ObjectMeta, key: &str) -> Option<&'a str>
 }
 
 fn chrono_of(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(t.0.as_second(), u32::try_from(t.0.subsec_nanosecond()).ok()?)
+    DateTime::from_timestamp(
+        t.0.as_second(),
+        u32::try_from(t.0.subsec_nanosecond()).ok()?,
+    )
 }
 
 /// When the Deployment's pods were last busy: the latest request any of
@@ -75,14 +78,18 @@ pub fn last_busy(d: &Deployment, pods: &[Arc<Pod>]) -> Option<DateTime<Utc>> {
     let sel = reconcile::selector(&spec.selector);
     let mut latest: Option<DateTime<Utc>> = None;
     for p in pods {
-        if p.metadata.namespace.as_deref() != Some(ns) || !sel.matches(p.metadata.labels.as_ref())
-        {
+        if p.metadata.namespace.as_deref() != Some(ns) || !sel.matches(p.metadata.labels.as_ref()) {
             continue;
         }
         let busy = annotation(&p.metadata, LAST_REQUEST_ANNOTATION)
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc))
-            .or_else(|| p.status.as_ref().and_then(|s| s.start_time.as_ref()).and_then(chrono_of))
+            .or_else(|| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.start_time.as_ref())
+                    .and_then(chrono_of)
+            })
             .or_else(|| p.metadata.creation_timestamp.as_ref().and_then(chrono_of));
         latest = latest.max(busy);
     }
@@ -135,9 +142,13 @@ pub async fn run_with(client: kube::Client, informers: &Arc<Informers>) -> anyho
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => tracing::info!(deployment = %format!("{ns}/{name}"), from, "idle: scaled to zero"),
+                Ok(_) => {
+                    tracing::info!(deployment = %format!("{ns}/{name}"), from, "idle: scaled to zero")
+                }
                 Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
-                Err(e) => tracing::warn!(deployment = %format!("{ns}/{name}"), error = %e, "scaling to zero"),
+                Err(e) => {
+                    tracing::warn!(deployment = %format!("{ns}/{name}"), error = %e, "scaling to zero")
+                }
             }
         }
     }
@@ -168,7 +179,9 @@ mod tests {
     }
 
     fn at(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     #[test]
@@ -186,12 +199,24 @@ mod tests {
     fn idle_past_the_window_scales_to_zero_from_the_current_count() {
         let d = deployment(json!({IDLE_ANNOTATION: "30s"}), 3);
         let pods = [
-            pod(json!({"app": "fn"}), "2026-12-05T10:00:00Z", Some("2026-12-05T10:01:00Z")),
+            pod(
+                json!({"app": "fn"}),
+                "2026-12-05T10:00:00Z",
+                Some("2026-12-05T10:01:00Z"),
+            ),
             pod(json!({"app": "fn"}), "2026-12-05T10:00:00Z", None),
             // Not selected: its traffic does not keep the Deployment up.
-            pod(json!({"app": "other"}), "2026-12-05T10:00:00Z", Some("2026-12-05T10:05:00Z")),
+            pod(
+                json!({"app": "other"}),
+                "2026-12-05T10:00:00Z",
+                Some("2026-12-05T10:05:00Z"),
+            ),
         ];
-        assert_eq!(decide(&d, &pods, at("2026-12-05T10:01:29Z")), None, "busy 29 s ago");
+        assert_eq!(
+            decide(&d, &pods, at("2026-12-05T10:01:29Z")),
+            None,
+            "busy 29 s ago"
+        );
         assert_eq!(decide(&d, &pods, at("2026-12-05T10:01:30Z")), Some(3));
     }
 
@@ -208,8 +233,21 @@ mod tests {
         let pods = [pod(json!({"app": "fn"}), "2026-12-05T10:00:00Z", None)];
         let late = at("2026-12-06T00:00:00Z");
         assert_eq!(decide(&deployment(json!({}), 2), &pods, late), None);
-        assert_eq!(decide(&deployment(json!({IDLE_ANNOTATION: "1m"}), 0), &pods, late), None);
-        assert_eq!(decide(&deployment(json!({IDLE_ANNOTATION: "bogus"}), 2), &pods, late), None);
-        assert_eq!(decide(&deployment(json!({IDLE_ANNOTATION: "1m"}), 2), &[], late), None);
+        assert_eq!(
+            decide(&deployment(json!({IDLE_ANNOTATION: "1m"}), 0), &pods, late),
+            None
+        );
+        assert_eq!(
+            decide(
+                &deployment(json!({IDLE_ANNOTATION: "bogus"}), 2),
+                &pods,
+                late
+            ),
+            None
+        );
+        assert_eq!(
+            decide(&deployment(json!({IDLE_ANNOTATION: "1m"}), 2), &[], late),
+            None
+        );
     }
 }

@@ -30,9 +30,13 @@ pub(crate) async fn report(ctx: Arc<Ctx>, functions: Arc<Functions>) {
         tick.tick().await;
         let mut latest: HashMap<(String, String), u64> = HashMap::new();
         for f in functions.all() {
-            let Some(at) = f.last_request_ms() else { continue };
+            let Some(at) = f.last_request_ms() else {
+                continue;
+            };
             let (ns, name) = f.pod();
-            let e = latest.entry((ns.to_string(), name.to_string())).or_default();
+            let e = latest
+                .entry((ns.to_string(), name.to_string()))
+                .or_default();
             *e = (*e).max(at);
         }
         reported.retain(|k, _| latest.contains_key(k));
@@ -40,18 +44,25 @@ pub(crate) async fn report(ctx: Arc<Ctx>, functions: Arc<Functions>) {
             if reported.get(&(ns.clone(), name.clone())) == Some(&at) {
                 continue;
             }
-            let Some(when) = chrono::DateTime::from_timestamp_millis(i64::try_from(at).unwrap_or(0)) else {
+            let Some(when) =
+                chrono::DateTime::from_timestamp_millis(i64::try_from(at).unwrap_or(0))
+            else {
                 continue;
             };
             let stamp = when.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let patch = json!({"metadata": {"annotations": {LAST_REQUEST_ANNOTATION: stamp}}});
             let api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-            match api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
                 Ok(_) => {
                     reported.insert((ns, name), at);
                 }
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => tracing::debug!(pod = %format!("{ns}/{name}"), error = %e, "reporting request activity"),
+                Err(e) => {
+                    tracing::debug!(pod = %format!("{ns}/{name}"), error = %e, "reporting request activity")
+                }
             }
         }
     }

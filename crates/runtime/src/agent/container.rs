@@ -305,7 +305,9 @@ impl ContainerLoop {
             .then(|| self.record_snapshot())
             .flatten()
             .and_then(|c| match c.state {
-                State::Running { started_at } if c.container_id.starts_with(&format!("{handler}://")) => {
+                State::Running { started_at }
+                    if c.container_id.starts_with(&format!("{handler}://")) =>
+                {
                     Some((c.container_id, started_at))
                 }
                 _ => None,
@@ -627,7 +629,11 @@ impl ContainerLoop {
     }
 
     /// What the `linux` handler needs besides the common config.
-    fn linux_config(&self, img: &super::LinuxImage, sb: &super::sandbox::Sandbox) -> cri::LinuxConfig {
+    fn linux_config(
+        &self,
+        img: &super::LinuxImage,
+        sb: &super::sandbox::Sandbox,
+    ) -> cri::LinuxConfig {
         let spec = self.pod.spec.clone().unwrap_or_default();
         let hostname: String = spec
             .hostname
@@ -638,10 +644,15 @@ impl ContainerLoop {
             .take(63)
             .collect();
         let cluster = crate::dns::resolv::ClusterDns {
-            nameserver: self.ctx.cfg.annotations.get(super::DNS_ANNOTATION).and_then(|a| {
-                let gw = self.ctx.network.range()?.gateway();
-                (a.as_str() == format!("{gw}:53")).then_some(std::net::IpAddr::V4(gw))
-            }),
+            nameserver: self
+                .ctx
+                .cfg
+                .annotations
+                .get(super::DNS_ANNOTATION)
+                .and_then(|a| {
+                    let gw = self.ctx.network.range()?.gateway();
+                    (a.as_str() == format!("{gw}:53")).then_some(std::net::IpAddr::V4(gw))
+                }),
             domain: self.ctx.cfg.cluster_domain.clone(),
         };
         let host = crate::dns::resolv::ResolvConf::parse(

@@ -443,7 +443,11 @@ pub fn linux_argv(
 /// The container's securityContext over the pod's, for the `linux`
 /// handler.
 pub fn security(pod: &Pod, c: &Container) -> crate::cri::Security {
-    let psc = pod.spec.as_ref().and_then(|s| s.security_context.clone()).unwrap_or_default();
+    let psc = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.security_context.clone())
+        .unwrap_or_default();
     let csc = c.security_context.clone().unwrap_or_default();
     let id = |v: Option<i64>| v.and_then(|n| u32::try_from(n).ok());
     let mut groups: Vec<u32> = psc
@@ -472,7 +476,14 @@ pub fn security(pod: &Pod, c: &Container) -> crate::cri::Security {
 
 /// `resources.requests.cpu` in millicores.
 pub fn cpu_request(c: &Container) -> Option<u64> {
-    let q = c.resources.as_ref()?.requests.as_ref()?.get("cpu")?.0.clone();
+    let q = c
+        .resources
+        .as_ref()?
+        .requests
+        .as_ref()?
+        .get("cpu")?
+        .0
+        .clone();
     apimachinery::validation::parse_quantity(&q)
         .ok()
         .and_then(|v| u64::try_from(v).ok())
@@ -914,9 +925,18 @@ mod tests {
             args: args.map(|v| v.into_iter().map(String::from).collect()),
             ..Default::default()
         };
-        assert_eq!(linux_argv(&c(None, None), &ep, &cmd, &env), vec!["/entry", "default"]);
-        assert_eq!(linux_argv(&c(None, Some(vec!["$(X)"])), &ep, &cmd, &env), vec!["/entry", "1"]);
-        assert_eq!(linux_argv(&c(Some(vec!["sh"]), None), &ep, &cmd, &env), vec!["sh"]);
+        assert_eq!(
+            linux_argv(&c(None, None), &ep, &cmd, &env),
+            vec!["/entry", "default"]
+        );
+        assert_eq!(
+            linux_argv(&c(None, Some(vec!["$(X)"])), &ep, &cmd, &env),
+            vec!["/entry", "1"]
+        );
+        assert_eq!(
+            linux_argv(&c(Some(vec!["sh"]), None), &ep, &cmd, &env),
+            vec!["sh"]
+        );
         assert_eq!(
             linux_argv(&c(Some(vec!["sh"]), Some(vec!["-c", "x"])), &ep, &cmd, &env),
             vec!["sh", "-c", "x"]

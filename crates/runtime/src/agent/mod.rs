@@ -344,7 +344,10 @@ pub async fn run(
     };
     let routed = network.range().is_some();
     if let Some(range) = network.range() {
-        if runtimes.iter().any(|r| r.handler() == crate::linux::HANDLER) {
+        if runtimes
+            .iter()
+            .any(|r| r.handler() == crate::linux::HANDLER)
+        {
             sandbox::enable_egress(range, network.bridge()).await;
         }
     }

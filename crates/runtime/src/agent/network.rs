@@ -134,7 +134,12 @@ impl PodNetwork {
                 node_ip,
                 bridge: bridge.into(),
                 range: Some(range),
-                used: Mutex::new(keep.iter().copied().filter(|a| range.contains(*a)).collect()),
+                used: Mutex::new(
+                    keep.iter()
+                        .copied()
+                        .filter(|a| range.contains(*a))
+                        .collect(),
+                ),
             },
             Err(e) => {
                 tracing::warn!(
@@ -165,16 +170,18 @@ impl PodNetwork {
         let ip = {
             let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
             let Some(ip) = range.pod_addresses().find(|a| !used.contains(a)) else {
-                return Err(format!(
-                    "the node's pod range {range} has no free address"
-                ));
+                return Err(format!("the node's pod range {range} has no free address"));
             };
             used.insert(ip);
             ip
         };
-        if let Err(e) = ip_cmd(&["addr", "replace", &format!("{ip}/32"), "dev", &self.bridge]).await {
+        if let Err(e) = ip_cmd(&["addr", "replace", &format!("{ip}/32"), "dev", &self.bridge]).await
+        {
             self.forget(ip);
-            return Err(format!("putting the pod's address {ip} on {}: {e}", self.bridge));
+            return Err(format!(
+                "putting the pod's address {ip} on {}: {e}",
+                self.bridge
+            ));
         }
         Ok(IpAddr::V4(ip))
     }
@@ -228,7 +235,8 @@ impl PodNetwork {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(v4);
-        if let Err(e) = ip_cmd(&["addr", "replace", &format!("{v4}/32"), "dev", &self.bridge]).await {
+        if let Err(e) = ip_cmd(&["addr", "replace", &format!("{v4}/32"), "dev", &self.bridge]).await
+        {
             tracing::warn!("restoring the pod address {v4} in {range}: {e}");
         }
     }
@@ -265,11 +273,7 @@ async fn setup_bridge(bridge: &str, range: Cidr, keep: &HashSet<Ipv4Addr>) -> Re
     // Addresses of pods that are gone, and of an earlier range.
     let out = ip_cmd(&["-4", "-o", "addr", "show", "dev", bridge]).await?;
     for line in out.lines() {
-        let Some(addr) = line
-            .split_whitespace()
-            .skip_while(|w| *w != "inet")
-            .nth(1)
-        else {
+        let Some(addr) = line.split_whitespace().skip_while(|w| *w != "inet").nth(1) else {
             continue;
         };
         let Some((ip, prefix)) = addr.split_once('/') else {
@@ -337,7 +341,10 @@ pub async fn pod_cidr(client: &kube::Client, node: &str, wait: Duration) -> Opti
 
 /// The routes this node wants: every other Node's podCIDR via its
 /// InternalIP.
-pub fn wanted_routes<'a>(nodes: impl Iterator<Item = &'a Node>, me: &str) -> BTreeMap<String, String> {
+pub fn wanted_routes<'a>(
+    nodes: impl Iterator<Item = &'a Node>,
+    me: &str,
+) -> BTreeMap<String, String> {
     let mut routes = BTreeMap::new();
     for n in nodes {
         if n.metadata.name.as_deref() == Some(me) {
@@ -369,7 +376,9 @@ pub async fn maintain_routes(client: kube::Client, me: String) {
     let api: Api<Node> = Api::all(client);
     let mut nodes = BTreeMap::<String, Node>::new();
     let mut have = current_routes().await;
-    let mut stream = watcher(api, watcher::Config::default()).default_backoff().boxed();
+    let mut stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
     let mut warned = HashSet::new();
     while let Some(ev) = stream.next().await {
         match ev {
@@ -447,7 +456,10 @@ mod tests {
         assert_eq!(all[252], Ipv4Addr::new(10, 244, 3, 254));
         assert!(c.contains(Ipv4Addr::new(10, 244, 3, 255)));
         assert!(!c.contains(Ipv4Addr::new(10, 244, 4, 1)));
-        assert_eq!(Cidr::parse("10.0.0.0/30").map(|c| c.pod_addresses().count()), Some(1));
+        assert_eq!(
+            Cidr::parse("10.0.0.0/30").map(|c| c.pod_addresses().count()),
+            Some(1)
+        );
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("10.0.0.0").is_none());
         assert!(Cidr::parse("fd00::/64").is_none());

@@ -54,10 +54,20 @@ impl PodShared {
             return Ok(s.clone());
         }
         let (uid, known, local) = {
-            let r = self.record.lock().map_err(|_| "pod record poisoned".to_string())?;
-            let ip = r.pod_ip.as_deref().and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+            let r = self
+                .record
+                .lock()
+                .map_err(|_| "pod record poisoned".to_string())?;
+            let ip = r
+                .pod_ip
+                .as_deref()
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
             let known = r.sandbox.clone().zip(ip);
-            let local = if r.sandbox.is_none() { ip.filter(|ip| *ip != ctx.node_ip) } else { None };
+            let local = if r.sandbox.is_none() {
+                ip.filter(|ip| *ip != ctx.node_ip)
+            } else {
+                None
+            };
             (r.uid.clone(), known, local)
         };
         if let Some(ip) = local {
@@ -566,15 +576,10 @@ async fn status_writer(ctx: Arc<Ctx>, shared: Arc<PodShared>, pod: Pod, state_pa
         shared.changed.notified().await;
         let mut delay = Duration::from_millis(200);
         loop {
-            let Some((status, record)) = shared
-                .record
-                .lock()
-                .ok()
-                .map(|mut r| {
-                    let ip = r.pod_ip.clone().unwrap_or_else(|| host_ip.clone());
-                    (pod_status(&mut r, &policy, &host_ip, &ip), r.clone())
-                })
-            else {
+            let Some((status, record)) = shared.record.lock().ok().map(|mut r| {
+                let ip = r.pod_ip.clone().unwrap_or_else(|| host_ip.clone());
+                (pod_status(&mut r, &policy, &host_ip, &ip), r.clone())
+            }) else {
                 return;
             };
             if let Err(e) = record.save(&state_path) {

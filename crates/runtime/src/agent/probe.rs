@@ -378,7 +378,9 @@ mod tests {
         };
         let t = Duration::from_secs(2);
         assert_eq!(check(&http, "127.0.0.1", t, None).await, Ok(()));
-        let err = check(&http, "127.0.0.1", t, None).await.expect_err("503 fails");
+        let err = check(&http, "127.0.0.1", t, None)
+            .await
+            .expect_err("503 fails");
         assert!(err.contains("statuscode: 503"), "{err}");
         assert_eq!(
             check(&Action::Tcp { host: None, port }, "127.0.0.1", t, None).await,

@@ -1023,10 +1023,16 @@ async fn the_node_serves_cluster_dns_from_services_and_endpoint_slices() {
         let services = services.clone();
         async move {
             let s: Service = serde_json::from_value(v).expect("service");
-            services.create(&PostParams::default(), &s).await.expect("create service")
+            services
+                .create(&PostParams::default(), &s)
+                .await
+                .expect("create service")
         }
     };
-    let web = create(json!({"metadata": {"name": "web"}, "spec": {"ports": [{"name": "http", "port": 80}]}})).await;
+    let web = create(
+        json!({"metadata": {"name": "web"}, "spec": {"ports": [{"name": "http", "port": 80}]}}),
+    )
+    .await;
     let cluster_ip = web.spec.and_then(|s| s.cluster_ip).expect("a ClusterIP");
     create(json!({"metadata": {"name": "db"}, "spec": {"clusterIP": "None", "ports": [{"name": "pg", "port": 5432}]}})).await;
     create(json!({"metadata": {"name": "ext"}, "spec": {"type": "ExternalName", "externalName": "outside.example"}})).await;
@@ -1060,11 +1066,29 @@ async fn the_node_serves_cluster_dns_from_services_and_endpoint_slices() {
     })
     .await;
     assert_eq!(db, ["10.244.0.5", "10.244.0.6"]);
-    let m = ask(addr, "db-1.db.default.svc.cluster.local.", RecordType::A, false).await;
+    let m = ask(
+        addr,
+        "db-1.db.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    )
+    .await;
     assert_eq!(addresses(&m), ["10.244.0.6"]);
-    let m = ask(addr, "db-2.db.default.svc.cluster.local.", RecordType::A, false).await;
+    let m = ask(
+        addr,
+        "db-2.db.default.svc.cluster.local.",
+        RecordType::A,
+        false,
+    )
+    .await;
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
-    let m = ask(addr, "_pg._tcp.db.default.svc.cluster.local.", RecordType::SRV, false).await;
+    let m = ask(
+        addr,
+        "_pg._tcp.db.default.svc.cluster.local.",
+        RecordType::SRV,
+        false,
+    )
+    .await;
     assert_eq!(m.answers.len(), 2);
     // The ExternalName: an alias, followed upstream.
     let m = ask(addr, "ext.default.svc.cluster.local.", RecordType::A, false).await;

@@ -292,7 +292,11 @@ impl RequestHandler for Handler {
                     let tcp = request.protocol() != Protocol::Udp;
                     let reply = self
                         .0
-                        .resolve(info.query.original(), request.metadata.recursion_desired, tcp)
+                        .resolve(
+                            info.query.original(),
+                            request.metadata.recursion_desired,
+                            tcp,
+                        )
                         .await;
                     meta.recursion_available = true;
                     match reply {

@@ -177,7 +177,11 @@ impl Gateway {
         }
     }
 
-    async fn accept(self: Arc<Self>, listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) {
+    async fn accept(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
         loop {
             let (stream, remote) = match listener.accept().await {
                 Ok(c) => c,
@@ -234,12 +238,18 @@ impl Gateway {
             return boxed(plain(404, "no Ingress rule matches this host and path\n"));
         };
         if backend.endpoints.is_empty() {
-            match self.activate(&backend, host_only(&host), req.uri().path()).await {
+            match self
+                .activate(&backend, host_only(&host), req.uri().path())
+                .await
+            {
                 Activation::Ready(b) => backend = b,
                 Activation::Local(f) => return call_local(&f, req, peer).await,
                 Activation::NotScaledToZero => {}
                 Activation::TimedOut => {
-                    return boxed(plain(504, "the function was scaled to zero and did not come up in time\n"))
+                    return boxed(plain(
+                        504,
+                        "the function was scaled to zero and did not come up in time\n",
+                    ))
                 }
             }
         }
@@ -376,7 +386,11 @@ impl Gateway {
         });
         let api: Api<Deployment> = Api::namespaced(c.api.clone(), &ns);
         let r = api
-            .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+            .patch(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
             .await;
         match r {
             Ok(_) => tracing::info!(deployment = %key, replicas, "a request woke it from zero"),
@@ -411,7 +425,11 @@ impl Gateway {
         parts.version = http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         let client_ip = peer.remote.ip().to_string();
-        let xff = match parts.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        let xff = match parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
             Some(prev) => format!("{prev}, {client_ip}"),
             None => client_ip,
         };
@@ -505,7 +523,12 @@ fn scalable_deployments(c: &Caches, ns: &str, service: &str) -> Vec<Deployment> 
     }) else {
         return Vec::new();
     };
-    let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.clone()).filter(|s| !s.is_empty()) else {
+    let Some(selector) = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.clone())
+        .filter(|s| !s.is_empty())
+    else {
         return Vec::new();
     };
     c.deployments
@@ -531,7 +554,11 @@ fn scalable_deployments(c: &Caches, ns: &str, service: &str) -> Vec<Deployment> 
 }
 
 /// A request to a function on this node, without a socket.
-async fn call_local(f: &Function, req: http::Request<Incoming>, peer: Peer) -> http::Response<Body> {
+async fn call_local(
+    f: &Function,
+    req: http::Request<Incoming>,
+    peer: Peer,
+) -> http::Response<Body> {
     let (parts, body) = req.into_parts();
     let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(b) => b.to_bytes(),
@@ -550,7 +577,11 @@ fn strip_hop_by_hop(h: &mut http::HeaderMap) {
         .map(|s| s.trim().to_ascii_lowercase())
         .filter(|s| !s.is_empty())
         .collect();
-    for n in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+    for n in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
         h.remove(n);
     }
 }
@@ -568,7 +599,10 @@ fn request_host<B>(req: &http::Request<B>) -> String {
 /// `host:port` without the port (IPv6 literals keep their brackets).
 fn host_only(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| h).trim_start_matches('[');
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| h)
+            .trim_start_matches('[');
     }
     host.rsplit_once(':').map_or(host, |(h, _)| h)
 }
@@ -591,7 +625,10 @@ mod tests {
     #[test]
     fn connection_named_headers_are_dropped() {
         let mut h = http::HeaderMap::new();
-        h.insert("connection", http::HeaderValue::from_static("close, x-secret"));
+        h.insert(
+            "connection",
+            http::HeaderValue::from_static("close, x-secret"),
+        );
         h.insert("x-secret", http::HeaderValue::from_static("1"));
         h.insert("x-kept", http::HeaderValue::from_static("1"));
         h.insert("upgrade", http::HeaderValue::from_static("websocket"));

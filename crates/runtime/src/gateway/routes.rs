@@ -195,7 +195,8 @@ impl Routes {
         // Oldest first, so the first Ingress to claim a route keeps it.
         ingresses.sort_by(|a, b| {
             let t = |i: &Ingress| i.metadata.creation_timestamp.clone();
-            t(a).cmp(&t(b)).then_with(|| a.metadata.name.cmp(&b.metadata.name))
+            t(a).cmp(&t(b))
+                .then_with(|| a.metadata.name.cmp(&b.metadata.name))
         });
         for ing in ingresses {
             let ns = ing.metadata.namespace.as_deref().unwrap_or("default");
@@ -206,7 +207,9 @@ impl Routes {
                 }
             }
             for t in spec.tls.iter().flatten() {
-                let Some(secret) = &t.secret_name else { continue };
+                let Some(secret) = &t.secret_name else {
+                    continue;
+                };
                 let hosts = t.hosts.clone().unwrap_or_default();
                 if hosts.is_empty() {
                     routes
@@ -271,24 +274,33 @@ impl Routes {
 
     /// Every backend in the table (for the activator and tests).
     pub fn backends(&self) -> impl Iterator<Item = &Arc<Backend>> {
-        self.rules.iter().map(|r| &r.backend).chain(self.default.iter())
+        self.rules
+            .iter()
+            .map(|r| &r.backend)
+            .chain(self.default.iter())
     }
 }
 
 /// The ready endpoints of a Service port named as an Ingress names it
 /// (`80` or `http`); [`crate::service`] resolves them.
-fn endpoints(w: &World<'_>, slices: &SliceIndex<'_>, ns: &str, svc: &str, port: &str) -> Vec<SocketAddr> {
-    let Some(service) = w
-        .services
-        .iter()
-        .find(|s| s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(svc))
-    else {
+fn endpoints(
+    w: &World<'_>,
+    slices: &SliceIndex<'_>,
+    ns: &str,
+    svc: &str,
+    port: &str,
+) -> Vec<SocketAddr> {
+    let Some(service) = w.services.iter().find(|s| {
+        s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(svc)
+    }) else {
         return Vec::new();
     };
     let ports = service.spec.as_ref().and_then(|s| s.ports.as_ref());
-    let Some(sp) = ports.into_iter().flatten().find(|p| {
-        p.name.as_deref() == Some(port) || p.port.to_string() == port
-    }) else {
+    let Some(sp) = ports
+        .into_iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some(port) || p.port.to_string() == port)
+    else {
         return Vec::new();
     };
     slices.ready_endpoints(service, sp)
@@ -364,10 +376,19 @@ mod tests {
     #[test]
     fn other_classes_are_left_alone_and_default_backend_catches_the_rest() {
         let r = table(&[
-            ing("mine", json!({"ingressClassName": "skiff", "rules": [{"http": {"paths": [path("/only", "Exact", "mine")]}}],
-                "defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}}})),
-            ing("theirs", json!({"ingressClassName": "nginx", "rules": [{"http": {"paths": [path("/", "Prefix", "theirs")]}}]})),
-            ing("unclassed", json!({"rules": [{"http": {"paths": [path("/", "Prefix", "unclassed")]}}]})),
+            ing(
+                "mine",
+                json!({"ingressClassName": "skiff", "rules": [{"http": {"paths": [path("/only", "Exact", "mine")]}}],
+                "defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}}}),
+            ),
+            ing(
+                "theirs",
+                json!({"ingressClassName": "nginx", "rules": [{"http": {"paths": [path("/", "Prefix", "theirs")]}}]}),
+            ),
+            ing(
+                "unclassed",
+                json!({"rules": [{"http": {"paths": [path("/", "Prefix", "unclassed")]}}]}),
+            ),
         ]);
         assert_eq!(svc_of(&r, "h", "/only"), Some("mine".into()));
         assert_eq!(svc_of(&r, "h", "/other"), Some("fallback".into()));
@@ -376,8 +397,16 @@ mod tests {
             serde_json::from_value(json!({"metadata": {"name": "skiff", "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}}, "spec": {}}))
                 .expect("class"),
         );
-        let ings = [ing("unclassed", json!({"rules": [{"http": {"paths": [path("/", "Prefix", "unclassed")]}}]}))];
-        let r = Routes::build(&World { ingresses: &ings, classes: &[class], services: &[], slices: &[] });
+        let ings = [ing(
+            "unclassed",
+            json!({"rules": [{"http": {"paths": [path("/", "Prefix", "unclassed")]}}]}),
+        )];
+        let r = Routes::build(&World {
+            ingresses: &ings,
+            classes: &[class],
+            services: &[],
+            slices: &[],
+        });
         assert_eq!(svc_of(&r, "h", "/"), Some("unclassed".into()));
         assert!(table(&ings).route("h", "/").is_none());
     }
@@ -391,14 +420,14 @@ mod tests {
         );
         let slice: Arc<EndpointSlice> = Arc::new(
             serde_json::from_value(json!({"metadata": {"name": "web-x", "namespace": "default",
-                "labels": {"kubernetes.io/service-name": "web"}},
-                "addressType": "IPv4",
-                "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-                "endpoints": [
-                    {"addresses": ["10.244.0.3"], "conditions": {"ready": true}},
-                    {"addresses": ["10.244.0.2"], "conditions": {"ready": true}},
-                    {"addresses": ["10.244.0.4"], "conditions": {"ready": false}},
-                ]}))
+            "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+            "endpoints": [
+                {"addresses": ["10.244.0.3"], "conditions": {"ready": true}},
+                {"addresses": ["10.244.0.2"], "conditions": {"ready": true}},
+                {"addresses": ["10.244.0.4"], "conditions": {"ready": false}},
+            ]}))
             .expect("slice"),
         );
         let ings = [ing(
@@ -406,11 +435,21 @@ mod tests {
             json!({"ingressClassName": "skiff", "rules": [{"http": {"paths": [
                 {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"name": "http"}}}}]}}]}),
         )];
-        let r = Routes::build(&World { ingresses: &ings, classes: &[], services: &[svc], slices: &[slice] });
+        let r = Routes::build(&World {
+            ingresses: &ings,
+            classes: &[],
+            services: &[svc],
+            slices: &[slice],
+        });
         let b = r.route("h", "/").expect("route");
-        let want: Vec<SocketAddr> = vec!["10.244.0.2:8080".parse().expect("a"), "10.244.0.3:8080".parse().expect("a")];
+        let want: Vec<SocketAddr> = vec![
+            "10.244.0.2:8080".parse().expect("a"),
+            "10.244.0.3:8080".parse().expect("a"),
+        ];
         assert_eq!(b.endpoints, want);
-        let picks: Vec<_> = (0..4).filter_map(|_| b.pick(&b.endpoints).copied()).collect();
+        let picks: Vec<_> = (0..4)
+            .filter_map(|_| b.pick(&b.endpoints).copied())
+            .collect();
         assert_eq!(picks, [want[0], want[1], want[0], want[1]]);
     }
 }

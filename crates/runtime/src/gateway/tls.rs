@@ -131,11 +131,16 @@ mod tests {
     #[test]
     fn pem_pairs_become_keys_and_bad_ones_say_which_part() {
         let cert = rcgen::generate_simple_self_signed(vec!["a.example".into()]).expect("cert");
-        let key = certified_key(cert.cert.pem().as_bytes(), cert.signing_key.serialize_pem().as_bytes());
+        let key = certified_key(
+            cert.cert.pem().as_bytes(),
+            cert.signing_key.serialize_pem().as_bytes(),
+        );
         assert!(key.is_ok(), "{:?}", key.err());
         let err = certified_key(b"", cert.signing_key.serialize_pem().as_bytes()).err();
         assert_eq!(err.as_deref(), Some("tls.crt holds no certificate"));
-        let err = certified_key(cert.cert.pem().as_bytes(), b"junk").err().unwrap_or_default();
+        let err = certified_key(cert.cert.pem().as_bytes(), b"junk")
+            .err()
+            .unwrap_or_default();
         assert!(err.starts_with("tls.key:"), "{err}");
     }
 }

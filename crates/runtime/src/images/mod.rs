@@ -153,7 +153,11 @@ impl ImageConfig {
         let c = &config["config"];
         let list = |k: &str| -> Vec<String> {
             c[k].as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();

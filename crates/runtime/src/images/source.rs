@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{auths_from_dockerconfigjson, ImageConfig, ImageKind, ImageStore, Platform, PullPolicy};
+use super::{
+    auths_from_dockerconfigjson, ImageConfig, ImageKind, ImageStore, Platform, PullPolicy,
+};
 use crate::agent::{ImageSource, LinuxImage, PulledImage};
 
 /// The node's image store, for the agent.

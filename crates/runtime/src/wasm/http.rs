@@ -170,7 +170,9 @@ impl Function {
         let body = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
             Ok(b) => b.to_bytes(),
             Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     return plain(413, "request body too large\n");
                 }
                 return plain(400, "reading the request body failed\n");
@@ -378,7 +380,10 @@ pub async fn start(
         served: AtomicU64::new(0),
         last_request: AtomicU64::new(0),
     });
-    let addrs: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
     for a in &addrs {
         table.insert(*a, function.clone());
     }

@@ -370,14 +370,25 @@ async fn a_container_with_a_port_answers_each_request_with_a_fresh_instance() {
         let (head, body) = http_request(addr, "GET /x HTTP/1.1", "").await;
         assert!(head.starts_with("HTTP/1.1 201"), "{head}");
         assert!(head.to_ascii_lowercase().contains("x-fresh: yes"), "{head}");
-        assert_eq!(body, "1", "a fresh instance per request: the global starts at 0 every time");
+        assert_eq!(
+            body, "1",
+            "a fresh instance per request: the global starts at 0 every time"
+        );
     }
     assert_eq!(n.rt.functions().get(&addr).map(|f| f.served()), Some(3));
     cri::Container::stop(&*c, Duration::from_secs(5));
-    let status = tokio::time::timeout(Duration::from_secs(5), c.wait()).await.expect("stops");
+    let status = tokio::time::timeout(Duration::from_secs(5), c.wait())
+        .await
+        .expect("stops");
     assert_eq!(status.reason, ExitReason::Completed, "{status:?}");
-    assert!(n.rt.functions().is_empty(), "a stopped function leaves the table");
-    assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "and stops listening");
+    assert!(
+        n.rt.functions().is_empty(),
+        "a stopped function leaves the table"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "and stops listening"
+    );
     let log = std::fs::read_to_string(&log_path).expect("log");
     assert!(log.contains("serving HTTP on 127.0.0.1:"), "{log}");
 
@@ -407,9 +418,15 @@ async fn the_sdk_http_example_answers_requests() {
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
     assert!(body.contains("hello from skiff: GET /some/path"), "{body}");
     let (_, body) = http_request(addr, "POST /echo HTTP/1.1", "ping").await;
-    assert!(body.contains("POST /echo") && body.contains("ping"), "{body}");
+    assert!(
+        body.contains("POST /echo") && body.contains("ping"),
+        "{body}"
+    );
     let log = std::fs::read_to_string(&log_path).expect("log");
-    assert!(log.contains("path=/some/path"), "the sdk logs each request to stderr: {log}");
+    assert!(
+        log.contains("path=/some/path"),
+        "the sdk logs each request to stderr: {log}"
+    );
 }
 
 #[test]
