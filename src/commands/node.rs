@@ -291,7 +291,8 @@ pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
         if a.name.is_some() {
             opts.node_name = a.name.clone();
         }
-        let node = opts.build(&a.data_dir)?;
+        let mut node = opts.build(&a.data_dir)?;
+        node.cfg.api_ca_pem = Some(ca.clone());
         let client = client(&a.server, &ca, &a.token).await?;
         println!(
             "skiff node {} ready: joining {}",

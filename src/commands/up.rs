@@ -118,7 +118,8 @@ pub fn run(a: UpArgs) -> anyhow::Result<ExitCode> {
         let node_name = if a.no_node || a.api_only {
             None
         } else {
-            let node = a.node.build(&a.data_dir)?;
+            let mut node = a.node.build(&a.data_dir)?;
+            node.cfg.api_ca_pem = Some(running.ca_pem.clone());
             let name = node.cfg.node_name.clone();
             let c = client.clone();
             parts.spawn(async move { ("node agent", node.run(c).await) });

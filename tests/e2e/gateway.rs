@@ -104,6 +104,19 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
         );
     }
 
+    // A Wasm container has no process to exec into: kubectl says so.
+    let exec = s
+        .kubectl(
+            "1.33",
+            &["-n", ns, "exec", "deployment/http-hello", "--", "ls"],
+        )
+        .failed();
+    assert!(
+        exec.stderr
+            .contains("cannot exec into a WebAssembly container"),
+        "{exec:?}"
+    );
+
     // Each pod answers on its own address, as a Service's endpoints are
     // reached.
     let (code, body) = curl(&format!("http://{}:8080/direct", ips[0]), "GET", None);
@@ -298,14 +311,30 @@ fn http_hello_answers_through_the_gateway_with_a_fresh_instance_per_request() {
         ],
     )
     .ok();
-    eventually(60, "scaled to zero with no pods left", || {
+    let zero = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
         let d = json(&s, ns, &["deployment", "http-hello"]);
         let pods = json(&s, ns, &["pods", "-l", "app=http-hello"]);
-        (d["spec"]["replicas"] == 0
+        if d["spec"]["replicas"] == 0
             && d["metadata"]["annotations"]["skiff.dev/scaled-from"] == "1"
-            && pods["items"].as_array().is_some_and(|p| p.is_empty()))
-        .then_some(())
-    });
+            && pods["items"].as_array().is_some_and(|p| p.is_empty())
+        {
+            break;
+        }
+        let last = format!(
+            "deployment replicas {} annotations {}; pods {}",
+            d["spec"]["replicas"], d["metadata"]["annotations"], pods["items"]
+        );
+        if std::time::Instant::now() > zero {
+            let rs = s.kubectl("1.33", &["-n", ns, "get", "rs,pods", "-o", "wide"]);
+            let ev = s.kubectl("1.33", &["-n", ns, "get", "events"]);
+            panic!(
+                "not scaled to zero with no pods left after 60 s: {last}\n{}\n{}",
+                rs.stdout, ev.stdout
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let started = std::time::Instant::now();
     let (code, body) = curl(&format!("http://{gw}/wake"), "GET", None);
     let took = started.elapsed();

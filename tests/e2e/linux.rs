@@ -717,3 +717,154 @@ fn walk_for(dir: &Path, name: &str) -> Vec<PathBuf> {
     }
     found
 }
+
+/// `kubectl exec` into a Linux container: the command runs in the
+/// container's namespaces, its output and exit code come back, stdin
+/// reaches it; RBAC guards it (`create` on `pods/exec`); clients that only
+/// speak SPDY hear which protocol to use; the Python client's WebSocket
+/// (v4 protocol) runs a command on a terminal; and the node endpoint
+/// completes TLS only with the API server's client certificate.
+#[test]
+fn kubectl_exec_runs_commands_in_linux_containers() {
+    let python = require("python3", "install Python 3 and `pip install kubernetes`");
+    let reg = Registry::start();
+    let s = Skiff::start_with(&["--insecure-registry", &reg.host]);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let image = format!("{}/e2e/busybox:v1", reg.host);
+    push(&s, &layout(tmp.path(), "busybox", &busybox_layer()), &image);
+    apply_pod(&s, "shell", &image, "exec sleep 3600", "");
+    eventually(60, "shell running", || {
+        let p = pod_json(&s, "shell");
+        container_status(&p)["state"]["running"]
+            .is_object()
+            .then_some(())
+    });
+
+    // Output, the container's own namespaces (uts: its hostname; pid: its
+    // PID 1 is the pod's command), and the exit code as kubectl's own.
+    let out = s.kubectl(
+        "1.33",
+        &[
+            "exec",
+            "shell",
+            "--",
+            "sh",
+            "-c",
+            "echo out $(hostname) $(cat /proc/1/cmdline | tr '\\0' ' '); echo err >&2; exit 3",
+        ],
+    );
+    assert_eq!(out.code, 3, "exit code of the command: {out:?}");
+    assert_eq!(out.stdout.trim(), "out shell sleep 3600", "{out:?}");
+    assert!(out.stderr.contains("err"), "{out:?}");
+    let ok = s.kubectl("1.33", &["exec", "shell", "--", "true"]);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    // stdin reaches the command, and its end ends `cat`.
+    let cat = s
+        .kubectl_stdin(
+            "1.33",
+            &["exec", "-i", "shell", "--", "cat"],
+            Some("piped through exec\n"),
+        )
+        .ok();
+    assert_eq!(cat.stdout, "piped through exec\n");
+    // A command that does not exist: 127 and the reason.
+    let missing = s.kubectl("1.33", &["exec", "shell", "--", "/bin/nope"]);
+    assert_eq!(missing.code, 127, "{missing:?}");
+    assert!(missing.stderr.contains("/bin/nope"), "{missing:?}");
+    // A container the pod does not have.
+    let bad = s
+        .kubectl("1.33", &["exec", "shell", "-c", "ghost", "--", "true"])
+        .failed();
+    assert!(
+        bad.stderr
+            .contains("container ghost is not valid for pod shell"),
+        "{bad:?}"
+    );
+
+    // kubectl 1.27 speaks SPDY only: it is told what to use instead.
+    let old = s.kubectl("1.27", &["exec", "shell", "--", "true"]).failed();
+    assert!(
+        old.stderr.contains("WebSocket") && old.stderr.contains("kubectl 1.30"),
+        "{old:?}"
+    );
+
+    // RBAC: `view` may read pods but not run commands in them.
+    s.kubectl("1.33", &["create", "serviceaccount", "reader"])
+        .ok();
+    s.kubectl(
+        "1.33",
+        &[
+            "create",
+            "rolebinding",
+            "reader-view",
+            "--clusterrole=view",
+            "--serviceaccount=default:reader",
+        ],
+    )
+    .ok();
+    let token = s
+        .kubectl("1.33", &["create", "token", "reader"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let flag = format!("--token={token}");
+    s.kubectl("1.33", &[&flag, "get", "pod", "shell"]).ok();
+    let denied = s
+        .kubectl("1.33", &[&flag, "exec", "shell", "--", "true"])
+        .failed();
+    assert!(
+        denied
+            .stderr
+            .contains("cannot create resource \"pods/exec\" in API group \"\""),
+        "{denied:?}"
+    );
+
+    // The Python client (v4.channel.k8s.io) with a terminal: the command's
+    // stdin is a pty, stdout and stderr one stream.
+    let script = r#"
+import sys
+from kubernetes import config, client
+from kubernetes.stream import stream
+config.load_kube_config(sys.argv[1])
+api = client.CoreV1Api()
+ws = stream(api.connect_get_namespaced_pod_exec, "shell", "default",
+            command=["sh", "-c", "tty; echo to-stderr >&2; exit 4"],
+            stdin=False, stdout=True, stderr=True, tty=True, _preload_content=False)
+ws.run_forever(timeout=30)
+out = ws.read_stdout() + ws.read_stderr()
+print("exec said: " + out.replace("\r", "").replace("\n", " | "))
+print("exit code: %s" % ws.returncode)
+"#;
+    let mut py = Command::new(&python);
+    py.args(["-c", script]).arg(s.kubeconfig());
+    let out = crate::harness::run(py, None, std::time::Duration::from_secs(60));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("exec said: /dev/pts/")
+            && out.stdout.contains("to-stderr")
+            && out.stdout.contains("exit code: 4"),
+        "{out:?}"
+    );
+
+    // Anyone else reaching the node endpoint gets no TLS session.
+    let node = s.get_json("/api/v1/nodes");
+    let port = node["items"][0]["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .expect("the node endpoint's port");
+    let mut curl = Command::new("curl");
+    curl.args(["-sk", "--max-time", "10"])
+        .arg(format!("https://127.0.0.1:{port}/healthz"));
+    let direct = crate::harness::run(curl, None, std::time::Duration::from_secs(20));
+    assert_ne!(
+        direct.code, 0,
+        "the node endpoint served a stranger: {direct:?}"
+    );
+
+    s.kubectl(
+        "1.33",
+        &["delete", "pod", "shell", "--wait=true", "--timeout=60s"],
+    )
+    .ok();
+    s.assert_no_panics();
+}

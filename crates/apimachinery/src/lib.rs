@@ -25,3 +25,8 @@ pub mod schema;
 pub mod selector;
 pub mod table;
 pub mod validation;
+
+/// The common name of the client certificate the API server presents to
+/// node agents (logs, exec): agents serve only that certificate, signed by
+/// the cluster CA.
+pub const NODE_CLIENT_COMMON_NAME: &str = "skiff-apiserver-node-client";

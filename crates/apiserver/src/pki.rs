@@ -34,6 +34,10 @@ pub struct Pki {
     pub ca_pem: String,
     pub server_cert_pem: String,
     pub server_key_pem: String,
+    /// The client certificate the API server presents to node agents
+    /// (logs, exec), issued fresh at each start.
+    pub node_client_cert_pem: String,
+    pub node_client_key_pem: String,
     pub admin_token: String,
 }
 
@@ -133,10 +137,22 @@ impl Pki {
         params.not_after = rcgen::date_time_ymd(2124, 1, 1);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
+        let mut client = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, apimachinery::NODE_CLIENT_COMMON_NAME);
+        client.distinguished_name = dn;
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        client.not_before = rcgen::date_time_ymd(2024, 1, 1);
+        client.not_after = rcgen::date_time_ymd(2124, 1, 1);
+        let client_key = KeyPair::generate()?;
+        let client_cert = client.signed_by(&client_key, &issuer)?;
         Ok(Pki {
             ca_pem,
             server_cert_pem: cert.pem(),
             server_key_pem: key.serialize_pem(),
+            node_client_cert_pem: client_cert.pem(),
+            node_client_key_pem: client_key.serialize_pem(),
             admin_token,
         })
     }
@@ -159,6 +175,82 @@ impl Pki {
             .map_err(|e| tls(&e))?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(cfg))
+    }
+}
+
+impl Pki {
+    /// A rustls client configuration for talking to node agents: presents
+    /// the node client certificate. Node serving certificates are
+    /// self-signed, so the handshake's signatures are checked against the
+    /// certificate the node presents, not its issuer (the node is found
+    /// through its own Node object).
+    pub fn node_client_config(&self) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+        let tls = |e: &dyn std::fmt::Display| PkiError::Tls(e.to_string());
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_slice_iter(self.node_client_cert_pem.as_bytes())
+                .collect::<Result<_, _>>()
+                .map_err(|e| tls(&e))?;
+        let key = PrivateKeyDer::from_pem_slice(self.node_client_key_pem.as_bytes())
+            .map_err(|e| tls(&e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| tls(&e))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NodeCertificate(provider)))
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| tls(&e))?;
+        Ok(Arc::new(cfg))
+    }
+}
+
+/// Accepts the node's self-signed certificate but still verifies the
+/// handshake signatures against it.
+#[derive(Debug)]
+struct NodeCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NodeCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -147,6 +147,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         tokens: Arc::new(tokens),
         rbac,
         static_tokens,
+        node_client: pki.node_client_config()?,
     });
     tokio::spawn(serve(listener, acceptor, api));
     tokio::spawn(crate::namespaces::run(store.clone()));

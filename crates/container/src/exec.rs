@@ -31,6 +31,13 @@ pub struct ExecRequest {
     pub env: Vec<String>,
     /// Working directory; the container's when empty.
     pub cwd: PathBuf,
+    /// Run the command on a terminal. The helper's stdin must then be a
+    /// Unix socket: inside the container it opens a pty on the
+    /// container's own `/dev/pts` (so `tty` names it there), sends the
+    /// master over the socket ([`receive_terminal`]), starts a new session
+    /// with the slave as its controlling terminal and as stdin, stdout and
+    /// stderr. Errors before that are on the helper's stderr.
+    pub tty: bool,
 }
 
 /// The three standard streams of a process the caller starts.
@@ -77,6 +84,82 @@ pub fn exec(state_dir: &Path, req: &ExecRequest, stdio: Stdio3) -> Result<Child>
         .stderr(stdio.stderr)
         .spawn()
         .ctx(|| format!("spawn the exec helper ({})", exe.display()))
+}
+
+/// In the container's namespaces: open a pty there, hand the master to the
+/// caller through the socket on stdin, and make the slave this process's
+/// controlling terminal and its stdin, stdout and stderr (the command
+/// inherits them).
+fn terminal(uid: u32) -> Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    use rustix::pty::OpenptFlags;
+    let sys = |what: &'static str| {
+        move |e: rustix::io::Errno| Error::Sys {
+            what: what.to_string(),
+            source: std::io::Error::from(e),
+        }
+    };
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .map_err(sys("open /dev/ptmx in the container"))?;
+    rustix::pty::grantpt(&master).map_err(sys("grantpt"))?;
+    rustix::pty::unlockpt(&master).map_err(sys("unlockpt"))?;
+    let name = rustix::pty::ptsname(&master, Vec::new()).map_err(sys("ptsname"))?;
+    let slave = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys("open the terminal's slave"))?;
+    // The command's user owns its terminal, as login does.
+    rustix::fs::fchown(&slave, Some(rustix::fs::Uid::from_raw(uid)), None)
+        .map_err(sys("chown the terminal"))?;
+    rustix::process::setsid().map_err(sys("setsid"))?;
+    rustix::process::ioctl_tiocsctty(&slave).map_err(sys("set the controlling terminal"))?;
+    let fds = [rustix::fd::AsFd::as_fd(&master)];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        std::io::stdin(),
+        &[std::io::IoSlice::new(b"t")],
+        &mut control,
+        rustix::net::SendFlags::empty(),
+    )
+    .map_err(sys("send the terminal to the node agent"))?;
+    drop(master);
+    rustix::stdio::dup2_stdin(&slave).map_err(sys("dup2 the terminal"))?;
+    rustix::stdio::dup2_stdout(&slave).map_err(sys("dup2 the terminal"))?;
+    rustix::stdio::dup2_stderr(&slave).map_err(sys("dup2 the terminal"))?;
+    Ok(())
+}
+
+/// The caller's side of a terminal exec: the pty master the helper sends
+/// through `socket` (its stdin); None when the helper ended without
+/// sending one (its stderr says why).
+pub fn receive_terminal(
+    socket: &std::os::unix::net::UnixStream,
+) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let got = rustix::net::recvmsg(
+        socket,
+        &mut [std::io::IoSliceMut::new(&mut byte)],
+        &mut control,
+        rustix::net::RecvFlags::CMSG_CLOEXEC,
+    )?;
+    if got.bytes == 0 {
+        return Ok(None);
+    }
+    for msg in control.drain() {
+        if let rustix::net::RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            if let Some(fd) = fds.next() {
+                return Ok(Some(fd));
+            }
+        }
+    }
+    Ok(None)
 }
 
 pub(crate) fn main(state_dir: &Path, request: &str) -> i32 {
@@ -130,6 +213,9 @@ fn run(state_dir: &Path, request: &str) -> Result<i32> {
         setns(f, *kind).ctx(|| format!("join {p}"))?;
     }
     drop(files);
+    if req.tty {
+        terminal(spec.user.uid)?;
+    }
     security::apply(&spec)?;
     let cwd = if !req.cwd.as_os_str().is_empty() {
         req.cwd.clone()

@@ -72,7 +72,7 @@ use nix::sys::signal::Signal;
 
 pub use cgroups::{Cgroup, Hierarchy, Resources};
 pub use error::{Error, Result};
-pub use exec::{exec, ExecRequest, Stdio3};
+pub use exec::{exec, receive_terminal, ExecRequest, Stdio3};
 pub use spec::{Capabilities, CgroupSpec, Mount, Namespaces, Spec, User, DEFAULT_PATH};
 pub use state::{read_pid, read_status, ExitStatus};
 

@@ -345,6 +345,7 @@ fn exec_into_running(f: &Fixture) -> TestResult {
         ],
         env: vec!["PATH=/bin".into()],
         cwd: "/tmp".into(),
+        tty: false,
     };
     let mut child = container::exec(c.state_dir(), &req, io).map_err(|e| e.to_string())?;
     let status = child.wait().map_err(|e| e.to_string())?;
@@ -352,7 +353,36 @@ fn exec_into_running(f: &Fixture) -> TestResult {
     File::open(&out_path)
         .and_then(|mut f| f.read_to_string(&mut text))
         .map_err(|e| e.to_string())?;
+    // With a terminal: a pty of the container's own /dev/pts comes back
+    // through the socket on the helper's stdin, and carries the output.
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
+    let io = Stdio3 {
+        stdin: std::os::fd::OwnedFd::from(theirs).into(),
+        stdout: Stdio::null(),
+        stderr: Stdio::piped(),
+    };
+    let req = ExecRequest {
+        args: vec!["sh".into(), "-c".into(), "tty; exit 5".into()],
+        env: vec!["PATH=/bin".into()],
+        cwd: "/".into(),
+        tty: true,
+    };
+    let mut child = container::exec(c.state_dir(), &req, io).map_err(|e| e.to_string())?;
+    let master = container::receive_terminal(&ours)
+        .map_err(|e| e.to_string())?
+        .ok_or("no terminal came back")?;
+    let mut term = File::from(master);
+    let mut said = Vec::new();
+    // The master reads EIO once the last slave is closed.
+    let _ = term.read_to_end(&mut said);
+    let tty_status = child.wait().map_err(|e| e.to_string())?;
+    let said = String::from_utf8_lossy(&said).replace('\r', "");
     c.stop(Duration::ZERO).map_err(|e| e.to_string())?;
+    check!(
+        tty_status.code() == Some(5),
+        "tty exec status {tty_status:?}"
+    );
+    check!(said == "/dev/pts/0\n", "tty output {said:?}");
     c.delete().map_err(|e| e.to_string())?;
     check!(status.code() == Some(7), "exec status {status:?}");
     let lines: Vec<&str> = text.lines().collect();

@@ -214,7 +214,43 @@ pub trait Container: Send + Sync {
     fn exec_probe(&self) -> Option<ExecProbe> {
         None
     }
+    /// How to run `kubectl exec` commands in this container, or why it
+    /// cannot be done (said to the user as it is).
+    fn exec(&self) -> Result<Exec, String> {
+        Err("this container's runtime cannot run commands in it".into())
+    }
 }
+
+/// What `kubectl exec` asks to run, and which streams it attaches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+    /// A terminal: stdout and stderr are one stream, the client may resize
+    /// it.
+    pub tty: bool,
+}
+
+/// A process [`Exec`] started. The streams are there when asked for (with
+/// a terminal, `stdout` carries both outputs and `stderr` is None).
+pub struct ExecProcess {
+    pub stdin: Option<std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>>,
+    pub stdout: Option<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>>,
+    pub stderr: Option<std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>>,
+    /// Set the terminal's size (columns, rows); None without a terminal.
+    pub resize: Option<Box<dyn Fn(u16, u16) + Send + Sync>>,
+    /// Its exit code (128 + signal when killed).
+    pub exit: BoxFuture<'static, Result<i32, String>>,
+    /// Kill it and whatever it started (the client went away).
+    pub kill: Box<dyn Fn() + Send + Sync>,
+}
+
+/// Starts a command in a running container.
+pub type Exec = std::sync::Arc<
+    dyn Fn(ExecSpec) -> BoxFuture<'static, Result<ExecProcess, String>> + Send + Sync,
+>;
 
 /// Runs `argv` in a container within the timeout: `Ok` when it exits 0,
 /// else what it said, as the kubelet puts it in the Unhealthy event.

@@ -1,87 +1,28 @@
-//! `pods/NAME/log`: the API server proxies to the node agent running the
-//! pod, as kube-apiserver proxies to the kubelet.
+//! `pods/NAME/log` and `pods/NAME/exec`: the API server proxies to the
+//! node agent running the pod, as kube-apiserver proxies to the kubelet.
 //!
-//! The node endpoint is HTTPS. Until nodes get certificates from the
-//! cluster CA, the API server checks the TLS handshake's signatures but not
-//! the node certificate's issuer: the node is found through its own Node
-//! object, which only the cluster's admin can write today.
-
-use std::sync::Arc;
+//! The node endpoint is HTTPS, and the API server presents its node client
+//! certificate (see [`crate::pki::Pki::node_client_config`]); nodes serve
+//! no one else. Until nodes get serving certificates from the cluster CA,
+//! the API server checks the TLS handshake's signatures but not the node
+//! certificate's issuer: the node is found through its own Node object.
+//!
+//! Exec is a connection upgrade (WebSocket, `v5.channel.k8s.io`): the
+//! client's upgrade request goes to the node as it is, and once the node
+//! answers 101 the two connections are spliced byte for byte. The node
+//! speaks the remote-command protocol.
 
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls_pki_types::ServerName;
 use serde_json::Value;
 
 use super::body::Body;
 use super::{ApiServer, Ctx};
 use crate::error::{ApiError, ApiResult};
 use crate::resources;
-
-/// Accepts the node's self-signed certificate but still verifies the
-/// handshake signatures against it.
-#[derive(Debug)]
-struct NodeCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NodeCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-fn node_tls() -> Result<Arc<rustls::ClientConfig>, ApiError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(NodeCertificate(provider)))
-        .with_no_client_auth();
-    Ok(Arc::new(cfg))
-}
 
 /// The container a log request is for: named, or the pod's only one.
 fn pick_container(pod: &Value, name: &str, requested: Option<&str>) -> ApiResult<String> {
@@ -181,14 +122,7 @@ impl ApiServer {
         let container = pick_container(&pod.value, &name, ctx.query.get("container"))?;
         let previous = ctx.query.flag("previous");
         check_started(&pod.value, &name, &container, previous)?;
-        let node_name = pod.value["spec"]["nodeName"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
-        let nodes = resources::by_kind("", "v1", "Node")
-            .ok_or_else(|| ApiError::internal("nodes not served"))?;
-        let node = self.load(nodes, None, &node_name)?;
-        let (ip, port) = node_endpoint(&node.value)?;
+        let (ip, port) = self.pod_node(&pod.value)?;
         let mut query = Vec::new();
         for k in ["follow", "previous", "timestamps"] {
             if ctx.query.flag(k) {
@@ -205,7 +139,114 @@ impl ApiServer {
         self.proxy_to_node(&ip, port, &path).await
     }
 
-    async fn proxy_to_node(&self, ip: &str, port: u16, path: &str) -> ApiResult<Response<Body>> {
+    /// `pods/NAME/exec`, already authorized (`create` on `pods/exec`):
+    /// pass the client's upgrade to the node and splice the connections.
+    pub(super) async fn pod_exec(
+        &self,
+        req: Request<Incoming>,
+        info: &crate::request::RequestInfo,
+        query: &super::Query,
+    ) -> ApiResult<Response<Body>> {
+        let name = info.name.clone().unwrap_or_default();
+        let pod = self.load(info.resource, info.namespace.as_deref(), &name)?;
+        let phase = pod.value["status"]["phase"].as_str().unwrap_or("");
+        if phase == "Succeeded" || phase == "Failed" {
+            return Err(ApiError::bad_request(format!(
+                "cannot exec into a container in a completed pod; current phase is {phase}"
+            )));
+        }
+        let container = pick_container(&pod.value, &name, query.get("container"))?;
+        let (ip, port) = self.pod_node(&pod.value)?;
+        let ns = info.namespace.clone().unwrap_or_default();
+        let uid = pod.value["metadata"]["uid"].as_str().unwrap_or("");
+        let path = format!(
+            "/exec/{ns}/{name}/{uid}/{container}?{}",
+            req.uri().query().unwrap_or("")
+        );
+        let mut sender = self.node_connection(&ip, port).await?;
+        let mut upstream = Request::builder()
+            .method(req.method())
+            .uri(path)
+            .header("host", format!("{ip}:{port}"));
+        for h in [
+            http::header::CONNECTION,
+            http::header::UPGRADE,
+            http::header::SEC_WEBSOCKET_KEY,
+            http::header::SEC_WEBSOCKET_VERSION,
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+        ] {
+            for v in req.headers().get_all(&h) {
+                upstream = upstream.header(&h, v);
+            }
+        }
+        let upstream = upstream
+            .body(Empty::<bytes::Bytes>::new())
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let resp = sender.send_request(upstream).await.map_err(|e| {
+            ApiError::new(
+                502,
+                "ServiceUnavailable",
+                format!("the node agent at {ip}:{port} could not be reached: {e}"),
+            )
+        })?;
+        if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(node_error(resp).await);
+        }
+        let mut out = Response::new(
+            Empty::<bytes::Bytes>::new()
+                .map_err(|e: std::convert::Infallible| match e {})
+                .boxed(),
+        );
+        *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        for h in [
+            http::header::CONNECTION,
+            http::header::UPGRADE,
+            http::header::SEC_WEBSOCKET_ACCEPT,
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+        ] {
+            if let Some(v) = resp.headers().get(&h) {
+                out.headers_mut().insert(h, v.clone());
+            }
+        }
+        tokio::spawn(async move {
+            let (client, node) = tokio::join!(hyper::upgrade::on(req), hyper::upgrade::on(resp));
+            match (client, node) {
+                (Ok(c), Ok(n)) => {
+                    let (mut c, mut n) = (TokioIo::new(c), TokioIo::new(n));
+                    let _ = tokio::io::copy_bidirectional(&mut c, &mut n).await;
+                }
+                (c, n) => tracing::debug!(
+                    client = ?c.err().map(|e| e.to_string()),
+                    node = ?n.err().map(|e| e.to_string()),
+                    "exec: an upgrade did not complete"
+                ),
+            }
+        });
+        Ok(out)
+    }
+
+    /// The endpoint of the node agent running a pod.
+    fn pod_node(&self, pod: &Value) -> ApiResult<(String, u16)> {
+        let name = pod["metadata"]["name"].as_str().unwrap_or("");
+        let node_name = pod["spec"]["nodeName"].as_str().unwrap_or("");
+        if node_name.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "pod {name} is not scheduled to a node yet"
+            )));
+        }
+        let nodes = resources::by_kind("", "v1", "Node")
+            .ok_or_else(|| ApiError::internal("nodes not served"))?;
+        let node = self.load(nodes, None, node_name)?;
+        node_endpoint(&node.value)
+    }
+
+    /// An HTTP/1.1 connection to a node agent, authenticated with the node
+    /// client certificate.
+    async fn node_connection(
+        &self,
+        ip: &str,
+        port: u16,
+    ) -> ApiResult<hyper::client::conn::http1::SendRequest<Empty<bytes::Bytes>>> {
         let unreachable = |e: &dyn std::fmt::Display| {
             ApiError::new(
                 502,
@@ -220,43 +261,36 @@ impl ApiServer {
             Ok(addr) => ServerName::IpAddress(addr.into()),
             Err(_) => ServerName::try_from(ip.to_string()).map_err(|e| unreachable(&e))?,
         };
-        let tls = tokio_rustls::TlsConnector::from(node_tls()?)
+        let tls = tokio_rustls::TlsConnector::from(self.node_client.clone())
             .connect(server_name, tcp)
             .await
             .map_err(|e| unreachable(&e))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| unreachable(&e))?;
         tokio::spawn(async move {
-            let _ = conn.await;
+            let _ = conn.with_upgrades().await;
         });
+        Ok(sender)
+    }
+
+    async fn proxy_to_node(&self, ip: &str, port: u16, path: &str) -> ApiResult<Response<Body>> {
+        let mut sender = self.node_connection(ip, port).await?;
         let req = Request::get(path)
             .header("host", format!("{ip}:{port}"))
             .body(Empty::<bytes::Bytes>::new())
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| unreachable(&e))?;
-        let status = resp.status();
-        let body = resp.into_body().map_err(std::io::Error::other).boxed();
-        if !status.is_success() {
-            let bytes = body
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            let msg = String::from_utf8_lossy(&bytes).trim().to_string();
-            return Err(ApiError::new(
-                status.as_u16(),
-                if status == StatusCode::NOT_FOUND {
-                    "NotFound"
-                } else {
-                    "BadRequest"
-                },
-                msg,
-            ));
+        let resp = sender.send_request(req).await.map_err(|e| {
+            ApiError::new(
+                502,
+                "ServiceUnavailable",
+                format!("the node agent at {ip}:{port} could not be reached: {e}"),
+            )
+        })?;
+        if !resp.status().is_success() {
+            return Err(node_error(resp).await);
         }
+        let body = resp.into_body().map_err(std::io::Error::other).boxed();
         let mut out = Response::new(body);
         out.headers_mut().insert(
             http::header::CONTENT_TYPE,
@@ -264,6 +298,25 @@ impl ApiServer {
         );
         Ok(out)
     }
+}
+
+/// A node agent's refusal as a Status with its code and words.
+async fn node_error(resp: Response<Incoming>) -> ApiError {
+    let status = resp.status();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let msg = String::from_utf8_lossy(&bytes).trim().to_string();
+    let reason = match status {
+        StatusCode::NOT_FOUND => "NotFound",
+        StatusCode::FORBIDDEN => "Forbidden",
+        s if s.is_server_error() => "InternalError",
+        _ => "BadRequest",
+    };
+    ApiError::new(status.as_u16(), reason, msg)
 }
 
 #[cfg(test)]

@@ -356,7 +356,14 @@ impl ContainerLoop {
                 format!("Started container {name}"),
             );
         }
+        // `kubectl exec` finds it while it runs.
+        let exec = self.ctx.execs.register(
+            self.pod.metadata.uid.as_deref().unwrap_or_default(),
+            &name,
+            container.exec(),
+        );
         let exit = self.wait(container.as_mut()).await;
+        drop(exec);
         self.set_state(State::Terminated(Terminated {
             exit_code: exit.code,
             reason: exit.reason.as_str().to_string(),

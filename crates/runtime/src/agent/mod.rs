@@ -27,6 +27,7 @@ pub mod activity;
 pub mod container;
 pub mod env;
 pub mod events;
+pub mod exec;
 pub mod lease;
 pub mod network;
 pub mod node;
@@ -106,6 +107,10 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// The node's InternalIP; the first non-loopback IPv4 when unset.
     pub internal_ip: Option<IpAddr>,
+    /// The cluster CA (PEM). The node endpoint then serves only the API
+    /// server's node client certificate, signed by it; without it, anyone
+    /// who reaches the port reads logs and `kubectl exec` is refused.
+    pub api_ca_pem: Option<String>,
     /// The node endpoint's port (`daemonEndpoints.kubeletEndpoint.Port`);
     /// 0 picks a free one.
     pub port: u16,
@@ -176,6 +181,7 @@ impl AgentConfig {
             labels: BTreeMap::new(),
             data_dir: data_dir.into(),
             internal_ip: None,
+            api_ca_pem: None,
             port: 10250,
             max_pods: 110,
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -248,6 +254,8 @@ pub(crate) struct Ctx {
     /// (the kubelet keeps an informer; pods of one Deployment all ask).
     pub runtime_classes:
         std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+    /// The running containers `kubectl exec` can reach.
+    pub execs: Arc<exec::Execs>,
 }
 
 impl Ctx {
@@ -390,6 +398,7 @@ pub async fn run(
         let forwarder = crate::dns::Forwarder::new(upstreams, DNS_UPSTREAM_TIMEOUT);
         Some(crate::dns::Dns::new(&cfg.cluster_domain, forwarder)?)
     };
+    let execs = Arc::new(exec::Execs::default());
     let ctx = Arc::new(Ctx {
         client,
         cfg,
@@ -399,6 +408,7 @@ pub async fn run(
         node_ip,
         recorder,
         runtime_classes: Default::default(),
+        execs: execs.clone(),
     });
     // The tasks are owned: cancelling `run` (dropping its future) stops
     // the whole agent, pods included, as a process exit would.
@@ -415,7 +425,7 @@ pub async fn run(
     });
     let dir = ctx.cfg.data_dir.clone();
     tasks.spawn(async move {
-        server::serve(listener, dir).await;
+        server::serve(listener, dir, execs).await;
         "node endpoint"
     });
     let c = ctx.clone();

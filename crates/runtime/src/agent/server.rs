@@ -2,9 +2,17 @@
 //!
 //! The API server proxies `pods/log` here as kube-apiserver proxies to the
 //! kubelet: `GET /containerLogs/{namespace}/{pod}/{container}` with
-//! `follow`, `tailLines`, `timestamps` and `previous`. `/healthz` answers
-//! `ok`. The certificate is self-signed and made at each start; the API
-//! server finds the node through its Node object (see its proxy).
+//! `follow`, `tailLines`, `timestamps` and `previous`; and `pods/exec` as
+//! a WebSocket upgrade of `GET /exec/{namespace}/{pod}/{uid}/{container}`
+//! (see [`super::exec`]). `/healthz` answers `ok`.
+//!
+//! The serving certificate is self-signed and made at each start; the API
+//! server finds the node through its Node object. With the cluster CA
+//! ([`AgentConfig::api_ca_pem`], always set by `skiff up` and `skiff
+//! node`) the endpoint completes TLS only with a client certificate signed
+//! by it and serves only the API server's
+//! ([`apimachinery::NODE_CLIENT_COMMON_NAME`]): a node's endpoint runs
+//! commands as root in its containers.
 
 use std::convert::Infallible;
 use std::path::{Path, PathBuf};
@@ -19,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt, AsyncSeekExt, BufReader};
 use tokio::net::TcpListener;
 
+use super::exec::Execs;
 use super::status::{PodRecord, State};
 use super::{AgentConfig, AgentError};
 
@@ -29,6 +38,8 @@ type Body = BoxBody<Bytes, std::io::Error>;
 pub struct Listener {
     tcp: TcpListener,
     tls: tokio_rustls::TlsAcceptor,
+    /// Clients must present the API server's certificate.
+    client_auth: bool,
 }
 
 impl Listener {
@@ -50,10 +61,27 @@ pub async fn bind(cfg: &AgentConfig, ip: std::net::IpAddr) -> Result<Listener, A
     let cert = rcgen::generate_simple_self_signed(names).map_err(|e| err(&e))?;
     let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| err(&e))?
-        .with_no_client_auth()
+        .map_err(|e| err(&e))?;
+    let builder = match &cfg.api_ca_pem {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            use rustls_pki_types::pem::PemObject;
+            for c in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
+                roots.add(c.map_err(|e| err(&e))?).map_err(|e| err(&e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| err(&e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let tls = builder
         .with_single_cert(vec![cert.cert.der().clone()], key)
         .map_err(|e| err(&e))?;
     let tcp = TcpListener::bind(("0.0.0.0", cfg.port))
@@ -62,24 +90,51 @@ pub async fn bind(cfg: &AgentConfig, ip: std::net::IpAddr) -> Result<Listener, A
     Ok(Listener {
         tcp,
         tls: tokio_rustls::TlsAcceptor::from(Arc::new(tls)),
+        client_auth: cfg.api_ca_pem.is_some(),
     })
 }
 
+/// Whether a verified client certificate is the API server's.
+fn is_api_server(certs: Option<&[rustls_pki_types::CertificateDer<'_>]>) -> bool {
+    let Some(leaf) = certs.and_then(<[_]>::first) else {
+        return false;
+    };
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(leaf) else {
+        return false;
+    };
+    let mut names = cert.subject().iter_common_name();
+    matches!(
+        (names.next().and_then(|n| n.as_str().ok()), names.next()),
+        (Some(apimachinery::NODE_CLIENT_COMMON_NAME), None)
+    )
+}
+
 /// Serve until the process ends.
-pub async fn serve(listener: Listener, data_dir: PathBuf) {
+pub async fn serve(listener: Listener, data_dir: PathBuf, execs: Arc<Execs>) {
     let data_dir = Arc::new(data_dir);
+    let client_auth = listener.client_auth;
     loop {
         let Ok((tcp, _)) = listener.tcp.accept().await else {
             continue;
         };
-        let (tls, data_dir) = (listener.tls.clone(), data_dir.clone());
+        let (tls, data_dir, execs) = (listener.tls.clone(), data_dir.clone(), execs.clone());
         tokio::spawn(async move {
             let Ok(stream) = tls.accept(tcp).await else {
                 return;
             };
-            let svc = hyper::service::service_fn(move |req| handle(req, data_dir.clone()));
+            let trusted = is_api_server(stream.get_ref().1.peer_certificates());
+            if client_auth && !trusted {
+                tracing::warn!(
+                    "node endpoint: refused a client certificate that is not the API server's"
+                );
+                return;
+            }
+            let svc = hyper::service::service_fn(move |req| {
+                handle(req, data_dir.clone(), execs.clone(), trusted)
+            });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades()
                 .await;
         });
     }
@@ -98,6 +153,8 @@ fn text(code: StatusCode, s: String) -> Response<Body> {
 async fn handle(
     req: Request<Incoming>,
     data_dir: Arc<PathBuf>,
+    execs: Arc<Execs>,
+    trusted: bool,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let query = LogQuery::parse(req.uri().query().unwrap_or(""));
@@ -109,9 +166,122 @@ async fn handle(
         ["containerLogs", ns, pod, container] => {
             container_logs(&data_dir, ns, pod, container, query).await
         }
+        ["exec", ns, pod, uid, container] => {
+            let (ns, pod, uid, container) = (
+                ns.to_string(),
+                pod.to_string(),
+                uid.to_string(),
+                container.to_string(),
+            );
+            exec(req, &execs, trusted, &ns, &pod, &uid, &container)
+        }
         _ => text(StatusCode::NOT_FOUND, format!("{path} not found")),
     };
     Ok(resp)
+}
+
+/// Upgrade an exec request to a remote-command WebSocket session. The
+/// container is checked first, so that a client falling back to another
+/// protocol hears why the container cannot be reached, not only that the
+/// protocol is refused.
+fn exec(
+    req: Request<Incoming>,
+    execs: &Execs,
+    trusted: bool,
+    ns: &str,
+    pod: &str,
+    uid: &str,
+    container: &str,
+) -> Response<Body> {
+    if !trusted {
+        return text(
+            StatusCode::FORBIDDEN,
+            "this node was started without the cluster CA, so it cannot tell the API server from anyone else: exec is refused".into(),
+        );
+    }
+    let target = match execs.get(uid, container) {
+        Some(Ok(e)) => e,
+        Some(Err(why)) => return text(StatusCode::BAD_REQUEST, why),
+        None => {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("container {container} is not running in pod {ns}/{pod} on this node"),
+            )
+        }
+    };
+    let spec = super::exec::parse_query(req.uri().query().unwrap_or(""));
+    if spec.command.is_empty() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "you must specify at least 1 command".into(),
+        );
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    let upgrade = header("upgrade").to_ascii_lowercase();
+    if upgrade.starts_with("spdy") {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "skiff serves exec over WebSocket (v5.channel.k8s.io, kubectl 1.30 and newer); this client asked for SPDY".into(),
+        );
+    }
+    let key = header("sec-websocket-key");
+    if upgrade != "websocket" || key.is_empty() {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "exec needs a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Protocol: v5.channel.k8s.io)".into(),
+        );
+    }
+    let offered = header("sec-websocket-protocol");
+    let Some(protocol) = super::exec::PROTOCOLS
+        .iter()
+        .find(|p| offered.split(',').any(|o| o.trim() == **p))
+    else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "none of the offered exec protocols ({offered}) is served; skiff speaks {}",
+                super::exec::PROTOCOLS.join(", ")
+            ),
+        );
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let v5 = *protocol == super::exec::PROTOCOLS[0];
+    tracing::info!(pod = %format!("{ns}/{pod}"), container, command = ?spec.command, "exec");
+    tokio::spawn(async move {
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => super::exec::session(TokioIo::new(upgraded), target, spec, v5).await,
+            Err(e) => tracing::debug!(error = %e, "exec: the upgrade did not complete"),
+        }
+    });
+    let mut r = Response::new(
+        http_body_util::Empty::new()
+            .map_err(|e: Infallible| match e {})
+            .boxed(),
+    );
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(
+        http::header::UPGRADE,
+        http::HeaderValue::from_static("websocket"),
+    );
+    h.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("Upgrade"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&accept) {
+        h.insert(http::header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    h.insert(
+        http::header::SEC_WEBSOCKET_PROTOCOL,
+        http::HeaderValue::from_static(protocol),
+    );
+    r
 }
 
 /// The query of a log request.

@@ -29,6 +29,7 @@
 //! [`ContainerRuntime::remove_pod`], and pods deleted while the agent was
 //! down with [`ContainerRuntime::retain_pods`].
 
+pub mod exec;
 pub mod logs;
 pub mod spec;
 
@@ -557,56 +558,16 @@ impl cri::Container for LinuxContainer {
     fn exec_probe(&self) -> Option<cri::ExecProbe> {
         let (state, env) = (self.state.clone(), self.env.clone());
         Some(Arc::new(move |args: Vec<String>, timeout: Duration| {
-            let req = container::ExecRequest {
-                args,
-                env: env.clone(),
-                cwd: PathBuf::new(),
-            };
-            Box::pin(exec_probe(state.clone(), req, timeout)) as BoxFuture<'static, _>
+            Box::pin(exec::probe(state.clone(), env.clone(), args, timeout))
+                as BoxFuture<'static, _>
         }))
     }
-}
 
-/// Run an exec probe's command in the container; its output is the
-/// failure message.
-async fn exec_probe(
-    state: PathBuf,
-    req: container::ExecRequest,
-    timeout: Duration,
-) -> Result<(), String> {
-    let io = container::Stdio3 {
-        stdin: std::process::Stdio::null(),
-        stdout: std::process::Stdio::piped(),
-        stderr: std::process::Stdio::piped(),
-    };
-    let command = req.args.join(" ");
-    let child = tokio::task::spawn_blocking(move || container::exec(&state, &req, io))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("exec {command:?}: {e}"))?;
-    let pid = child.id();
-    let waited = tokio::task::spawn_blocking(move || child.wait_with_output());
-    match tokio::time::timeout(timeout, waited).await {
-        Ok(Ok(Ok(out))) if out.status.success() => Ok(()),
-        Ok(Ok(Ok(out))) => {
-            let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&out.stderr));
-            let code = out.status.code().unwrap_or(-1);
-            Err(format!(
-                "command {command:?} exited with {code}: {}",
-                text.trim()
-            ))
-        }
-        Ok(Ok(Err(e))) => Err(format!("exec {command:?}: {e}")),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => {
-            // The helper runs the command as its child: both go.
-            kill_tree(pid);
-            Err(format!(
-                "command {command:?} timed out after {}s",
-                timeout.as_secs()
-            ))
-        }
+    fn exec(&self) -> Result<cri::Exec, String> {
+        let (state, env) = (self.state.clone(), self.env.clone());
+        Ok(Arc::new(move |spec: cri::ExecSpec| {
+            Box::pin(exec::start(state.clone(), env.clone(), spec)) as BoxFuture<'static, _>
+        }))
     }
 }
 

@@ -500,7 +500,14 @@ impl cri::Container for WasmContainer {
         }
         stop_by(&self.kill_at, Instant::now() + grace);
     }
+
+    fn exec(&self) -> Result<cri::Exec, String> {
+        Err(NO_EXEC.into())
+    }
 }
+
+/// Why `kubectl exec` into a Wasm container is refused.
+pub(crate) const NO_EXEC: &str = "cannot exec into a WebAssembly container: it runs one module in wasmtime, with no shell or other programs to start; use kubectl logs, or run a Linux container (runtimeClassName: linux) to debug from";
 
 impl Drop for WasmContainer {
     /// A container nobody holds any more (the agent itself stopping) does

@@ -509,6 +509,10 @@ impl cri::Container for HttpContainer {
     fn stop(&self, grace: Duration) {
         guest::stop_by(&self.stop_at, Instant::now() + grace);
     }
+
+    fn exec(&self) -> Result<cri::Exec, String> {
+        Err(guest::NO_EXEC.into())
+    }
 }
 
 impl Drop for HttpContainer {
