@@ -2,13 +2,14 @@
 //! `scripts/build-examples` is pushed with `skiff image push`, and the
 //! example's own manifests are applied unchanged except for the image's
 //! registry (theirs say `localhost:5000`, the test's registry has a port
-//! of its own). `http-hello` needs the HTTP gateway and is not run yet.
+//! of its own). `http-hello` runs in `gateway.rs`; `mixed` runs here with
+//! the gateway.
 
 use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::harness::{eventually, example_module, Skiff};
+use crate::harness::{eventually, example_busybox_image, example_module, Skiff};
 use crate::registry::Registry;
 
 fn repo_file(path: &str) -> String {
@@ -133,4 +134,105 @@ fn hello_sensor_and_stateful_examples_run_from_their_manifests() {
     s.kubectl("1.33", &["delete", "namespace", &ns, "--wait=false"])
         .ok();
     let _ = std::fs::remove_dir_all(format!("/var/lib/skiff/volumes/{ns}"));
+}
+
+/// `mixed`: a Wasm front end and a Linux-container back end, each routed
+/// to its runtime by its RuntimeClass, behind one Ingress: `/` is answered
+/// by the Wasm function, `/api/status` by busybox's httpd in a container.
+#[test]
+fn mixed_example_serves_a_wasm_front_end_and_a_linux_back_end() {
+    let reg = Registry::start();
+    let s = Skiff::start_with(&["--insecure-registry", &reg.host, "--node-label", "wasm=yes"]);
+    s.skiff(&[
+        "image",
+        "push",
+        &example_module("mixed"),
+        &format!("{}/skiff/mixed:v1", reg.host),
+        "--insecure",
+    ])
+    .ok();
+    s.skiff(&[
+        "image",
+        "push",
+        &example_busybox_image(),
+        &format!("{}/library/busybox:1.36", reg.host),
+        "--insecure",
+    ])
+    .ok();
+    let ns = "mixed";
+    s.kubectl("1.33", &["create", "namespace", ns]).ok();
+    for f in ["runtimeclasses", "frontend", "backend", "ingress"] {
+        apply_example(&s, ns, &reg.host, &format!("examples/mixed/{f}.yaml"));
+    }
+    for d in ["deployment/frontend", "deployment/backend"] {
+        s.kubectl(
+            "1.33",
+            &["-n", ns, "rollout", "status", d, "--timeout=120s"],
+        )
+        .ok();
+    }
+    // Each tier ran under its own runtime: the class is on the pod, and
+    // only the Linux one is a process with a shell to exec into.
+    let pods = get(&s, ns, &["pods"]);
+    let items = pods["items"].as_array().expect("pods");
+    assert_eq!(items.len(), 3, "{pods}");
+    for p in items {
+        let app = p["metadata"]["labels"]["app"].as_str().unwrap_or("");
+        let class = p["spec"]["runtimeClassName"].as_str().unwrap_or("");
+        assert_eq!(
+            class,
+            if app == "frontend" {
+                "wasmtime"
+            } else {
+                "linux"
+            },
+            "{p}"
+        );
+    }
+    let uname = s
+        .kubectl(
+            "1.33",
+            &["-n", ns, "exec", "deployment/backend", "--", "uname", "-s"],
+        )
+        .ok();
+    assert_eq!(uname.stdout.trim(), "Linux");
+
+    let gw = s.gateway();
+    let curl = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "10", "-w", "\n%{http_code}"])
+            .arg(format!("http://{gw}{path}"))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse::<u16>().unwrap_or(0), body.to_string())
+    };
+    let (code, page) = eventually(60, "the front end's page through the gateway", || {
+        let r = curl("/");
+        (r.0 == 200).then_some(r)
+    });
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("a WebAssembly function run by wasmtime"),
+        "{page}"
+    );
+    assert!(page.contains("fetch(\"/api/status\")"), "{page}");
+    let (code, status) = eventually(60, "the back end through the gateway", || {
+        let r = curl("/api/status");
+        (r.0 == 200).then_some(r)
+    });
+    assert_eq!(code, 200);
+    let backend = items
+        .iter()
+        .find(|p| p["metadata"]["labels"]["app"] == "backend")
+        .and_then(|p| p["metadata"]["name"].as_str())
+        .expect("the back end pod");
+    assert!(
+        status.starts_with(&format!("back end {backend}: a Linux container")),
+        "{status}"
+    );
+    let (code, _) = curl("/nothing-here");
+    assert_eq!(code, 404, "the front end answers what it does not serve");
+    s.assert_no_panics();
 }

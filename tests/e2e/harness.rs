@@ -779,6 +779,18 @@ impl Drop for Streaming {
     }
 }
 
+/// The busybox OCI image layout `scripts/build-examples` makes from the
+/// host's busybox-static (the `mixed` example's back end).
+pub fn example_busybox_image() -> String {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/examples/busybox");
+    assert!(
+        p.join("index.json").exists(),
+        "{} is missing: run scripts/build-examples (needs apt-get install busybox-static)",
+        p.display()
+    );
+    p.display().to_string()
+}
+
 /// A guest built by `scripts/build-examples` (`examples/<name>/main.rs` or
 /// a fixture), as a path string for `skiff image push|import`.
 pub fn example_module(name: &str) -> String {
