@@ -41,7 +41,7 @@ pub struct NodeOpts {
     /// `256Mi`, `1Gi`); each pool slot reserves this much address space.
     #[arg(long, default_value = "1Gi", value_parser = parse_bytes)]
     pub max_wasm_memory: u64,
-    /// The node endpoint's port (logs); 0 picks a free one.
+    /// The node endpoint's port (logs, exec); 0 picks a free one.
     #[arg(long, default_value_t = 10250)]
     pub node_port: u16,
     /// The node's InternalIP; the first non-loopback IPv4 when unset.

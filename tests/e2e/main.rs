@@ -26,17 +26,21 @@
 //!   pods moving off a node whose agent died.
 //! - `linux`: Linux-image pods as real containers on the local node: logs,
 //!   exit codes, OOMKilled, a fork bomb held at the pids limit, pod-to-pod
-//!   ping, a malicious layer refused, and nothing left behind on delete.
+//!   ping, a malicious layer refused, nothing left behind on delete, and
+//!   `kubectl exec` (WebSocket, stdin, a terminal, RBAC).
 //! - `dns`: the node's cluster DNS asked with `dig`: Services, headless
 //!   endpoints and hostnames, SRV, ExternalName, NXDOMAIN/NODATA, SERVFAIL.
-//! - `examples`: `examples/hello`, `sensor` and `stateful` from their own
-//!   manifests.
+//! - `examples`: `examples/hello`, `sensor`, `stateful` and `mixed` (with
+//!   the gateway) from their own manifests.
+//! - `cli`: every command's `--help` describes every option, and the docs
+//!   mention every option.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
 //!   docker-registry on loopback) through the scheduler, controllers and
 //!   the local node's wasmtime handler, seen with kubectl.
 
 mod audit;
 mod bad_input;
+mod cli;
 mod dns;
 mod examples;
 mod fleet;

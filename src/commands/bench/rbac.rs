@@ -28,6 +28,7 @@ pub struct RbacArgs {
     /// How long each phase runs.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Where the API server's store goes (a fresh directory per phase).
     #[arg(long, default_value = "/tmp/skiff-bench-rbac")]
     dir: std::path::PathBuf,
 }
