@@ -168,6 +168,7 @@ spec:
 #[derive(Debug, PartialEq, Eq)]
 struct Traces {
     netns: bool,
+    ipcns: bool,
     veth: bool,
     cgroup: bool,
     mounts: usize,
@@ -191,6 +192,9 @@ fn traces(uid: &str, data: &Path) -> Traces {
         netns: Path::new("/run/netns")
             .join(format!("skiff-{}", short(uid)))
             .exists(),
+        ipcns: Path::new("/run/skiff/ipcns")
+            .join(format!("skiff-{}", short(uid)))
+            .exists(),
         veth: String::from_utf8_lossy(&links.stdout).contains(&format!("vsk{}", short(uid))),
         cgroup: ["memory", "pids", "cpu", "unified"].iter().any(|h| {
             Path::new("/sys/fs/cgroup")
@@ -208,6 +212,7 @@ fn traces(uid: &str, data: &Path) -> Traces {
 
 const GONE: Traces = Traces {
     netns: false,
+    ipcns: false,
     veth: false,
     cgroup: false,
     mounts: 0,
@@ -780,6 +785,60 @@ fn kubectl_exec_runs_commands_in_linux_containers() {
             .contains("container ghost is not valid for pod shell"),
         "{bad:?}"
     );
+
+    // The containers of a pod share its IPC namespace: a POSIX message
+    // queue one makes is seen by the other (and not by another pod).
+    let pair = format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: pair}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: a
+    image: {image}
+    command: ["sh", "-c", "touch /dev/mqueue/from-a && exec sleep 3600"]
+  - name: b
+    image: {image}
+    command: ["sleep", "3600"]
+"#
+    );
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(&pair))
+        .ok();
+    eventually(60, "both containers of pair running", || {
+        let p = pod_json(&s, "pair");
+        let st = p["status"]["containerStatuses"].as_array()?;
+        (st.len() == 2 && st.iter().all(|c| c["state"]["running"].is_object())).then_some(())
+    });
+    let seen = eventually(30, "the queue seen from the other container", || {
+        let o = s.kubectl(
+            "1.33",
+            &["exec", "pair", "-c", "b", "--", "ls", "/dev/mqueue"],
+        );
+        o.stdout.contains("from-a").then_some(o)
+    });
+    assert_eq!(seen.code, 0, "{seen:?}");
+    let other = s
+        .kubectl("1.33", &["exec", "shell", "--", "ls", "/dev/mqueue"])
+        .ok();
+    assert!(
+        !other.stdout.contains("from-a"),
+        "another pod's IPC namespace: {other:?}"
+    );
+    let pair_uid = pod_json(&s, "pair")["metadata"]["uid"]
+        .as_str()
+        .expect("uid")
+        .to_string();
+    s.kubectl(
+        "1.33",
+        &["delete", "pod", "pair", "--wait=true", "--timeout=60s"],
+    )
+    .ok();
+    let t = eventually(30, "pair's sandbox gone", || {
+        let t = traces(&pair_uid, &s.dir);
+        (t == GONE).then_some(t)
+    });
+    assert_eq!(t, GONE);
 
     // kubectl 1.27 speaks SPDY only: it is told what to use instead.
     let old = s.kubectl("1.27", &["exec", "shell", "--", "true"]).failed();

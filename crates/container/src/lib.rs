@@ -56,6 +56,7 @@ mod error;
 pub mod exec;
 mod init;
 mod mounts;
+pub mod namespaces;
 mod report;
 pub mod security;
 mod shim;

@@ -63,6 +63,9 @@ pub struct LinuxConfig {
     /// The pod's network namespace (a file under `/run/netns`); a fresh,
     /// empty one when None.
     pub netns: Option<PathBuf>,
+    /// The pod's IPC namespace (a file under `/run/skiff/ipcns`), shared by
+    /// its containers; a fresh one when None.
+    pub ipcns: Option<PathBuf>,
     /// The pod's hostname.
     pub hostname: String,
     /// `/etc/hosts` content for the pod.

@@ -674,6 +674,7 @@ impl ContainerLoop {
             security: env::security(&self.pod, &self.spec),
             cpu_request_millis: env::cpu_request(&self.spec),
             netns: Some(sb.path()),
+            ipcns: Some(sb.ipc_path()),
             hosts: crate::linux::spec::hosts_file(&sb.ip.to_string(), &hostname),
             hostname,
             resolv_conf: resolv.to_string(),

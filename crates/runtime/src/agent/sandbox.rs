@@ -1,4 +1,5 @@
-//! A Linux pod's sandbox: the network namespace all its containers share.
+//! A Linux pod's sandbox: the network and IPC namespaces all its
+//! containers share.
 //!
 //! The agent cannot unshare a namespace itself (it is multi-threaded and
 //! forbids `unsafe`), so it asks iproute2: `ip netns add skiff-<uid>`
@@ -15,7 +16,10 @@
 //! namespace's name is kept in the pod's record, so a restarted agent
 //! finds it again; deleting the namespace removes the veth pair with it.
 //! Egress leaving the node is masqueraded ([`enable_egress`]): an
-//! nftables table per bridge, [`nat_table`].
+//! nftables table per bridge, [`nat_table`]. The IPC namespace is a file
+//! of the same name under [`IPCNS_DIR`], made by the launcher
+//! ([`container::namespaces`]), so System V IPC and POSIX message queues
+//! work between a pod's containers as in Kubernetes.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -24,6 +28,8 @@ use super::network::{ip_cmd, PodNetwork};
 
 /// Where `ip netns` keeps named namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
+/// Where pods' IPC namespaces are kept.
+pub const IPCNS_DIR: &str = "/run/skiff/ipcns";
 
 /// The sandbox of one pod.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +45,19 @@ impl Sandbox {
     pub fn path(&self) -> PathBuf {
         netns_path(&self.netns)
     }
+
+    /// The IPC namespace file containers join.
+    pub fn ipc_path(&self) -> PathBuf {
+        PathBuf::from(IPCNS_DIR).join(&self.netns)
+    }
+}
+
+async fn ensure_ipc(s: &Sandbox) -> Result<(), String> {
+    let path = s.ipc_path();
+    tokio::task::spawn_blocking(move || container::namespaces::create_ipc(&path))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("the pod's IPC namespace: {e}"))
 }
 
 /// The namespace file of `name`.
@@ -77,7 +96,9 @@ pub async fn ensure(
     if let Some((ns, ip)) = known.filter(|(ns, _)| *ns == name) {
         if netns_path(&ns).exists() && link_exists(&veth_name(uid)).await {
             network.adopt_veth(ip);
-            return Ok(Sandbox { netns: ns, ip });
+            let s = Sandbox { netns: ns, ip };
+            ensure_ipc(&s).await?;
+            return Ok(s);
         }
         // Half there: start afresh, keeping the address.
         remove(&Sandbox { netns: ns, ip }).await;
@@ -98,7 +119,11 @@ async fn create(
         netns: netns_name(uid),
         ip,
     };
-    match setup(network.bridge(), uid, &sandbox, range).await {
+    let made = match setup(network.bridge(), uid, &sandbox, range).await {
+        Ok(()) => ensure_ipc(&sandbox).await,
+        Err(e) => Err(e),
+    };
+    match made {
         Ok(()) => Ok(sandbox),
         Err(e) => {
             remove(&sandbox).await;
@@ -144,6 +169,12 @@ async fn setup(
 /// Delete the namespace (and with it the veth pair). Gone already is
 /// fine.
 pub async fn remove(s: &Sandbox) {
+    let ipc = s.ipc_path();
+    match tokio::task::spawn_blocking(move || container::namespaces::remove(&ipc)).await {
+        Ok(Err(e)) => tracing::warn!(netns = %s.netns, "removing a pod's IPC namespace: {e}"),
+        Err(e) => tracing::warn!(netns = %s.netns, "removing a pod's IPC namespace: {e}"),
+        Ok(Ok(())) => {}
+    }
     if netns_path(&s.netns).exists() {
         if let Err(e) = ip_cmd(&["netns", "del", &s.netns]).await {
             tracing::warn!(netns = %s.netns, "removing a pod's network namespace: {e}");

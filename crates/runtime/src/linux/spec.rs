@@ -137,7 +137,7 @@ pub fn build(
         mounts,
         namespaces: container::Namespaces {
             network: linux.netns.clone(),
-            ipc: None,
+            ipc: linux.ipcns.clone(),
         },
         cgroup: Some(container::CgroupSpec {
             path: pod_cgroup(&config.pod_uid).join(&config.container_name),
