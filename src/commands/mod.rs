@@ -2,8 +2,10 @@
 
 mod bench;
 mod image;
+mod join;
 mod kubectl;
 mod node;
+mod token;
 mod up;
 
 use std::path::PathBuf;
@@ -33,6 +35,8 @@ enum Command {
     Kubectl(kubectl::KubectlArgs),
     /// Push, pull and import images (`skiff image push hello.wasm REF`).
     Image(image::ImageArgs),
+    /// Make join tokens for nodes (`skiff token create --ttl 24h`).
+    Token(token::TokenArgs),
     /// The container shim, init and exec helper that skiff re-executes
     /// itself as (see the `container` crate); not for people.
     #[command(name = "__container", hide = true)]
@@ -50,6 +54,7 @@ impl Cli {
             Command::Kubectl(a) => kubectl::run(a),
             Command::Bench(a) => bench::run(a),
             Command::Image(a) => image::run(a),
+            Command::Token(a) => token::run(a),
             // Single-threaded here: clap has parsed, nothing has spawned.
             Command::Container { args } => {
                 return ExitCode::from(u8::try_from(container::main_hidden(args)).unwrap_or(255));

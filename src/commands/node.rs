@@ -238,14 +238,45 @@ impl Node {
     }
 }
 
-/// A kube client from a server URL, a CA bundle and a bearer token.
-pub async fn client(server: &str, ca_pem: &str, token: &str) -> anyhow::Result<kube::Client> {
+/// How a node proves who it is to the API server.
+pub enum Credential<'a> {
+    /// A bearer token (the admin's, or another user's).
+    Token(&'a str),
+    /// A client certificate and its key (PEM): the node credential a join
+    /// with a bootstrap token gets.
+    Certificate { cert: &'a str, key: &'a str },
+}
+
+/// A kubeconfig for `server`, trusting `ca_pem`, with a credential.
+pub fn kubeconfig(server: &str, ca_pem: &str, cred: &Credential<'_>) -> String {
     use base64::Engine;
     let b64 = base64::engine::general_purpose::STANDARD;
-    let yaml = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: node\n  user:\n    token: {token}\ncontexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: node\ncurrent-context: skiff\n",
+    let user = match cred {
+        Credential::Token(t) => format!("    token: {t}\n"),
+        Credential::Certificate { cert, key } => format!(
+            "    client-certificate-data: {}\n    client-key-data: {}\n",
+            b64.encode(cert),
+            b64.encode(key)
+        ),
+    };
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: node\n  user:\n{user}contexts:\n- name: skiff\n  context:\n    cluster: skiff\n    user: node\ncurrent-context: skiff\n",
         b64.encode(ca_pem)
-    );
+    )
+}
+
+/// A kube client from a server URL, a CA bundle and a bearer token.
+pub async fn client(server: &str, ca_pem: &str, token: &str) -> anyhow::Result<kube::Client> {
+    client_with(server, ca_pem, &Credential::Token(token)).await
+}
+
+/// A kube client from a server URL, a CA bundle and a credential.
+pub async fn client_with(
+    server: &str,
+    ca_pem: &str,
+    cred: &Credential<'_>,
+) -> anyhow::Result<kube::Client> {
+    let yaml = kubeconfig(server, ca_pem, cred);
     let kc = kube::config::Kubeconfig::from_yaml(&yaml).context("building a kubeconfig")?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
@@ -259,12 +290,19 @@ pub struct NodeArgs {
     /// The API server (`https://HOST:PORT`).
     #[arg(long)]
     server: String,
-    /// The bearer token the node authenticates with.
+    /// A join token from `skiff token create` (the node then gets a
+    /// credential of its own, kept in DATA_DIR/pki, and later starts need
+    /// no token), or another bearer token to run with as it is.
     #[arg(long, env = "SKIFF_TOKEN", hide_env_values = true)]
-    token: String,
+    token: Option<String>,
     /// The cluster CA bundle (PEM) that signed the API server's certificate.
     #[arg(long)]
-    ca_file: PathBuf,
+    ca_file: Option<PathBuf>,
+    /// Trust the server whose cluster CA has this hash (`sha256:HEX`, as
+    /// printed by `skiff token create`): the CA is read from the server and
+    /// checked against it, so no CA file needs copying.
+    #[arg(long)]
+    ca_cert_hash: Option<String>,
     /// Where the node keeps images, compiled modules, pod state and logs.
     #[arg(long, env = "SKIFF_DATA_DIR", default_value_os_t = super::default_data_dir().join("node"))]
     data_dir: PathBuf,
@@ -280,8 +318,6 @@ pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
     if !a.server.starts_with("https://") {
         bail!("--server {}: skiff nodes speak https only", a.server);
     }
-    let ca = std::fs::read_to_string(&a.ca_file)
-        .with_context(|| format!("reading --ca-file {}", a.ca_file.display()))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -292,8 +328,16 @@ pub fn run(a: NodeArgs) -> anyhow::Result<ExitCode> {
             opts.node_name = a.name.clone();
         }
         let mut node = opts.build(&a.data_dir)?;
-        node.cfg.api_ca_pem = Some(ca.clone());
-        let client = client(&a.server, &ca, &a.token).await?;
+        let (client, ca) = super::join::connect(
+            &a.server,
+            &a.data_dir.join("pki"),
+            &node.cfg.node_name,
+            a.token.as_deref(),
+            a.ca_file.as_deref(),
+            a.ca_cert_hash.as_deref(),
+        )
+        .await?;
+        node.cfg.api_ca_pem = Some(ca);
         println!(
             "skiff node {} ready: joining {}",
             node.cfg.node_name, a.server

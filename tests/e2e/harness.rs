@@ -650,7 +650,7 @@ impl Drop for Skiff {
 #[track_caller]
 /// A bridge and cluster range per data directory, the same for a restart
 /// of the same server: `sktPID-N` and `10.(100+N).0.0/16`.
-fn pod_network_of(dir: &Path) -> (String, String) {
+pub fn pod_network_of(dir: &Path) -> (String, String) {
     static SEEN: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
     static SWEPT: std::sync::Once = std::sync::Once::new();
     SWEPT.call_once(remove_stale_pod_networks);

@@ -32,6 +32,8 @@
 //!   endpoints and hostnames, SRV, ExternalName, NXDOMAIN/NODATA, SERVFAIL.
 //! - `examples`: `examples/hello`, `sensor`, `stateful` and `mixed` (with
 //!   the gateway) from their own manifests.
+//! - `join`: nodes joining with a bootstrap token and a CA hash; their own
+//!   credential, NodeRestriction.
 //! - `cli`: every command's `--help` describes every option, and the docs
 //!   mention every option.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
@@ -46,6 +48,7 @@ mod examples;
 mod fleet;
 mod gateway;
 mod harness;
+mod join;
 mod kubectl;
 mod linux;
 mod oci;

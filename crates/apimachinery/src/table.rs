@@ -410,12 +410,33 @@ const PRIORITY_CLASS: &[Column] = &[
         "The policy for preempting pods with lower priority.",
     ),
 ];
+const CSR: &[Column] = &[
+    NAME,
+    AGE,
+    col(
+        "SignerName",
+        "string",
+        "The name of the signer to fulfil the request.",
+    ),
+    col("Requestor", "string", "Who made the request."),
+    col(
+        "RequestedDuration",
+        "string",
+        "The requested validity of the certificate.",
+    ),
+    col(
+        "Condition",
+        "string",
+        "Approved, Denied or Failed, and Issued once signed; Pending before.",
+    ),
+];
 const DEFAULT: &[Column] = &[NAME, AGE];
 
 /// The printer a kind gets; everything Kubernetes has no printer for in
 /// this list shows `Name` and `Age`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Printer {
+    Csr,
     Pod,
     Deployment,
     ReplicaSet,
@@ -464,6 +485,7 @@ fn printer(group: &str, kind: &str) -> Printer {
         ("", "Endpoints") => Printer::Endpoints,
         ("discovery.k8s.io", "EndpointSlice") => Printer::EndpointSlice,
         ("coordination.k8s.io", "Lease") => Printer::Lease,
+        ("certificates.k8s.io", "CertificateSigningRequest") => Printer::Csr,
         ("networking.k8s.io", "Ingress") => Printer::Ingress,
         ("networking.k8s.io", "IngressClass") => Printer::IngressClass,
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => Printer::Role,
@@ -494,6 +516,7 @@ impl Printer {
             Printer::Endpoints => ENDPOINTS,
             Printer::EndpointSlice => ENDPOINT_SLICE,
             Printer::Lease => LEASE,
+            Printer::Csr => CSR,
             Printer::Ingress => INGRESS,
             Printer::IngressClass => INGRESS_CLASS,
             Printer::Role => ROLE,
@@ -527,6 +550,7 @@ impl Printer {
             Printer::Endpoints => vec![name(o), json!(format_endpoints(o)), age(o, now)],
             Printer::EndpointSlice => endpoint_slice_cells(o, now),
             Printer::Lease => vec![name(o), st(o, "/spec/holderIdentity"), age(o, now)],
+            Printer::Csr => csr_cells(o, now),
             Printer::Ingress => ingress_cells(o, now),
             Printer::IngressClass => ingress_class_cells(o, now),
             Printer::Role => vec![name(o), json!(created_at(o))],
@@ -677,6 +701,39 @@ fn with_remainder(major: i64, major_unit: &str, minor: i64, minor_unit: &str) ->
 
 fn s<'a>(o: &'a Value, ptr: &str) -> &'a str {
     o.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+fn csr_cells(o: &Value, now: DateTime<Utc>) -> Vec<Value> {
+    let mut cond: Vec<String> = o["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["status"] == "True")
+        .filter_map(|c| c["type"].as_str().map(str::to_string))
+        .collect();
+    if o["status"]["certificate"]
+        .as_str()
+        .is_some_and(|c| !c.is_empty())
+    {
+        cond.push("Issued".into());
+    }
+    let cond = if cond.is_empty() {
+        "Pending".to_string()
+    } else {
+        cond.join(",")
+    };
+    let duration = o
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+        .map_or("<none>".to_string(), |s| format!("{}d", s / 86_400));
+    vec![
+        name(o),
+        age(o, now),
+        st(o, "/spec/signerName"),
+        st(o, "/spec/username"),
+        json!(duration),
+        json!(cond),
+    ]
 }
 
 fn st(o: &Value, ptr: &str) -> Value {

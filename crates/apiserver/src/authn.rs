@@ -20,6 +20,77 @@ use serde_json::{json, Value};
 
 /// The issuer and default audience of the tokens this server makes.
 pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+/// The user of requests without credentials (only `kube-public/cluster-info`
+/// is served to it).
+pub const ANONYMOUS: &str = "system:anonymous";
+/// The group of node credentials (`system:node:NAME`).
+pub const NODES_GROUP: &str = "system:nodes";
+/// The group of bootstrap-token users (`system:bootstrap:ID`).
+pub const BOOTSTRAPPERS_GROUP: &str = "system:bootstrappers";
+
+/// A bootstrap token (`skiff token create`), as Kubernetes keeps them: a
+/// Secret `kube-system/bootstrap-token-ID` of type
+/// `bootstrap.kubernetes.io/token`. `token` is `ID.SECRET` (6 and 16 of
+/// `[a-z0-9]`); the user is `system:bootstrap:ID` in `system:bootstrappers`
+/// (and the Secret's `auth-extra-groups`), while the Secret exists, is
+/// meant for authentication and has not expired.
+pub fn bootstrap_user(token: &str, secret: &Value, now: DateTime<Utc>) -> Option<User> {
+    let (id, _) = parse_bootstrap_token(token)?;
+    if secret["type"] != "bootstrap.kubernetes.io/token" {
+        return None;
+    }
+    let field = |k: &str| {
+        secret["data"][k]
+            .as_str()
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+    };
+    let stored = format!("{}.{}", field("token-id")?, field("token-secret")?);
+    if !constant_time_eq(stored.as_bytes(), token.as_bytes()) {
+        return None;
+    }
+    if field("usage-bootstrap-authentication").as_deref() != Some("true") {
+        return None;
+    }
+    if let Some(exp) = field("expiration") {
+        let exp = DateTime::parse_from_rfc3339(&exp).ok()?;
+        if exp <= now {
+            return None;
+        }
+    }
+    let mut groups = vec![BOOTSTRAPPERS_GROUP.to_string()];
+    if let Some(extra) = field("auth-extra-groups") {
+        groups.extend(
+            extra
+                .split(',')
+                .map(str::trim)
+                .filter(|g| g.starts_with("system:bootstrappers:"))
+                .map(str::to_string),
+        );
+    }
+    groups.push("system:authenticated".into());
+    Some(User {
+        name: format!("system:bootstrap:{id}"),
+        uid: String::new(),
+        groups,
+    })
+}
+
+/// Equal bytes, in time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `ID.SECRET` of a bootstrap token, or None when it is not one.
+pub fn parse_bootstrap_token(token: &str) -> Option<(&str, &str)> {
+    let (id, secret) = token.split_once('.')?;
+    let ok = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    };
+    (ok(id, 6) && ok(secret, 16)).then_some((id, secret))
+}
 
 /// An authenticated user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +121,46 @@ impl User {
                 "system:authenticated".into(),
             ],
         }
+    }
+
+    /// Who a request without credentials is.
+    pub fn anonymous() -> User {
+        User {
+            name: ANONYMOUS.into(),
+            uid: String::new(),
+            groups: vec!["system:unauthenticated".into()],
+        }
+    }
+
+    /// The user a client certificate names: the subject's common name,
+    /// its organizations as groups (as Kubernetes reads client
+    /// certificates). None without a common name.
+    pub fn from_certificate(der: &[u8]) -> Option<User> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let subject = cert.subject();
+        let name = subject
+            .iter_common_name()
+            .next()?
+            .as_str()
+            .ok()?
+            .to_string();
+        let mut groups: Vec<String> = subject
+            .iter_organization()
+            .filter_map(|o| o.as_str().ok().map(str::to_string))
+            .collect();
+        groups.push("system:authenticated".into());
+        Some(User {
+            name,
+            uid: String::new(),
+            groups,
+        })
+    }
+
+    /// The node a `system:node:NAME` user in `system:nodes` is.
+    pub fn node_name(&self) -> Option<&str> {
+        self.name
+            .strip_prefix("system:node:")
+            .filter(|_| self.groups.iter().any(|g| g == NODES_GROUP))
     }
 
     /// Members of `system:masters` may do everything, as in Kubernetes.

@@ -3,10 +3,12 @@
 pub mod admission;
 pub mod audit;
 pub mod authn;
+pub mod csr;
 pub mod error;
 pub mod gc;
 pub mod handlers;
 pub mod namespaces;
+pub mod noderestriction;
 pub mod openapi;
 pub mod pki;
 pub mod rbac;

@@ -282,3 +282,59 @@ async fn empty_namespace(store: &dyn Store, ns: &str) -> Result<usize, StoreErro
     }
     Ok(remaining)
 }
+
+/// Where joining nodes read the cluster CA before they trust anything
+/// (`kube-public/cluster-info`, readable without credentials, as kubeadm
+/// publishes it): a kubeconfig with the server and its CA. Nodes check the
+/// CA against the hash they were given (`--ca-cert-hash`). Rewritten when
+/// it changed.
+pub async fn ensure_cluster_info(
+    store: &dyn Store,
+    server: &str,
+    ca_pem: &str,
+) -> Result<(), StoreError> {
+    use base64::Engine;
+    let Some(r) = resources::by_kind("", "v1", "ConfigMap") else {
+        return Ok(());
+    };
+    let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n"
+    );
+    let key = registry::key(r, Some("kube-public"), CLUSTER_INFO);
+    let current = store.get(&key)?;
+    if current
+        .as_ref()
+        .is_some_and(|c| c.value["data"]["kubeconfig"] == kubeconfig)
+    {
+        return Ok(());
+    }
+    let mut obj = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": CLUSTER_INFO, "namespace": "kube-public"},
+        "data": {"kubeconfig": kubeconfig},
+    });
+    match current {
+        Some(c) => {
+            obj["metadata"] = c.value["metadata"].clone();
+            store
+                .write(WriteOp::Update {
+                    key,
+                    value: obj,
+                    expected: None,
+                })
+                .await
+                .map(|_| ())
+        }
+        None => {
+            registry::prepare_create(r, &mut obj);
+            match store.write(WriteOp::Create { key, value: obj }).await {
+                Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// The ConfigMap in `kube-public` joining nodes read anonymously.
+pub const CLUSTER_INFO: &str = "cluster-info";

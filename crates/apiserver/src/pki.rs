@@ -39,6 +39,55 @@ pub struct Pki {
     pub node_client_cert_pem: String,
     pub node_client_key_pem: String,
     pub admin_token: String,
+    /// The CA's key (PEM), for [`Pki::signer`].
+    ca_key_pem: String,
+}
+
+/// Issues client certificates from the cluster CA (node credentials).
+pub struct Signer {
+    ca_key_pem: String,
+}
+
+impl Signer {
+    /// A client certificate for the key of a PKCS#10 request (PEM), valid
+    /// from yesterday for `days`, for `common_name` in `organizations`.
+    /// The request's own signature is verified first.
+    pub fn client_certificate(
+        &self,
+        csr_pem: &str,
+        common_name: &str,
+        organizations: &[String],
+        days: i64,
+    ) -> Result<String, PkiError> {
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
+        let key = KeyPair::from_pem(&self.ca_key_pem)?;
+        let issuer = Issuer::new(ca_params()?, key);
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        for o in organizations {
+            dn.push(DnType::OrganizationName, o.as_str());
+        }
+        params.distinguished_name = dn;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        let day = |d: chrono::DateTime<chrono::Utc>| {
+            use chrono::Datelike;
+            rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+        };
+        let now = chrono::Utc::now();
+        params.not_before = day(now - chrono::Duration::days(1));
+        params.not_after = day(now + chrono::Duration::days(days));
+        let signed = rcgen::CertificateSigningRequestParams {
+            params,
+            public_key: csr.public_key,
+        }
+        .signed_by(&issuer)?;
+        Ok(signed.pem())
+    }
 }
 
 fn read_or_none(path: &Path) -> Result<Option<String>, PkiError> {
@@ -154,6 +203,7 @@ impl Pki {
             node_client_cert_pem: client_cert.pem(),
             node_client_key_pem: client_key.serialize_pem(),
             admin_token,
+            ca_key_pem: ca_key.serialize_pem(),
         })
     }
 
@@ -167,10 +217,24 @@ impl Pki {
         let key =
             PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).map_err(|e| tls(&e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        // Client certificates signed by the cluster CA authenticate their
+        // subject (nodes joined with a token get one); clients without one
+        // use bearer tokens.
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
+            roots.add(c.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| tls(&e))?;
         let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| tls(&e))?
-            .with_no_client_auth()
+            .with_client_cert_verifier(verifier)
             .with_single_cert(certs, key)
             .map_err(|e| tls(&e))?;
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -179,6 +243,20 @@ impl Pki {
 }
 
 impl Pki {
+    /// What signs node client certificates.
+    pub fn signer(&self) -> Signer {
+        Signer {
+            ca_key_pem: self.ca_key_pem.clone(),
+        }
+    }
+
+    /// The hash nodes pin the CA by when they join (`--ca-cert-hash`):
+    /// `sha256:` and the hex SHA-256 of the CA certificate's
+    /// SubjectPublicKeyInfo, as kubeadm's discovery hash.
+    pub fn ca_hash(&self) -> Result<String, PkiError> {
+        ca_cert_hash(&self.ca_pem).map_err(PkiError::Tls)
+    }
+
     /// A rustls client configuration for talking to node agents: presents
     /// the node client certificate. Node serving certificates are
     /// self-signed, so the handshake's signatures are checked against the
@@ -252,6 +330,26 @@ impl rustls::client::danger::ServerCertVerifier for NodeCertificate {
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// `sha256:HEX` of the SubjectPublicKeyInfo of the first certificate in
+/// `pem`.
+pub fn ca_cert_hash(pem: &str) -> Result<String, String> {
+    let der = CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .ok_or("no certificate in the PEM")?
+        .map_err(|e| e.to_string())?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|e| e.to_string())?;
+    let spki = cert.tbs_certificate.subject_pki.raw;
+    let digest = ring::digest::digest(&ring::digest::SHA256, spki);
+    Ok(format!(
+        "sha256:{}",
+        digest
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
 }
 
 fn sans(hosts: &[String]) -> Result<Vec<SanType>, PkiError> {

@@ -295,11 +295,62 @@ fn default_roles() -> Vec<(&'static str, Vec<Value>)> {
         &["roles", "rolebindings"],
         &["*"],
     ));
+    // What a node agent does; NodeRestriction admission narrows the writes
+    // to its own Node, Lease and pods (crate::noderestriction).
+    let node = vec![
+        rule(
+            &[""],
+            &["nodes"],
+            &["get", "list", "watch", "create", "update", "patch"],
+        ),
+        rule(&[""], &["nodes/status"], &["get", "update", "patch"]),
+        rule(
+            &[""],
+            &["pods"],
+            &["get", "list", "watch", "patch", "delete"],
+        ),
+        rule(&[""], &["pods/status"], &["get", "update", "patch"]),
+        rule(&[""], &["events"], &["create", "update", "patch"]),
+        rule(
+            &[""],
+            &["configmaps", "secrets", "services", "endpoints"],
+            READ,
+        ),
+        rule(&["discovery.k8s.io"], &["endpointslices"], READ),
+        rule(
+            &["networking.k8s.io"],
+            &["ingresses", "ingressclasses"],
+            READ,
+        ),
+        rule(&["node.k8s.io"], &["runtimeclasses"], READ),
+        rule(
+            &["coordination.k8s.io"],
+            &["leases"],
+            &["get", "list", "watch", "create", "update", "patch"],
+        ),
+        rule(
+            &["apps"],
+            &["deployments"],
+            &["get", "list", "watch", "patch"],
+        ),
+        rule(
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests"],
+            &["create", "get", "list", "watch"],
+        ),
+    ];
+    let bootstrapper = vec![rule(
+        &["certificates.k8s.io"],
+        &["certificatesigningrequests"],
+        &["create", "get", "list", "watch"],
+    )];
     vec![
         ("cluster-admin", vec![rule(&["*"], &["*"], &["*"])]),
         ("admin", admin),
         ("edit", edit),
         ("view", view),
+        ("system:node", node),
+        ("system:node-bootstrapper", bootstrapper),
     ]
 }
 
@@ -324,14 +375,23 @@ pub async fn ensure_defaults(store: &dyn Store) -> Result<(), StoreError> {
             )
         })
         .collect();
-    objects.push((
-        registry::key(crb, None, "cluster-admin"),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-               "metadata": {"name": "cluster-admin", "labels": labels},
-               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
-               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:masters"}]}),
-        crb,
-    ));
+    for (role, group) in [
+        ("cluster-admin", "system:masters"),
+        ("system:node", crate::authn::NODES_GROUP),
+        (
+            "system:node-bootstrapper",
+            crate::authn::BOOTSTRAPPERS_GROUP,
+        ),
+    ] {
+        objects.push((
+            registry::key(crb, None, role),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                   "metadata": {"name": role, "labels": labels},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                   "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]}),
+            crb,
+        ));
+    }
     for (key, mut obj, r) in objects {
         if store.get(&key)?.is_some() {
             continue;

@@ -121,6 +121,7 @@ pub fn all() -> &'static [Resource] {
             res!("apps", "v1", "StatefulSet", "statefulsets", "statefulset", Namespaced, short: ["sts"], cat: ["all"], sub: ["status", "scale"], "io.k8s.api.apps.v1.StatefulSet"),
             res!("apps", "v1", "ControllerRevision", "controllerrevisions", "controllerrevision", Namespaced, short: [], cat: [], sub: [], "io.k8s.api.apps.v1.ControllerRevision"),
             res!("batch", "v1", "Job", "jobs", "job", Namespaced, short: [], cat: ["all"], sub: ["status"], "io.k8s.api.batch.v1.Job"),
+            res!("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", "certificatesigningrequest", Cluster, short: ["csr"], cat: [], sub: ["status", "approval"], "io.k8s.api.certificates.v1.CertificateSigningRequest"),
             res!("coordination.k8s.io", "v1", "Lease", "leases", "lease", Namespaced, short: [], cat: [], sub: [], "io.k8s.api.coordination.v1.Lease"),
             res!("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", "endpointslice", Namespaced, short: [], cat: [], sub: [], "io.k8s.api.discovery.v1.EndpointSlice"),
             res!("networking.k8s.io", "v1", "Ingress", "ingresses", "ingress", Namespaced, short: ["ing"], cat: [], sub: ["status"], "io.k8s.api.networking.v1.Ingress"),
@@ -135,8 +136,11 @@ pub fn all() -> &'static [Resource] {
         ssar.create_only = true;
         let mut ssrr = res!("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", "selfsubjectrulesreview", Cluster, short: [], cat: [], sub: [], "io.k8s.api.authorization.v1.SelfSubjectRulesReview");
         ssrr.create_only = true;
+        let mut ssr = res!("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", "selfsubjectreview", Cluster, short: [], cat: [], sub: [], "io.k8s.api.authentication.v1.SelfSubjectReview");
+        ssr.create_only = true;
         v.push(ssar);
         v.push(ssrr);
+        v.push(ssr);
         v
     })
 }

@@ -114,6 +114,18 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         hosts.push(h.trim().to_string());
     }
     let pki = Pki::load_or_create(&cfg.data_dir.join("pki"), &hosts)?;
+    let server_url = {
+        let host = if addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            addr.ip().to_string()
+        };
+        match addr.ip() {
+            std::net::IpAddr::V6(_) => format!("https://[{host}]:{}", addr.port()),
+            std::net::IpAddr::V4(_) => format!("https://{host}:{}", addr.port()),
+        }
+    };
+    crate::namespaces::ensure_cluster_info(&*store, &server_url, &pki.ca_pem).await?;
     let kubeconfig = cfg.data_dir.join("kubeconfig.yaml");
     write_kubeconfig(&kubeconfig, addr, &pki)
         .map_err(io(format!("writing {}", kubeconfig.display())))?;
@@ -148,6 +160,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         rbac,
         static_tokens,
         node_client: pki.node_client_config()?,
+        signer: Arc::new(pki.signer()),
     });
     tokio::spawn(serve(listener, acceptor, api));
     tokio::spawn(crate::namespaces::run(store.clone()));
@@ -182,7 +195,15 @@ async fn serve(listener: TcpListener, acceptor: TlsAcceptor, api: Arc<ApiServer>
                     return;
                 }
             };
-            let svc = hyper::service::service_fn(move |req| api.clone().handle(req, Some(peer)));
+            let client_cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(<[_]>::first)
+                .and_then(|c| crate::authn::User::from_certificate(c));
+            let svc = hyper::service::service_fn(move |req| {
+                api.clone().handle(req, Some(peer), client_cert.clone())
+            });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder.http2().max_concurrent_streams(1000);
             if let Err(e) = builder

@@ -42,6 +42,8 @@ pub struct ApiServer {
     pub static_tokens: crate::authn::StaticTokens,
     /// TLS to node agents, with the node client certificate.
     pub node_client: Arc<rustls::ClientConfig>,
+    /// Signs node client certificates (CertificateSigningRequests).
+    pub signer: Arc<crate::pki::Signer>,
 }
 
 /// Everything a handler needs to know about one resource request.
@@ -71,14 +73,17 @@ impl Ctx {
 }
 
 impl ApiServer {
+    /// Answer one request. `client_cert` is the user of the connection's
+    /// verified client certificate, if it presented one.
     pub async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         peer: Option<std::net::SocketAddr>,
+        client_cert: Option<crate::authn::User>,
     ) -> Result<Response<Body>, std::convert::Infallible> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
-        let user = self.authenticate(req.headers());
+        let user = self.authenticate(req.headers()).or(client_cert);
         let audited = self
             .audit
             .as_ref()
@@ -127,11 +132,30 @@ impl ApiServer {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())?;
         let token = auth.strip_prefix("Bearer ")?.trim();
-        if constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
+        if crate::authn::constant_time_eq(token.as_bytes(), self.admin_token.as_bytes()) {
             return Some(crate::authn::User::admin());
         }
         if let Some(user) = self.static_tokens.user(token) {
             return Some(user);
+        }
+        if let Some((id, _)) = crate::authn::parse_bootstrap_token(token) {
+            let secrets = crate::resources::by_kind("", "v1", "Secret")?;
+            let stored = self
+                .store
+                .get(&crate::registry::key(
+                    secrets,
+                    Some("kube-system"),
+                    &format!("bootstrap-token-{id}"),
+                ))
+                .ok()??;
+            let user = crate::authn::bootstrap_user(token, &stored.value, chrono::Utc::now());
+            if user.is_none() {
+                tracing::debug!(
+                    id,
+                    "bootstrap token refused (unknown, expired or not for authentication)"
+                );
+            }
+            return user;
         }
         let claims = match self.tokens.verify(token) {
             Ok(c) => c,
@@ -178,8 +202,17 @@ impl ApiServer {
             "/version" => return Ok(body::json(StatusCode::OK, &version())),
             _ => {}
         }
-        let Some(user) = user else {
-            return Err(ApiError::unauthorized());
+        // Joining nodes read the cluster CA before they have credentials.
+        let cluster_info = req.method() == Method::GET
+            && path
+                == format!(
+                    "/api/v1/namespaces/kube-public/configmaps/{}",
+                    crate::namespaces::CLUSTER_INFO
+                );
+        let user = match user {
+            Some(u) => u,
+            None if cluster_info => crate::authn::User::anonymous(),
+            None => return Err(ApiError::unauthorized()),
         };
         let accept_header = req
             .headers()
@@ -209,7 +242,10 @@ impl ApiServer {
             self.authorize(&user, &check)?;
             return self.pod_exec(req, &info, &query).await;
         }
-        self.authorize(&user, &info)?;
+        if !(cluster_info && user.name == crate::authn::ANONYMOUS) {
+            self.authorize(&user, &info)?;
+        }
+        crate::noderestriction::check(&*self.store, &user, &info)?;
         if info.resource.group == "rbac.authorization.k8s.io"
             && !matches!(info.verb, Verb::Get | Verb::List | Verb::Watch)
         {
@@ -259,7 +295,8 @@ impl ApiServer {
     fn authorize(&self, user: &crate::authn::User, info: &RequestInfo) -> ApiResult<()> {
         let r = info.resource;
         if user.is_master()
-            || (r.group == "authorization.k8s.io" && r.plural.starts_with("selfsubject"))
+            || (matches!(r.group, "authorization.k8s.io" | "authentication.k8s.io")
+                && r.plural.starts_with("selfsubject"))
         {
             return Ok(());
         }
@@ -339,8 +376,4 @@ pub fn go_arch() -> &'static str {
         "aarch64" => "arm64",
         other => other,
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

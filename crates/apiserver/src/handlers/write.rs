@@ -275,6 +275,9 @@ impl ApiServer {
             crate::admission::admit_pod(&*self.store, &shown, &mut obj)?;
         }
         registry::prepare_create(r, &mut obj);
+        if r.group == "certificates.k8s.io" && r.kind == "CertificateSigningRequest" {
+            crate::csr::admit(r, &ctx.user, &mut obj, &self.signer)?;
+        }
         let manager = ctx.field_manager();
         for attempt in 0..8 {
             let mut obj = obj.clone();
@@ -1056,6 +1059,14 @@ fn review(
         "nonResourceURLs": DISCOVERY.iter().flat_map(|p| [p.to_string(), format!("{p}/*")]).collect::<Vec<_>>(),
     });
     match r.kind {
+        // `kubectl auth whoami`: who the API server takes the caller for.
+        "SelfSubjectReview" => {
+            let mut info = json!({"username": user.name, "groups": user.groups});
+            if !user.uid.is_empty() {
+                info["uid"] = json!(user.uid);
+            }
+            obj["status"] = json!({"userInfo": info});
+        }
         "SelfSubjectAccessReview" => {
             let ra = &obj["spec"]["resourceAttributes"];
             let allowed = if ra.is_object() {

@@ -1,0 +1,225 @@
+//! How `skiff node` gets a trusted connection and a credential of its own.
+//!
+//! 1. A node that joined before has its credential in `DATA_DIR/pki`
+//!    (`ca.crt`, `node.crt`, `node.key`): it uses that, no token needed.
+//! 2. Otherwise it needs the cluster CA: `--ca-file`, or read from the
+//!    server's public `kube-public/cluster-info` over an unverified
+//!    connection and accepted only if its SubjectPublicKeyInfo hashes to
+//!    `--ca-cert-hash` (kubeadm's discovery; a man in the middle cannot
+//!    forge a CA with that hash).
+//! 3. With a bootstrap token (`skiff token create`), it makes a key, asks
+//!    for a client certificate `CN=system:node:NAME, O=system:nodes` with
+//!    a CertificateSigningRequest (the API server signs it at once for a
+//!    bootstrapper), keeps it, and from then on is `system:node:NAME`:
+//!    RBAC's `system:node` role narrowed by NodeRestriction. Any other
+//!    token is used as it is (the admin token, for instance).
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use base64::Engine as _;
+use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::PostParams;
+use kube::Api;
+
+use super::node::{client, client_with, Credential};
+
+/// The signer of node client certificates.
+const SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+
+/// A client for the API server at `server` and the cluster CA (PEM).
+pub async fn connect(
+    server: &str,
+    pki: &Path,
+    node_name: &str,
+    token: Option<&str>,
+    ca_file: Option<&Path>,
+    ca_hash: Option<&str>,
+) -> anyhow::Result<(kube::Client, String)> {
+    let (ca_path, crt_path, key_path) = (
+        pki.join("ca.crt"),
+        pki.join("node.crt"),
+        pki.join("node.key"),
+    );
+    if crt_path.exists() && key_path.exists() && ca_path.exists() {
+        let read = |p: &Path| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        let (ca, cert, key) = (read(&ca_path)?, read(&crt_path)?, read(&key_path)?);
+        let c = client_with(
+            server,
+            &ca,
+            &Credential::Certificate {
+                cert: &cert,
+                key: &key,
+            },
+        )
+        .await?;
+        tracing::info!("using the node credential in {}", pki.display());
+        return Ok((c, ca));
+    }
+    let token = token.ok_or_else(|| {
+        anyhow!(
+            "--token is required to join: make one with `skiff token create` on the control plane"
+        )
+    })?;
+    let ca = match (ca_file, ca_hash) {
+        (Some(f), hash) => {
+            let ca = std::fs::read_to_string(f)
+                .with_context(|| format!("reading --ca-file {}", f.display()))?;
+            if let Some(h) = hash {
+                check_hash(&ca, h)?;
+            }
+            ca
+        }
+        (None, Some(h)) => discover_ca(server, h).await?,
+        (None, None) => bail!(
+            "give --ca-cert-hash (printed by `skiff token create`) or --ca-file, so that the node knows it talks to your cluster"
+        ),
+    };
+    if apiserver::authn::parse_bootstrap_token(token).is_none() {
+        return Ok((client(server, &ca, token).await?, ca));
+    }
+    let (cert, key) = request_credential(server, &ca, token, node_name).await?;
+    std::fs::create_dir_all(pki).with_context(|| format!("creating {}", pki.display()))?;
+    write_private(&ca_path, &ca)?;
+    write_private(&key_path, &key)?;
+    write_private(&crt_path, &cert)?;
+    println!(
+        "skiff node {node_name}: joined with a bootstrap token; credential kept in {}",
+        pki.display()
+    );
+    let c = client_with(
+        server,
+        &ca,
+        &Credential::Certificate {
+            cert: &cert,
+            key: &key,
+        },
+    )
+    .await?;
+    Ok((c, ca))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+fn check_hash(ca: &str, want: &str) -> anyhow::Result<()> {
+    let got = apiserver::pki::ca_cert_hash(ca).map_err(|e| anyhow!("the cluster CA: {e}"))?;
+    if !got.eq_ignore_ascii_case(want.trim()) {
+        bail!(
+            "the server's cluster CA has hash {got}, not the {want} given with --ca-cert-hash: refusing to join (is --server the right cluster?)"
+        );
+    }
+    Ok(())
+}
+
+/// The CA from the server's `kube-public/cluster-info`, if it has `hash`.
+async fn discover_ca(server: &str, hash: &str) -> anyhow::Result<String> {
+    if !hash.starts_with("sha256:") {
+        bail!("--ca-cert-hash {hash}: want sha256:HEX, as `skiff token create` prints it");
+    }
+    let url: http::Uri = server
+        .parse()
+        .with_context(|| format!("--server {server}"))?;
+    let mut cfg = kube::Config::new(url);
+    // Nothing from this connection is believed until the hash matches.
+    cfg.accept_invalid_certs = true;
+    let c = kube::Client::try_from(cfg).context("building the discovery client")?;
+    let cm = Api::<ConfigMap>::namespaced(c, "kube-public")
+        .get("cluster-info")
+        .await
+        .with_context(|| format!("reading kube-public/cluster-info from {server}"))?;
+    let kubeconfig = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get("kubeconfig"))
+        .ok_or_else(|| anyhow!("{server}: cluster-info has no kubeconfig"))?;
+    let kc: serde_yaml::Value =
+        serde_yaml::from_str(kubeconfig).context("cluster-info's kubeconfig")?;
+    let ca_b64 = kc["clusters"][0]["cluster"]["certificate-authority-data"]
+        .as_str()
+        .ok_or_else(|| anyhow!("{server}: cluster-info names no CA"))?;
+    let ca = base64::engine::general_purpose::STANDARD
+        .decode(ca_b64)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| anyhow!("{server}: cluster-info's CA is not base64 PEM"))?;
+    check_hash(&ca, hash)?;
+    Ok(ca)
+}
+
+/// Ask for a node client certificate with the bootstrap token; the
+/// certificate and its key, PEM.
+async fn request_credential(
+    server: &str,
+    ca: &str,
+    token: &str,
+    node: &str,
+) -> anyhow::Result<(String, String)> {
+    let key = rcgen::KeyPair::generate().context("making the node's key")?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, format!("system:node:{node}"));
+    dn.push(rcgen::DnType::OrganizationName, "system:nodes");
+    params.distinguished_name = dn;
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|r| r.pem())
+        .context("making the certificate request")?;
+    let c = client(server, ca, token).await?;
+    let api: Api<CertificateSigningRequest> = Api::all(c);
+    let obj: CertificateSigningRequest = serde_json::from_value(serde_json::json!({
+        "apiVersion": "certificates.k8s.io/v1",
+        "kind": "CertificateSigningRequest",
+        "metadata": {"generateName": format!("node-csr-{node}-")},
+        "spec": {
+            "request": base64::engine::general_purpose::STANDARD.encode(&csr),
+            "signerName": SIGNER,
+            "usages": ["digital signature", "key encipherment", "client auth"],
+        },
+    }))
+    .context("building the CertificateSigningRequest")?;
+    let made = match api.create(&PostParams::default(), &obj).await {
+        Ok(m) => m,
+        Err(kube::Error::Api(s)) if s.code == 401 => bail!(
+            "the API server refused the join token (unknown or expired): make a new one with `skiff token create` on the control plane"
+        ),
+        Err(kube::Error::Api(s)) if s.code == 403 => bail!(
+            "the join token may not ask for node credentials: {}",
+            s.message
+        ),
+        Err(e) => return Err(e).context("asking for the node's certificate"),
+    };
+    let name = made.metadata.name.clone().unwrap_or_default();
+    let mut csr_now = made;
+    for _ in 0..60 {
+        if let Some(cert) = csr_now.status.as_ref().and_then(|s| s.certificate.as_ref()) {
+            let pem =
+                String::from_utf8(cert.0.clone()).context("the issued certificate is not PEM")?;
+            return Ok((pem, key.serialize_pem()));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        csr_now = api
+            .get(&name)
+            .await
+            .with_context(|| format!("reading CertificateSigningRequest {name}"))?;
+    }
+    bail!("CertificateSigningRequest {name} was not answered within a minute (is it for a signer this cluster runs?)")
+}

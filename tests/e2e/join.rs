@@ -1,0 +1,272 @@
+//! Nodes joining with a bootstrap token: `skiff token create`, then `skiff
+//! node --token … --ca-cert-hash …` with no CA file. A wrong hash and an
+//! expired token are refused with words a person can act on; a good join
+//! leaves the node a credential of its own (`system:node:NAME`) that runs
+//! pods and serves their logs, and that NodeRestriction keeps to the
+//! node's own Node and pods.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{eventually, example_module, pod_network_of, run, Out, Skiff};
+
+/// `skiff token create` against the server in `dir`: the token, and the
+/// `--ca-cert-hash` it printed.
+fn token_create(dir: &Path, ttl: &str) -> (String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
+    cmd.args(["token", "create", "--ttl", ttl, "--data-dir"])
+        .arg(dir);
+    let out = run(cmd, None, Duration::from_secs(30));
+    assert_eq!(out.code, 0, "{out:?}");
+    let token = out.stdout.trim().to_string();
+    let hash = out
+        .stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "--ca-cert-hash")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(hash.starts_with("sha256:") && hash.len() == 71, "{out:?}");
+    (token, hash)
+}
+
+fn node_cmd(s: &Skiff, data: &Path, name: &str, token: &str, hash: &str) -> Command {
+    let (bridge, _) = pod_network_of(data);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
+    cmd.args([
+        "node",
+        "--server",
+        &s.url,
+        "--token",
+        token,
+        "--ca-cert-hash",
+        hash,
+    ])
+    .args([
+        "--name",
+        name,
+        "--node-port",
+        "0",
+        "--no-gateway",
+        "--no-service-proxy",
+    ])
+    .args(["--pod-bridge", &bridge, "--data-dir"])
+    .arg(data);
+    cmd
+}
+
+/// A node that did not join: exits on its own with its reason.
+fn refused(mut cmd: Command) -> Out {
+    cmd.stdin(Stdio::null());
+    run(cmd, None, Duration::from_secs(60))
+}
+
+struct NodeProc(Child);
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A kubeconfig holding the node's own credential from `DATA/pki`.
+fn node_kubeconfig(server: &str, data: &Path) -> PathBuf {
+    use base64::Engine;
+    let b64 = |f: &str| {
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(data.join("pki").join(f)).expect("node credential file"))
+    };
+    let yaml = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: joined-node\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: joined-node\ncurrent-context: c\n",
+        b64("ca.crt"),
+        b64("node.crt"),
+        b64("node.key")
+    );
+    let path = data.join("node-kubeconfig.yaml");
+    std::fs::write(&path, yaml).expect("write kubeconfig");
+    path
+}
+
+#[test]
+fn nodes_join_with_a_token_and_keep_to_their_own() {
+    let s = Skiff::start_with(&["--no-node"]);
+    let tmp = tempfile::tempdir().expect("tmp");
+
+    // A wrong CA hash: nothing is trusted, nothing is sent.
+    let (token, hash) = token_create(&s.dir, "1h");
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let out = refused(node_cmd(&s, &tmp.path().join("w"), "wrong", &token, &wrong));
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr.contains("refusing to join") && out.stderr.contains(&hash),
+        "{out:?}"
+    );
+    // An expired token.
+    let (old, _) = token_create(&s.dir, "1s");
+    std::thread::sleep(Duration::from_secs(2));
+    let out = refused(node_cmd(&s, &tmp.path().join("x"), "late", &old, &hash));
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(
+        out.stderr
+            .contains("refused the join token (unknown or expired)"),
+        "{out:?}"
+    );
+
+    // A good join.
+    let data = tmp.path().join("joined");
+    let mut cmd = node_cmd(&s, &data, "joined", &token, &hash);
+    let log = tmp.path().join("joined.log");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"));
+    let _node = NodeProc(cmd.spawn().expect("skiff node"));
+    let ready = eventually(60, "node joined Ready", || {
+        let n = s.kubectl("1.33", &["get", "node", "joined", "-o", "json"]);
+        let v: Value = serde_json::from_str(&n.stdout).ok()?;
+        v["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            .then_some(v)
+    });
+    assert_eq!(ready["metadata"]["name"], "joined");
+    let csrs = s.kubectl("1.33", &["get", "csr"]).ok().stdout;
+    assert!(
+        csrs.contains("node-csr-joined-") && csrs.contains("Approved,Issued"),
+        "{csrs}"
+    );
+    let kc = node_kubeconfig(&s.url, &data);
+    let as_node = |args: &[&str]| s.kubectl_with("1.33", &kc, args, None);
+    let who = as_node(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username}",
+    ]);
+    assert_eq!(who.stdout.trim(), "system:node:joined", "{who:?}");
+
+    // It runs a Wasm pod, and its logs come through the API server (which
+    // the node's endpoint accepts by the API server's client certificate).
+    let mut import = Command::new(env!("CARGO_BIN_EXE_skiff"));
+    import
+        .args([
+            "image",
+            "import",
+            &example_module("hello"),
+            "--name",
+            "example.local/hello:v1",
+            "--data-dir",
+        ])
+        .arg(&data);
+    assert_eq!(run(import, None, Duration::from_secs(60)).code, 0);
+    let pod = r#"apiVersion: node.k8s.io/v1
+kind: RuntimeClass
+metadata: {name: wasmtime}
+handler: wasmtime
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: hello}
+spec:
+  nodeName: joined
+  runtimeClassName: wasmtime
+  restartPolicy: Never
+  containers:
+  - name: hello
+    image: example.local/hello:v1
+    imagePullPolicy: Never
+    env: [{name: GREETING, value: hello from a joined node}]
+"#;
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(pod))
+        .ok();
+    let logs = eventually(60, "hello's logs", || {
+        let o = s.kubectl("1.33", &["logs", "hello"]);
+        o.stdout.contains("hello from a joined node").then_some(o)
+    });
+    assert_eq!(logs.code, 0);
+
+    // NodeRestriction: its own Node yes, another's no; pods bound
+    // elsewhere and Deployments are not its business.
+    as_node(&["label", "node", "joined", "edge=yes"]).ok();
+    let other = r#"apiVersion: v1
+kind: Node
+metadata: {name: other}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: elsewhere}
+spec:
+  nodeName: other
+  containers: [{name: c, image: example.local/hello:v1}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: example.local/hello:v1}]}
+"#;
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(other))
+        .ok();
+    let o = as_node(&["label", "node", "other", "edge=yes"]).failed();
+    assert!(
+        o.stderr
+            .contains("node \"joined\" is not allowed to modify node \"other\""),
+        "{o:?}"
+    );
+    let o = as_node(&["delete", "pod", "elsewhere", "--wait=false"]).failed();
+    assert!(
+        o.stderr
+            .contains("node \"joined\" can only delete pods with spec.nodeName set to itself"),
+        "{o:?}"
+    );
+    let o = as_node(&["annotate", "deployment", "web", "x=y"]).failed();
+    assert!(
+        o.stderr.contains("Forbidden") || o.stderr.contains("forbidden"),
+        "{o:?}"
+    );
+    let o = as_node(&["create", "deployment", "mine", "--image=x"]).failed();
+    assert!(o.stderr.contains("forbidden"), "{o:?}");
+    let o = as_node(&["get", "secrets", "-n", "kube-system"]);
+    assert_eq!(o.code, 0, "nodes read Secrets for pods' volumes: {o:?}");
+
+    // A restart needs no token: the credential is on disk.
+    drop(_node);
+    let mut again = Command::new(env!("CARGO_BIN_EXE_skiff"));
+    let (bridge, _) = pod_network_of(&data);
+    again
+        .args([
+            "node",
+            "--server",
+            &s.url,
+            "--name",
+            "joined",
+            "--node-port",
+            "0",
+        ])
+        .args([
+            "--no-gateway",
+            "--no-service-proxy",
+            "--pod-bridge",
+            &bridge,
+            "--data-dir",
+        ])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut restarted = NodeProc(again.spawn().expect("skiff node again"));
+    let mut line = String::new();
+    let stdout = restarted.0.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).ok();
+    assert!(line.contains("skiff node joined ready"), "{line:?}");
+    drop(restarted);
+    s.assert_no_panics();
+}
