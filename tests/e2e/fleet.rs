@@ -162,8 +162,10 @@ fn start_node(
         .ok();
     }
     let kc = s.kubeconfig_parts();
-    let ca = dir.join("ca.pem");
-    std::fs::write(&ca, &kc.ca_pem).expect("write CA");
+    // Nodes join as a person would: a token from `skiff token create` and
+    // the CA hash it prints; each gets a credential of its own, which its
+    // restarts then reuse.
+    let (token, hash) = crate::join::token_create(&s.dir, "1h");
     let log = dir.join(format!("{name}.log"));
     let mut cmd = Command::new("ip");
     cmd.args([
@@ -174,10 +176,10 @@ fn start_node(
         "node",
         "--server",
         &kc.server,
-        "--ca-file",
-    ])
-    .arg(&ca)
-    .args([
+        "--token",
+        &token,
+        "--ca-cert-hash",
+        &hash,
         "--name",
         name,
         "--arch",
@@ -190,7 +192,6 @@ fn start_node(
         "--data-dir",
     ])
     .arg(&data)
-    .env("SKIFF_TOKEN", &kc.token)
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(std::fs::File::create(&log).expect("node log"));

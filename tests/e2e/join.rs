@@ -15,7 +15,7 @@ use crate::harness::{eventually, example_module, pod_network_of, run, Out, Skiff
 
 /// `skiff token create` against the server in `dir`: the token, and the
 /// `--ca-cert-hash` it printed.
-fn token_create(dir: &Path, ttl: &str) -> (String, String) {
+pub fn token_create(dir: &Path, ttl: &str) -> (String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_skiff"));
     cmd.args(["token", "create", "--ttl", ttl, "--data-dir"])
         .arg(dir);

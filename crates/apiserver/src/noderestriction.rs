@@ -55,7 +55,8 @@ pub fn check(store: &dyn Store, user: &User, info: &RequestInfo) -> ApiResult<()
                     format!("node \"{node}\" is not allowed to delete nodes"),
                 ));
             }
-            if name != node && !(info.verb == Verb::Create && name.is_empty()) {
+            // A create names its object in the body: see check_create.
+            if name != node && info.verb != Verb::Create {
                 return Err(forbidden(
                     info,
                     format!("node \"{node}\" is not allowed to modify node \"{name}\""),
@@ -63,7 +64,8 @@ pub fn check(store: &dyn Store, user: &User, info: &RequestInfo) -> ApiResult<()
             }
         }
         ("coordination.k8s.io", "Lease") => {
-            if info.namespace.as_deref() != Some("kube-node-lease") || name != node {
+            let named_other = name != node && info.verb != Verb::Create;
+            if info.namespace.as_deref() != Some("kube-node-lease") || named_other {
                 return Err(forbidden(
                     info,
                     "can only access node lease with the same name as the requesting node".into(),
@@ -110,4 +112,31 @@ pub fn check(store: &dyn Store, user: &User, info: &RequestInfo) -> ApiResult<()
         _ => {}
     }
     Ok(())
+}
+
+/// The part of NodeRestriction a create's body decides: a node creates
+/// only its own Node and its own Lease.
+pub fn check_create(user: &User, info: &RequestInfo, obj: &Value) -> ApiResult<()> {
+    let Some(node) = user.node_name() else {
+        return Ok(());
+    };
+    let name = obj["metadata"]["name"].as_str().unwrap_or("");
+    let mine = |why: String| -> ApiResult<()> {
+        if name == node {
+            Ok(())
+        } else {
+            let mut i = info.clone();
+            i.name = Some(name.to_string());
+            Err(forbidden(&i, why))
+        }
+    };
+    match (info.resource.group, info.resource.kind) {
+        ("", "Node") => mine(format!(
+            "node \"{node}\" is not allowed to modify node \"{name}\""
+        )),
+        ("coordination.k8s.io", "Lease") => {
+            mine("can only access node lease with the same name as the requesting node".into())
+        }
+        _ => Ok(()),
+    }
 }

@@ -239,6 +239,7 @@ impl ApiServer {
         }
         let warnings = field_validation(ctx, r, &mut obj)?;
         check_namespace(ctx, &mut obj)?;
+        crate::noderestriction::check_create(&ctx.user, &ctx.info, &obj)?;
         let generate = obj["metadata"]
             .get("generateName")
             .and_then(Value::as_str)
