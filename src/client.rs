@@ -25,7 +25,28 @@ pub struct Client {
 }
 
 impl Client {
+    /// A client that sends `token` as its bearer token.
     pub fn new(addr: SocketAddr, ca_pem: &str, token: &str) -> Result<Client> {
+        Client::build(addr, ca_pem, token, None)
+    }
+
+    /// A client that authenticates with a client certificate (PEM) and
+    /// sends no token.
+    pub fn with_certificate(
+        addr: SocketAddr,
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<Client> {
+        Client::build(addr, ca_pem, "", Some((cert_pem, key_pem)))
+    }
+
+    fn build(
+        addr: SocketAddr,
+        ca_pem: &str,
+        token: &str,
+        identity: Option<(&str, &str)>,
+    ) -> Result<Client> {
         let mut roots = rustls::RootCertStore::empty();
         for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
             roots
@@ -33,11 +54,26 @@ impl Client {
                 .context("adding the cluster CA")?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let mut cfg = match identity {
+            Some((cert, key)) => {
+                let certs = CertificateDer::pem_slice_iter(cert.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .context("reading the client certificate")?;
+                let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes())
+                    .context("reading the client key")?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .context("the client certificate")?
+            }
+            None => builder.with_no_client_auth(),
+        };
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Every connection does a full handshake, as separate kubectl
+        // processes (which share no TLS session cache) do.
+        cfg.resumption = rustls::client::Resumption::disabled();
         Ok(Client {
             addr,
             token: token.to_string(),
@@ -77,11 +113,14 @@ impl Conn {
         body: Option<Vec<u8>>,
     ) -> Result<http::Response<Incoming>> {
         self.sender.ready().await?;
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(method)
             .uri(path)
-            .header("host", "skiff")
-            .header("authorization", format!("Bearer {}", self.token))
+            .header("host", "skiff");
+        if !self.token.is_empty() {
+            req = req.header("authorization", format!("Bearer {}", self.token));
+        }
+        let req = req
             .header("content-type", "application/json")
             .header("accept", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))?;

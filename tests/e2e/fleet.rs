@@ -35,6 +35,12 @@ fn ip(args: &[&str]) {
 
 impl Net {
     fn new() -> Net {
+        Net::nth(0)
+    }
+
+    /// The `k`th fleet network of this test process (tests run in
+    /// parallel, each with its own bridge and range).
+    fn nth(k: u8) -> Net {
         require("/usr/sbin/ip", "apt-get install iproute2");
         let uid = std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
@@ -45,8 +51,8 @@ impl Net {
         );
         let id = std::process::id() % 200 + 20;
         let net = Net {
-            bridge: format!("skfbr{id}"),
-            prefix: format!("10.231.{id}"),
+            bridge: format!("skf{k}br{id}"),
+            prefix: format!("10.{}.{id}", 231 + u32::from(k)),
             namespaces: Vec::new(),
         };
         let _ = Command::new("ip")
@@ -69,11 +75,20 @@ impl Net {
         format!("{}.1", self.prefix)
     }
 
+    /// The host end of namespace `.N`'s veth: down is a cut link.
+    fn link(&self, n: u8) -> String {
+        format!("{}h{n}", self.bridge)
+    }
+
     /// A namespace wired to the bridge at `.N`; returns its name and address.
     fn namespace(&mut self, n: u8) -> (String, String) {
         let ns = format!("{}-n{n}", self.bridge);
-        let host_end = format!("{}h{n}", self.bridge);
+        let host_end = self.link(n);
         let addr = format!("{}.{}", self.prefix, 10 + n);
+        if self.namespaces.contains(&ns) {
+            // A node restarted in the namespace it had.
+            return (ns, addr);
+        }
         let _ = Command::new("ip").args(["netns", "del", &ns]).output();
         ip(&["netns", "add", &ns]);
         self.namespaces.push(ns.clone());
@@ -164,8 +179,12 @@ fn start_node(
     let kc = s.kubeconfig_parts();
     // Nodes join as a person would: a token from `skiff token create` and
     // the CA hash it prints; each gets a credential of its own, which its
-    // restarts then reuse.
-    let (token, hash) = crate::join::token_create(&s.dir, "1h");
+    // restarts then reuse (with no token, and no API server needed).
+    let (token, hash) = if data.join("pki/node.crt").exists() {
+        (String::new(), String::new())
+    } else {
+        crate::join::token_create(&s.dir, "1h")
+    };
     let log = dir.join(format!("{name}.log"));
     let mut cmd = Command::new("ip");
     cmd.args([
@@ -176,10 +195,6 @@ fn start_node(
         "node",
         "--server",
         &kc.server,
-        "--token",
-        &token,
-        "--ca-cert-hash",
-        &hash,
         "--name",
         name,
         "--arch",
@@ -194,7 +209,16 @@ fn start_node(
     .arg(&data)
     .stdin(Stdio::null())
     .stdout(Stdio::null())
-    .stderr(std::fs::File::create(&log).expect("node log"));
+    .stderr(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("node log"),
+    );
+    if !token.is_empty() {
+        cmd.args(["--token", &token, "--ca-cert-hash", &hash]);
+    }
     for l in labels {
         cmd.args(["--node-label", l]);
     }
@@ -736,4 +760,190 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
         moved.iter().all(|(_, n, _)| n != "edge-arm-1"),
         "amd64 only: {moved:?}"
     );
+}
+
+/// What the pods of `selector` are: name → (node, restartCount, the
+/// container's startedAt).
+fn pod_states(
+    s: &Skiff,
+    selector: &str,
+) -> std::collections::BTreeMap<String, (String, i64, String)> {
+    json(s, &["get", "pods", "-l", selector])["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            let c = &p["status"]["containerStatuses"][0];
+            (
+                p["metadata"]["name"].as_str().unwrap_or("").to_string(),
+                (
+                    p["spec"]["nodeName"].as_str().unwrap_or("").to_string(),
+                    c["restartCount"].as_i64().unwrap_or(-1),
+                    c["state"]["running"]["startedAt"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The bytes of every container log under a node's data dir.
+fn log_bytes(data: &Path) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(rd) = std::fs::read_dir(p) else {
+            return 0;
+        };
+        rd.flatten()
+            .map(|e| {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p)
+                } else if p.extension().is_some_and(|x| x == "log") {
+                    e.metadata().map(|m| m.len()).unwrap_or(0)
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+    walk(&data.join("node").join("logs"))
+}
+
+/// Two nodes ride out a cut link and a two-minute API server outage: the
+/// cut node goes NotReady within 40 s and its pod moves; when the link is
+/// back it stops the pod that moved (no duplicate keeps running) and is
+/// Ready again. With the API server stopped, every pod keeps running (its
+/// log keeps growing) and a node agent restarted meanwhile adopts its pods
+/// instead of restarting them.
+#[test]
+fn nodes_ride_out_a_cut_link_and_an_api_server_outage() {
+    let mut net = Net::nth(1);
+    let listen = format!("{}:0", net.host());
+    // A directory of the test's own: the server is stopped and started
+    // again on the same data.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data_dir = tmp.path().join("data");
+    let mut s = Skiff::start_in_with(
+        &data_dir,
+        &[
+            "--listen",
+            &listen,
+            "--no-node",
+            "--node-monitor-grace-period",
+            "6s",
+        ],
+    );
+    let dir = tmp.path().join("nodes");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let mut a = start_node(&s, &mut net, 1, "steady-1", "amd64", &[], &dir);
+    let _b = start_node(&s, &mut net, 2, "steady-2", "amd64", &[], &dir);
+    eventually(60, "two Ready nodes", || {
+        let out = s.kubectl("1.33", &["get", "nodes"]).ok().stdout;
+        (out.matches(" Ready ").count() == 2).then_some(())
+    });
+    // Two replicas, one per node (spread), that leave a NotReady node
+    // after 3 s.
+    let spread = ROAMING
+        .replace("name: roaming", "name: steady")
+        .replace("app: roaming", "app: steady")
+        .replace(
+            "      affinity:",
+            "      topologySpreadConstraints:\n      - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: ScheduleAnyway, labelSelector: {matchLabels: {app: steady}}}\n      affinity:",
+        );
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(&spread))
+        .ok();
+    rollout(&s, "deployment/steady");
+    eventually(30, "a steady pod on steady-2", || {
+        pod_states(&s, "app=steady")
+            .into_iter()
+            .find(|(_, (n, _, _))| n == "steady-2")
+    });
+
+    // Cut steady-2's link: NotReady within 40 s, its pod replaced on
+    // steady-1.
+    let cut = std::time::Instant::now();
+    ip(&["link", "set", &net.link(2), "down"]);
+    eventually(40, "steady-2 NotReady after its link is cut", || {
+        let out = s.kubectl("1.33", &["get", "node", "steady-2"]).ok().stdout;
+        out.contains("NotReady").then_some(())
+    });
+    eprintln!("steady-2 NotReady {:?} after the cut", cut.elapsed());
+    // The evicted pod stays Terminating while its node cannot confirm it
+    // stopped (as in Kubernetes); its replacement runs on steady-1.
+    eventually(90, "both steady pods Running on steady-1", || {
+        let p = pods_by_node(&s, "app=steady");
+        (p.iter()
+            .filter(|(_, n, ph)| n == "steady-1" && ph == "Running")
+            .count()
+            == 2)
+            .then_some(())
+    });
+    // Back: Ready again, and the moved pod's instance on steady-2 is
+    // stopped and cleaned up, not left running beside its replacement.
+    ip(&["link", "set", &net.link(2), "up"]);
+    eventually(60, "steady-2 Ready again", || {
+        let out = s.kubectl("1.33", &["get", "node", "steady-2"]).ok().stdout;
+        (out.contains(" Ready ") && !out.contains("NotReady")).then_some(())
+    });
+    let left = eventually(60, "the evicted pod gone once its node confirmed", || {
+        let p = pods_by_node(&s, "app=steady");
+        (p.len() == 2).then_some(p)
+    });
+    assert!(
+        left.iter()
+            .all(|(_, n, ph)| n == "steady-1" && ph == "Running"),
+        "no duplicates: {left:?}"
+    );
+
+    // The API server away for two minutes: pods keep running, and an
+    // agent restarted meanwhile adopts its pods.
+    let before = pod_states(&s, "app=steady");
+    assert!(
+        before
+            .values()
+            .all(|(_, r, started)| *r == 0 && !started.is_empty()),
+        "{before:?}"
+    );
+    let a_data = dir.join("steady-1");
+    let addr = s.url.trim_start_matches("https://").to_string();
+    let status = s.stop();
+    assert!(status.success(), "skiff up stops cleanly: {status}");
+    let logged = log_bytes(&a_data);
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    a.kill();
+    a = start_node(&s, &mut net, 1, "steady-1", "amd64", &[], &dir);
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    let grew = log_bytes(&a_data);
+    assert!(
+        grew > logged,
+        "the pods on steady-1 kept writing while the API server was away ({logged} → {grew} bytes)"
+    );
+    drop(s);
+    let s = Skiff::start_in_with(
+        &data_dir,
+        &[
+            "--listen",
+            &addr,
+            "--no-node",
+            "--node-monitor-grace-period",
+            "6s",
+        ],
+    );
+    eventually(60, "both nodes Ready after the outage", || {
+        let out = s.kubectl("1.33", &["get", "nodes"]).ok().stdout;
+        (out.matches(" Ready ").count() == 2).then_some(())
+    });
+    let after = eventually(30, "the same pods, still running", || {
+        let now = pod_states(&s, "app=steady");
+        (now.len() == 2 && now.values().all(|(_, _, st)| !st.is_empty())).then_some(now)
+    });
+    assert_eq!(
+        before, after,
+        "the same pods on the same nodes, not restarted (restartCount and startedAt unchanged)"
+    );
+    drop(a);
+    s.assert_no_panics();
 }

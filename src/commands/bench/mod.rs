@@ -17,6 +17,7 @@ use crate::client::Client;
 
 mod rbac;
 mod scheduler;
+mod tls;
 mod wasm;
 
 #[derive(Debug, Args)]
@@ -39,6 +40,9 @@ enum What {
     Scheduler(scheduler::SchedulerArgs),
     /// Authorization cost with many RoleBindings, beside the admin's reads.
     Rbac(rbac::RbacArgs),
+    /// A new connection's TLS handshake and authentication (token, RBAC,
+    /// client certificate) beside an open one's; node join time.
+    Tls(tls::TlsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +73,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         What::Wasm(args) => rt.block_on(wasm::run(args))?,
         What::Scheduler(args) => rt.block_on(scheduler::run(args))?,
         What::Rbac(args) => rt.block_on(rbac::run(args))?,
+        What::Tls(args) => rt.block_on(tls::run(args))?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -67,26 +67,65 @@ pub async fn renew(
 }
 
 /// Renew the Lease every `lease_renew` for as long as the agent runs.
-/// Failures are logged and retried at the next tick (sooner after an
-/// error, as the kubelet retries with a shorter interval).
+/// After a failure it retries sooner, as the kubelet does: from 200 ms,
+/// doubling up to the renew period. A link that stays down is logged when
+/// it fails, every 30 s while it stays so, and when it is back.
 pub(crate) async fn run(ctx: Arc<Ctx>, node_uid: String) {
     let period = ctx.cfg.lease_renew;
+    let mut failures: u32 = 0;
+    let mut last_warning: Option<std::time::Instant> = None;
     loop {
         let duration = ctx.cfg.lease_duration_seconds;
-        let wait = match renew(&ctx.client, &ctx.cfg.node_name, &node_uid, duration).await {
-            Ok(()) => period,
+        // A cut link leaves a request hanging, not failing: give up on it
+        // in time to try again within the lease.
+        let attempt = tokio::time::timeout(
+            period.max(std::time::Duration::from_secs(2)),
+            renew(&ctx.client, &ctx.cfg.node_name, &node_uid, duration),
+        )
+        .await
+        .unwrap_or_else(|_| Err(kube::Error::Service("no answer in time".into())));
+        let wait = match attempt {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(node = %ctx.cfg.node_name, failures, "renewing the node lease again");
+                    ctx.reconnected.notify_waiters();
+                }
+                failures = 0;
+                last_warning = None;
+                period
+            }
             Err(e) => {
-                tracing::warn!(node = %ctx.cfg.node_name, error = %e, "renewing the node lease failed");
-                (period / 5).max(std::time::Duration::from_millis(200))
+                failures = failures.saturating_add(1);
+                if last_warning.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(30)) {
+                    tracing::warn!(node = %ctx.cfg.node_name, error = %e, failures, "renewing the node lease failed; retrying");
+                    last_warning = Some(std::time::Instant::now());
+                }
+                retry_after(failures, period)
             }
         };
         tokio::time::sleep(wait).await;
     }
 }
 
+/// The wait before the next attempt after `failures` failures in a row.
+fn retry_after(failures: u32, period: std::time::Duration) -> std::time::Duration {
+    let ms = 200u64.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    std::time::Duration::from_millis(ms).min(period.max(std::time::Duration::from_millis(200)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_back_off_from_200ms_to_the_period() {
+        let period = std::time::Duration::from_secs(10);
+        assert_eq!(retry_after(1, period).as_millis(), 200);
+        assert_eq!(retry_after(2, period).as_millis(), 400);
+        assert_eq!(retry_after(6, period).as_millis(), 6400);
+        assert_eq!(retry_after(7, period), period);
+        assert_eq!(retry_after(40, period), period);
+    }
 
     #[test]
     fn lease_as_the_kubelet_writes_it() {

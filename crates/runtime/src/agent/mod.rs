@@ -256,6 +256,11 @@ pub(crate) struct Ctx {
         std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
     /// The running containers `kubectl exec` can reach.
     pub execs: Arc<exec::Execs>,
+    /// Told when the API server answers again after the lease could not
+    /// be renewed: watches opened before may sit on connections that died
+    /// with the link, so they start afresh (the kubelet likewise closes
+    /// its connections when its heartbeat fails).
+    pub reconnected: tokio::sync::Notify,
 }
 
 impl Ctx {
@@ -409,6 +414,7 @@ pub async fn run(
         recorder,
         runtime_classes: Default::default(),
         execs: execs.clone(),
+        reconnected: tokio::sync::Notify::new(),
     });
     // The tasks are owned: cancelling `run` (dropping its future) stops
     // the whole agent, pods included, as a process exit would.

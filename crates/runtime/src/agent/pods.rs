@@ -132,15 +132,24 @@ fn uid_of(p: &Pod) -> String {
 pub(crate) async fn run(ctx: Arc<Ctx>) {
     let api: Api<Pod> = Api::all(ctx.client.clone());
     let selector = format!("spec.nodeName={}", ctx.cfg.node_name);
-    let mut stream = watcher(api, watcher::Config::default().fields(&selector))
-        .default_backoff()
-        .boxed();
+    let open = || {
+        watcher(api.clone(), watcher::Config::default().fields(&selector))
+            .default_backoff()
+            .boxed()
+    };
+    let mut stream = open();
     let mut workers: HashMap<String, watch::Sender<Option<Pod>>> = HashMap::new();
     // Owned, so that stopping the agent stops its pods' tasks.
     let mut tasks: JoinSet<String> = JoinSet::new();
     let mut listed: HashSet<String> = HashSet::new();
     loop {
         tokio::select! {
+            () = ctx.reconnected.notified() => {
+                // The old watch may hang on a dead connection: list anew
+                // (pods deleted meanwhile are found missing at InitDone).
+                tracing::info!("the API server is back: watching this node's pods afresh");
+                stream = open();
+            }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Ok(uid) = done {
                     workers.remove(&uid);
