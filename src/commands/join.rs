@@ -48,17 +48,8 @@ pub async fn connect(
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
         };
         let (ca, cert, key) = (read(&ca_path)?, read(&crt_path)?, read(&key_path)?);
-        let c = client_with(
-            server,
-            &ca,
-            &Credential::Certificate {
-                cert: &cert,
-                key: &key,
-            },
-        )
-        .await?;
         tracing::info!("using the node credential in {}", pki.display());
-        return Ok((c, ca));
+        return certified(server, ca, &cert, &key).await;
     }
     let token = token.ok_or_else(|| {
         anyhow!(
@@ -91,15 +82,17 @@ pub async fn connect(
         "skiff node {node_name}: joined with a bootstrap token; credential kept in {}",
         pki.display()
     );
-    let c = client_with(
-        server,
-        &ca,
-        &Credential::Certificate {
-            cert: &cert,
-            key: &key,
-        },
-    )
-    .await?;
+    certified(server, ca, &cert, &key).await
+}
+
+/// A client that authenticates with the node's certificate, and the CA.
+async fn certified(
+    server: &str,
+    ca: String,
+    cert: &str,
+    key: &str,
+) -> anyhow::Result<(kube::Client, String)> {
+    let c = client_with(server, &ca, &Credential::Certificate { cert, key }).await?;
     Ok((c, ca))
 }
 
@@ -138,6 +131,9 @@ async fn discover_ca(server: &str, hash: &str) -> anyhow::Result<String> {
     let url: http::Uri = server
         .parse()
         .with_context(|| format!("--server {server}"))?;
+    tracing::info!(
+        "reading the cluster CA from {server} to check it against --ca-cert-hash (nothing from this connection is trusted until it matches)"
+    );
     let mut cfg = kube::Config::new(url);
     // Nothing from this connection is believed until the hash matches.
     cfg.accept_invalid_certs = true;

@@ -92,6 +92,19 @@ async fn start(dir: PathBuf, max_batch: usize) -> Result<Server> {
     Ok(Server { client, running })
 }
 
+/// POST `body` on a connection of its own; the created (or answered)
+/// object.
+async fn post(client: &Client, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
+    let mut conn = client.connect().await?;
+    let (status, bytes) = conn
+        .call(Method::POST, path, Some(body.to_string().into_bytes()))
+        .await?;
+    if status != http::StatusCode::CREATED && status != http::StatusCode::OK {
+        anyhow::bail!("POST {path}: {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
 fn configmap(name: &str) -> Vec<u8> {
     json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"bench": "api"}},
            "data": {"payload": "x".repeat(256)}})

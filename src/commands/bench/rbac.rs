@@ -8,13 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::Args;
 use futures::{stream, StreamExt, TryStreamExt};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{load, start, LoadStats};
+use super::{load, post, start, LoadStats};
 use crate::client::Client;
 
 #[derive(Debug, Args)]
@@ -31,17 +31,6 @@ pub struct RbacArgs {
     /// Where the API server's store goes (a fresh directory per phase).
     #[arg(long, default_value = "/tmp/skiff-bench-rbac")]
     dir: std::path::PathBuf,
-}
-
-async fn post(client: &Client, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
-    let mut conn = client.connect().await?;
-    let (status, bytes) = conn
-        .call(Method::POST, path, Some(body.to_string().into_bytes()))
-        .await?;
-    if status != StatusCode::CREATED && status != StatusCode::OK {
-        bail!("POST {path}: {status}: {}", String::from_utf8_lossy(&bytes));
-    }
-    Ok(serde_json::from_slice(&bytes)?)
 }
 
 /// GETs of `path` that must answer `want` (see [`load`]).

@@ -20,7 +20,7 @@ use clap::Args;
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{percentile, start};
+use super::{percentile, post, start};
 use crate::client::Client;
 
 #[derive(Debug, Args)]
@@ -37,17 +37,6 @@ pub struct TlsArgs {
 }
 
 const TARGET: &str = "/api/v1/namespaces/default/configmaps/target";
-
-async fn post(client: &Client, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
-    let mut conn = client.connect().await?;
-    let (status, bytes) = conn
-        .call(Method::POST, path, Some(body.to_string().into_bytes()))
-        .await?;
-    if status != StatusCode::CREATED && status != StatusCode::OK {
-        bail!("POST {path}: {status}: {}", String::from_utf8_lossy(&bytes));
-    }
-    Ok(serde_json::from_slice(&bytes)?)
-}
 
 /// Latencies of `n` GETs, each on a new connection or all on one.
 async fn sample(client: &Client, n: usize, fresh: bool) -> Result<Vec<Duration>> {

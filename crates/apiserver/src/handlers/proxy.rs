@@ -182,13 +182,10 @@ impl ApiServer {
         let upstream = upstream
             .body(Empty::<bytes::Bytes>::new())
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let resp = sender.send_request(upstream).await.map_err(|e| {
-            ApiError::new(
-                502,
-                "ServiceUnavailable",
-                format!("the node agent at {ip}:{port} could not be reached: {e}"),
-            )
-        })?;
+        let resp = sender
+            .send_request(upstream)
+            .await
+            .map_err(|e| unreachable(&ip, port, &e))?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(node_error(resp).await);
         }
@@ -247,27 +244,21 @@ impl ApiServer {
         ip: &str,
         port: u16,
     ) -> ApiResult<hyper::client::conn::http1::SendRequest<Empty<bytes::Bytes>>> {
-        let unreachable = |e: &dyn std::fmt::Display| {
-            ApiError::new(
-                502,
-                "ServiceUnavailable",
-                format!("the node agent at {ip}:{port} could not be reached: {e}"),
-            )
-        };
+        let fail = |e: &dyn std::fmt::Display| unreachable(ip, port, e);
         let tcp = tokio::net::TcpStream::connect((ip, port))
             .await
-            .map_err(|e| unreachable(&e))?;
+            .map_err(|e| fail(&e))?;
         let server_name = match ip.parse::<std::net::IpAddr>() {
             Ok(addr) => ServerName::IpAddress(addr.into()),
-            Err(_) => ServerName::try_from(ip.to_string()).map_err(|e| unreachable(&e))?,
+            Err(_) => ServerName::try_from(ip.to_string()).map_err(|e| fail(&e))?,
         };
         let tls = tokio_rustls::TlsConnector::from(self.node_client.clone())
             .connect(server_name, tcp)
             .await
-            .map_err(|e| unreachable(&e))?;
+            .map_err(|e| fail(&e))?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
-            .map_err(|e| unreachable(&e))?;
+            .map_err(|e| fail(&e))?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -280,13 +271,10 @@ impl ApiServer {
             .header("host", format!("{ip}:{port}"))
             .body(Empty::<bytes::Bytes>::new())
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| {
-            ApiError::new(
-                502,
-                "ServiceUnavailable",
-                format!("the node agent at {ip}:{port} could not be reached: {e}"),
-            )
-        })?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unreachable(ip, port, &e))?;
         if !resp.status().is_success() {
             return Err(node_error(resp).await);
         }
@@ -298,6 +286,15 @@ impl ApiServer {
         );
         Ok(out)
     }
+}
+
+/// A node agent that could not be reached.
+fn unreachable(ip: &str, port: u16, e: &dyn std::fmt::Display) -> ApiError {
+    ApiError::new(
+        502,
+        "ServiceUnavailable",
+        format!("the node agent at {ip}:{port} could not be reached: {e}"),
+    )
 }
 
 /// A node agent's refusal as a Status with its code and words.
