@@ -1,6 +1,7 @@
 //! `skiff bench`: benchmarks that run the real server in-process and
 //! drive it over HTTPS, each beside a peer in the same run so that the
-//! numbers can be compared on a noisy machine.
+//! numbers can be compared on a noisy machine; `linux-cycles` starts the
+//! real `skiff up` instead and checks what Linux pods leave behind.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use serde_json::json;
 
 use crate::client::Client;
 
+mod linux_cycles;
 mod rbac;
 mod scheduler;
 mod tls;
@@ -43,6 +45,10 @@ enum What {
     /// A new connection's TLS handshake and authentication (token, RBAC,
     /// client certificate) beside an open one's; node join time.
     Tls(tls::TlsArgs),
+    /// Linux pod create/delete cycles through the API of a real `skiff up`,
+    /// and a check that mounts, cgroups, network namespaces, veths and
+    /// shims return to where they started.
+    LinuxCycles(linux_cycles::LinuxCyclesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -74,6 +80,7 @@ pub fn run(a: BenchArgs) -> Result<ExitCode> {
         What::Scheduler(args) => rt.block_on(scheduler::run(args))?,
         What::Rbac(args) => rt.block_on(rbac::run(args))?,
         What::Tls(args) => rt.block_on(tls::run(args))?,
+        What::LinuxCycles(args) => rt.block_on(linux_cycles::run(args))?,
     }
     Ok(ExitCode::SUCCESS)
 }
