@@ -329,6 +329,10 @@ impl Informers {
 
     /// The shared cache of every `K` (in `namespace`, or cluster-wide) and
     /// a stream of its events for this subscriber.
+    ///
+    /// The stream is unbounded: every change waits in it until read, so a
+    /// subscriber must keep reading it or drop it. One that only reads the
+    /// cache takes [`Informers::cache`] instead.
     pub fn watch<K>(
         &self,
         namespace: Option<&str>,
@@ -337,22 +341,7 @@ impl Informers {
         K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
         K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
-        let key = (std::any::TypeId::of::<K>(), namespace.map(str::to_string));
-        let shared = {
-            let mut map = self.by_kind.lock().unwrap_or_else(|p| p.into_inner());
-            let existing = map
-                .get(&key)
-                .cloned()
-                .and_then(|a| a.downcast::<Shared<K>>().ok());
-            match existing {
-                Some(s) => s,
-                None => {
-                    let s = self.start::<K>(namespace);
-                    map.insert(key, s.clone());
-                    s
-                }
-            }
-        };
+        let shared = self.shared::<K>(namespace);
         let (tx, rx) = mpsc::unbounded_channel();
         {
             let mut subs = shared.subscribers.lock().unwrap_or_else(|p| p.into_inner());
@@ -364,6 +353,52 @@ impl Informers {
         let events =
             futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (e, rx)) });
         (shared.store.clone(), events)
+    }
+
+    /// The shared cache of every `K` (in `namespace`, or cluster-wide),
+    /// without an event stream: for readers that look at the cache from
+    /// time to time. (A stream kept but never read would hold a copy of
+    /// every change for as long as the process runs.)
+    pub fn cache<K>(&self, namespace: Option<&str>) -> Store<K>
+    where
+        K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        self.shared::<K>(namespace).store.clone()
+    }
+
+    /// The one watch and cache of `K` in `namespace`, started on first use.
+    fn shared<K>(&self, namespace: Option<&str>) -> Arc<Shared<K>>
+    where
+        K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let key = (std::any::TypeId::of::<K>(), namespace.map(str::to_string));
+        let mut map = self.by_kind.lock().unwrap_or_else(|p| p.into_inner());
+        let existing = map
+            .get(&key)
+            .cloned()
+            .and_then(|a| a.downcast::<Shared<K>>().ok());
+        match existing {
+            Some(s) => s,
+            None => {
+                let s = self.start::<K>(namespace);
+                map.insert(key, s.clone());
+                s
+            }
+        }
+    }
+
+    /// How many event streams of `K` are open (tests).
+    #[cfg(test)]
+    fn subscribers<K>(&self, namespace: Option<&str>) -> usize
+    where
+        K: Resource + Clone + DeserializeOwned + fmt::Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let shared = self.shared::<K>(namespace);
+        let subs = shared.subscribers.lock().unwrap_or_else(|p| p.into_inner());
+        subs.senders.len()
     }
 
     fn start<K>(&self, namespace: Option<&str>) -> Arc<Shared<K>>
@@ -754,6 +789,40 @@ mod tests {
             namespace: "default".into(),
             name: n.into(),
         }
+    }
+
+    /// A reader of the cache alone holds no event stream, and a dropped
+    /// stream is let go: nothing keeps copies of changes no one reads.
+    #[tokio::test]
+    async fn cache_readers_hold_no_event_stream() {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        let c = crate::testing::cluster().await;
+        let informers = Informers::new(c.client.clone());
+        let cache = informers.cache::<ConfigMap>(None);
+        assert_eq!(informers.subscribers::<ConfigMap>(None), 0);
+        let (_, events) = informers.watch::<ConfigMap>(None);
+        assert_eq!(informers.subscribers::<ConfigMap>(None), 1);
+        drop(events);
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": "a", "namespace": "default"}}))
+                .expect("configmap");
+        Api::<ConfigMap>::namespaced(c.client.clone(), "default")
+            .create(&Default::default(), &cm)
+            .await
+            .expect("create");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !cache
+            .state()
+            .iter()
+            .any(|c| c.metadata.name.as_deref() == Some("a"))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the cache never saw a"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(informers.subscribers::<ConfigMap>(None), 0);
     }
 
     #[tokio::test]

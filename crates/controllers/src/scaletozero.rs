@@ -111,8 +111,9 @@ pub fn decide(d: &Deployment, pods: &[Arc<Pod>], now: DateTime<Utc>) -> Option<i
 
 /// Scale idle opted-in Deployments to zero until the watches end.
 pub async fn run_with(client: kube::Client, informers: &Arc<Informers>) -> anyhow::Result<()> {
-    let (deployments, _d) = informers.watch::<Deployment>(None);
-    let (pods, _p) = informers.watch::<Pod>(None);
+    // Read from the caches every PERIOD; their events are not needed.
+    let deployments = informers.cache::<Deployment>(None);
+    let pods = informers.cache::<Pod>(None);
     let mut tick = tokio::time::interval(PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -122,7 +122,7 @@ pub async fn run_with(client: Client, informers: &reconcile::Informers) -> anyho
     let (slices, slice_events) = informers.watch::<EndpointSlice>(None);
     let (endpoints, endpoints_events) = informers.watch::<Endpoints>(None);
     // Nodes are only read (for zones): their events are not needed.
-    let (nodes, _) = informers.watch::<Node>(None);
+    let nodes = informers.cache::<Node>(None);
     let ctx = Arc::new(Ctx {
         client,
         services,
