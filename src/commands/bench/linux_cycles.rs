@@ -11,8 +11,8 @@
 //! counted.
 //!
 //! Around the cycles it counts what Linux pods leave on the host: mount
-//! entries, cgroup directories under skiff's trees, network namespaces,
-//! veth links and container shims (`skiff __container`). Each is counted
+//! entries, cgroup directories under skiff's trees, network and IPC
+//! namespaces, veth links and container shims (`skiff __container`). Each is counted
 //! host-wide and for this run's pods alone (their uids, this data
 //! directory), since other skiff clusters on the same host (a test suite)
 //! move the host-wide numbers. Once every pod is gone, anything left of
@@ -74,6 +74,10 @@ pub struct LinuxCyclesArgs {
     /// this host (the e2e tests use 10.100–10.249).
     #[arg(long, default_value = "10.250.0.0/16")]
     cluster_cidr: String,
+    /// An extra flag for `skiff up` (repeatable), e.g.
+    /// `--up-arg=--watch-history=1000` to see what a setting changes.
+    #[arg(long = "up-arg", allow_hyphen_values = true)]
+    up_args: Vec<String>,
 }
 
 pub async fn run(a: LinuxCyclesArgs) -> Result<()> {
@@ -432,6 +436,7 @@ fn peak(ours: &Ours, running: &AtomicBool) -> Counts {
                 mounts: max.mounts.max(c.mounts),
                 cgroups: max.cgroups.max(c.cgroups),
                 netns: max.netns.max(c.netns),
+                ipcns: max.ipcns.max(c.ipcns),
                 veths: max.veths.max(c.veths),
                 shims: max.shims.max(c.shims),
             };
@@ -456,24 +461,27 @@ struct Counts {
     mounts: usize,
     cgroups: usize,
     netns: usize,
+    ipcns: usize,
     veths: usize,
     shims: usize,
 }
 
 impl Counts {
-    const NAMES: [&'static str; 5] = [
+    const NAMES: [&'static str; 6] = [
         "mount entries (/proc/self/mountinfo)",
         "cgroup directories under */skiff/",
         "network namespaces (/run/netns)",
+        "IPC namespaces (/run/skiff/ipcns)",
         "veth links",
         "container shims (skiff __container)",
     ];
 
-    fn values(&self) -> [usize; 5] {
+    fn values(&self) -> [usize; 6] {
         [
             self.mounts,
             self.cgroups,
             self.netns,
+            self.ipcns,
             self.veths,
             self.shims,
         ]
@@ -490,6 +498,7 @@ impl Counts {
                 .map(|root| count_dirs(root, &|_| true))
                 .sum(),
             netns: netns_names()?.len(),
+            ipcns: ipcns_names()?.len(),
             veths: veth_names()?.len(),
             shims: shims(|_| true).len(),
         })
@@ -520,7 +529,7 @@ impl Ours {
     }
 
     fn count(&self) -> Result<Counts> {
-        use runtime::agent::sandbox::{netns_name, netns_path, veth_name};
+        use runtime::agent::sandbox::{netns_name, netns_path, veth_name, IPCNS_DIR};
         let (netns, veths, cgroups): (HashSet<String>, HashSet<String>, HashSet<String>) = {
             let uids = self.lock();
             (
@@ -534,15 +543,22 @@ impl Ours {
                     .collect(),
             )
         };
-        let netns_mounts: HashSet<String> = netns
+        // A pod's namespaces are bind mounts: the netns of `ip netns`, the
+        // IPC namespace of the launcher (same name).
+        let ns_mounts: HashSet<String> = netns
             .iter()
-            .map(|n| netns_path(n).display().to_string())
+            .flat_map(|n| {
+                [
+                    netns_path(n).display().to_string(),
+                    Path::new(IPCNS_DIR).join(n).display().to_string(),
+                ]
+            })
             .collect();
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
             .context("reading /proc/self/mountinfo")?;
         Ok(Counts {
             mounts: mount_points(&mountinfo)
-                .filter(|m| under(m, &self.data_dir) || netns_mounts.contains(m))
+                .filter(|m| under(m, &self.data_dir) || ns_mounts.contains(m))
                 .count(),
             cgroups: skiff_cgroup_roots()
                 .iter()
@@ -553,6 +569,7 @@ impl Ours {
                 })
                 .sum(),
             netns: netns_names()?.intersection(&netns).count(),
+            ipcns: ipcns_names()?.intersection(&netns).count(),
             veths: veth_names()?.intersection(&veths).count(),
             shims: shims(|args| args.iter().any(|a| under(a, &self.data_dir))).len(),
         })
@@ -644,7 +661,16 @@ fn count_dirs(root: &Path, first: &dyn Fn(&std::ffi::OsStr) -> bool) -> usize {
 
 /// Named network namespaces (`ip netns list`: the files of /run/netns).
 fn netns_names() -> Result<HashSet<String>> {
-    let dir = runtime::agent::sandbox::NETNS_DIR;
+    files_of(runtime::agent::sandbox::NETNS_DIR)
+}
+
+/// Pods' IPC namespaces (files named as their network namespaces).
+fn ipcns_names() -> Result<HashSet<String>> {
+    files_of(runtime::agent::sandbox::IPCNS_DIR)
+}
+
+/// The names in `dir`; none when it does not exist.
+fn files_of(dir: &str) -> Result<HashSet<String>> {
     match std::fs::read_dir(dir) {
         Ok(entries) => Ok(entries
             .flatten()
@@ -811,6 +837,7 @@ impl SkiffUp {
             .args(["--no-service-proxy", "--pod-bridge", &a.pod_bridge])
             .args(["--cluster-cidr", &a.cluster_cidr])
             .args(["--insecure-registry", registry])
+            .args(&a.up_args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
