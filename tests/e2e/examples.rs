@@ -234,5 +234,17 @@ fn mixed_example_serves_a_wasm_front_end_and_a_linux_back_end() {
     );
     let (code, _) = curl("/nothing-here");
     assert_eq!(code, 404, "the front end answers what it does not serve");
+    // Linux containers outlive a killed server by design: stop them here.
+    s.kubectl(
+        "1.33",
+        &["-n", ns, "delete", "deployment", "backend", "frontend", "--wait=true"],
+    )
+    .ok();
+    eventually(60, "the mixed pods gone", || {
+        get(&s, ns, &["pods"])["items"]
+            .as_array()
+            .is_some_and(|p| p.is_empty())
+            .then_some(())
+    });
     s.assert_no_panics();
 }
