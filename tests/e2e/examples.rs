@@ -237,7 +237,15 @@ fn mixed_example_serves_a_wasm_front_end_and_a_linux_back_end() {
     // Linux containers outlive a killed server by design: stop them here.
     s.kubectl(
         "1.33",
-        &["-n", ns, "delete", "deployment", "backend", "frontend", "--wait=true"],
+        &[
+            "-n",
+            ns,
+            "delete",
+            "deployment",
+            "backend",
+            "frontend",
+            "--wait=true",
+        ],
     )
     .ok();
     eventually(60, "the mixed pods gone", || {
