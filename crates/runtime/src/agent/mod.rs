@@ -37,7 +37,7 @@ pub mod sandbox;
 pub mod server;
 pub mod status;
 #[cfg(test)]
-mod tests_api;
+pub(crate) mod tests_api;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -296,35 +296,11 @@ pub async fn run(
     let listener = server::bind(&cfg, node_ip).await?;
     cfg.port = listener.port();
     let gateway_listeners = match cfg.gateway_port {
-        Some(port) => {
-            // A port taken on this host costs the node its gateway, not
-            // the node.
-            let ls = bind_gateway(node_ip, port).await.unwrap_or_else(|e| {
-                tracing::warn!("{e}");
-                Vec::new()
-            });
-            if let Some(addr) = ls.first().and_then(|l| l.local_addr().ok()) {
-                cfg.annotations
-                    .insert(GATEWAY_ANNOTATION.into(), addr.to_string());
-            }
-            ls
-        }
+        Some(port) => gateway_on(node_ip, port, GATEWAY_ANNOTATION, &mut cfg.annotations).await,
         None => Vec::new(),
     };
     let gateway_tls_listeners = match cfg.gateway_tls_port.filter(|_| cfg.gateway_port.is_some()) {
-        Some(port) => {
-            // A port taken on this host costs the node its gateway, not
-            // the node.
-            let ls = bind_gateway(node_ip, port).await.unwrap_or_else(|e| {
-                tracing::warn!("{e}");
-                Vec::new()
-            });
-            if let Some(addr) = ls.first().and_then(|l| l.local_addr().ok()) {
-                cfg.annotations
-                    .insert(GATEWAY_TLS_ANNOTATION.into(), addr.to_string());
-            }
-            ls
-        }
+        Some(port) => gateway_on(node_ip, port, GATEWAY_TLS_ANNOTATION, &mut cfg.annotations).await,
         None => Vec::new(),
     };
     // A bad --cluster-domain stops the agent before it registers.
@@ -509,6 +485,25 @@ fn dns_upstreams(cfg: &AgentConfig, own: &[SocketAddr]) -> Vec<SocketAddr> {
         cfg.dns_upstreams.clone()
     };
     upstreams.into_iter().filter(|u| !own.contains(u)).collect()
+}
+
+/// Bind the gateway on `port` and publish where as the Node annotation
+/// `annotation`. A port taken on this host costs the node its gateway, not
+/// the node: a warning and no listeners.
+async fn gateway_on(
+    node_ip: IpAddr,
+    port: u16,
+    annotation: &str,
+    annotations: &mut BTreeMap<String, String>,
+) -> Vec<tokio::net::TcpListener> {
+    let ls = bind_gateway(node_ip, port).await.unwrap_or_else(|e| {
+        tracing::warn!("{e}");
+        Vec::new()
+    });
+    if let Some(addr) = ls.first().and_then(|l| l.local_addr().ok()) {
+        annotations.insert(annotation.into(), addr.to_string());
+    }
+    ls
 }
 
 /// The gateway's sockets: the node's address, and loopback too (on the

@@ -10,7 +10,7 @@
 //! the real binary, kubectl and a registry in `tests/e2e/wasm.rs`.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -183,12 +183,10 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-async fn cluster() -> Cluster {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = apiserver::server::Config::new(
-        dir.path().join("api"),
-        "127.0.0.1:0".parse().expect("addr"),
-    );
+/// The real API server on a loopback port, its store under `dir`, and an
+/// admin client of it (the runtime's tests that need an API).
+pub(crate) async fn api_server(dir: &Path) -> (apiserver::server::Running, kube::Client) {
+    let cfg = apiserver::server::Config::new(dir.join("api"), "127.0.0.1:0".parse().expect("addr"));
     let running = apiserver::server::start(cfg).await.expect("API server");
     let yaml =
         apiserver::server::kubeconfig_yaml(running.addr, &running.ca_pem, &running.admin_token);
@@ -197,6 +195,12 @@ async fn cluster() -> Cluster {
         .await
         .expect("config");
     let client = kube::Client::try_from(kcfg).expect("client");
+    (running, client)
+}
+
+async fn cluster() -> Cluster {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (running, client) = api_server(dir.path()).await;
     let (ca, token) = (running.ca_pem.clone(), running.admin_token.clone());
     let kubeconfig = Box::new(move |addr| apiserver::server::kubeconfig_yaml(addr, &ca, &token));
     let images = dir.path().join("images");

@@ -307,18 +307,7 @@ async fn the_proxy_follows_services_and_endpoint_slices() {
         panic!("this test {why} (apt-get install nftables iproute2 python3 curl; run as root)");
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = apiserver::server::Config::new(
-        dir.path().join("api"),
-        "127.0.0.1:0".parse().expect("addr"),
-    );
-    let running = apiserver::server::start(cfg).await.expect("API server");
-    let yaml =
-        apiserver::server::kubeconfig_yaml(running.addr, &running.ca_pem, &running.admin_token);
-    let kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
-    let kcfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-        .await
-        .expect("config");
-    let client = kube::Client::try_from(kcfg).expect("client");
+    let (_running, client) = crate::agent::tests_api::api_server(dir.path()).await;
 
     let mut ns = Netns::new("proxyloop");
     ns.serve(POD_A, "a", dir.path());
