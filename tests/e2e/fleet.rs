@@ -232,11 +232,16 @@ fn json(s: &Skiff, args: &[&str]) -> Value {
     serde_json::from_str(&s.kubectl("1.33", &a).ok().stdout).expect("JSON")
 }
 
-fn pods_by_node(s: &Skiff, selector: &str) -> Vec<(String, String, String)> {
+/// The pods `selector` picks, as the API has them.
+fn pods(s: &Skiff, selector: &str) -> Vec<Value> {
     json(s, &["get", "pods", "-l", selector])["items"]
         .as_array()
         .cloned()
         .unwrap_or_default()
+}
+
+fn pods_by_node(s: &Skiff, selector: &str) -> Vec<(String, String, String)> {
+    pods(s, selector)
         .iter()
         .map(|p| {
             (
@@ -246,6 +251,14 @@ fn pods_by_node(s: &Skiff, selector: &str) -> Vec<(String, String, String)> {
             )
         })
         .collect()
+}
+
+/// Wait until `n` nodes are Ready.
+fn ready_nodes(s: &Skiff, n: usize) {
+    eventually(60, &format!("{n} Ready nodes"), || {
+        let out = s.kubectl("1.33", &["get", "nodes"]).ok().stdout;
+        (out.matches(" Ready ").count() == n).then_some(())
+    });
 }
 
 /// `kubectl rollout status`, showing the cluster's state if it times out.
@@ -476,10 +489,7 @@ fn a_mixed_fleet_schedules_rolls_heals_and_evicts() {
     let _a = start_node(&s, &mut net, 1, "edge-amd-1", "amd64", &["wasm=yes"], &dir);
     let mut b = start_node(&s, &mut net, 2, "edge-amd-2", "amd64", &[], &dir);
     let _c = start_node(&s, &mut net, 3, "edge-arm-1", "arm64", &[], &dir);
-    eventually(60, "three Ready nodes", || {
-        let out = s.kubectl("1.33", &["get", "nodes"]).ok().stdout;
-        (out.matches(" Ready ").count() == 3).then_some(())
-    });
+    ready_nodes(&s, 3);
     let wide = s
         .kubectl("1.33", &["get", "nodes", "-L", "kubernetes.io/arch"])
         .ok()
@@ -768,10 +778,7 @@ fn pod_states(
     s: &Skiff,
     selector: &str,
 ) -> std::collections::BTreeMap<String, (String, i64, String)> {
-    json(s, &["get", "pods", "-l", selector])["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    pods(s, selector)
         .iter()
         .map(|p| {
             let c = &p["status"]["containerStatuses"][0];
@@ -840,10 +847,7 @@ fn nodes_ride_out_a_cut_link_and_an_api_server_outage() {
     std::fs::create_dir_all(&dir).expect("mkdir");
     let mut a = start_node(&s, &mut net, 1, "steady-1", "amd64", &[], &dir);
     let _b = start_node(&s, &mut net, 2, "steady-2", "amd64", &[], &dir);
-    eventually(60, "two Ready nodes", || {
-        let out = s.kubectl("1.33", &["get", "nodes"]).ok().stdout;
-        (out.matches(" Ready ").count() == 2).then_some(())
-    });
+    ready_nodes(&s, 2);
     // Two replicas, one per node (spread), that leave a NotReady node
     // after 3 s.
     let spread = ROAMING
@@ -932,10 +936,7 @@ fn nodes_ride_out_a_cut_link_and_an_api_server_outage() {
             "6s",
         ],
     );
-    eventually(60, "both nodes Ready after the outage", || {
-        let out = s.kubectl("1.33", &["get", "nodes"]).ok().stdout;
-        (out.matches(" Ready ").count() == 2).then_some(())
-    });
+    ready_nodes(&s, 2);
     let after = eventually(30, "the same pods, still running", || {
         let now = pod_states(&s, "app=steady");
         (now.len() == 2 && now.values().all(|(_, _, st)| !st.is_empty())).then_some(now)
