@@ -93,9 +93,7 @@ impl Execs {
 pub fn parse_query(q: &str) -> ExecSpec {
     let mut spec = ExecSpec::default();
     for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-        // Go's strconv.ParseBool, as the kubelet reads them (the Python
-        // client sends `True`).
-        let on = v.is_empty() || matches!(&*v, "1" | "t" | "T" | "true" | "TRUE" | "True");
+        let on = super::server::flag(&v);
         match &*k {
             "command" => spec.command.push(v.into_owned()),
             "stdin" | "input" => spec.stdin = on,

@@ -293,16 +293,19 @@ pub struct LogQuery {
     pub tail_lines: Option<usize>,
 }
 
+/// A query flag as the kubelet reads it: present and empty, or true for
+/// Go's `strconv.ParseBool` (the Python client sends `True`).
+pub fn flag(v: &str) -> bool {
+    v.is_empty() || matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True")
+}
+
 impl LogQuery {
     /// Parse `follow=true&tailLines=10…`; unknown keys are ignored.
     pub fn parse(q: &str) -> Self {
         let mut out = LogQuery::default();
-        for (k, v) in q
-            .split('&')
-            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
-        {
-            let on = v.is_empty() || v == "true" || v == "1";
-            match k {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            let on = flag(&v);
+            match &*k {
                 "follow" => out.follow = on,
                 "previous" => out.previous = on,
                 "timestamps" => out.timestamps = on,
