@@ -36,6 +36,9 @@
 //!   credential, NodeRestriction.
 //! - `cli`: every command's `--help` describes every option, and the docs
 //!   mention every option.
+//! - `serviceaccounts`: the token, CA and namespace every pod gets at
+//!   `/var/run/secrets/kubernetes.io/serviceaccount` (Wasm and Linux), the
+//!   token working as the account and dying with its pod, opting out.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
 //!   docker-registry on loopback) through the scheduler, controllers and
 //!   the local node's wasmtime handler, seen with kubectl.
@@ -57,5 +60,6 @@ mod rbac;
 mod registry;
 mod restart;
 mod secrets;
+mod serviceaccounts;
 mod wasm;
 mod watch;

@@ -59,12 +59,22 @@ pub fn admit_pod(store: &dyn Store, name: &str, pod: &mut Value) -> ApiResult<()
 }
 
 /// Kubernetes' ServiceAccount admission: a pod that names no account runs
-/// as `default`; a pod naming an account that does not exist is refused.
-/// (`default` itself is made with its namespace, so it is taken on trust.)
+/// as `default`; a pod naming an account that does not exist is refused;
+/// unless the pod (or else its account) sets `automountServiceAccountToken:
+/// false`, every container gets the account's token, the cluster CA and
+/// the namespace at [`TOKEN_MOUNT_PATH`] from a projected
+/// `kube-api-access-…` volume. (`default` is made with its namespace, so
+/// a missing one is taken on trust.)
 fn service_account(store: &dyn Store, name: &str, pod: &mut Value) -> ApiResult<()> {
+    let mirror = pod["metadata"]["annotations"]
+        .get("kubernetes.io/config.mirror")
+        .is_some();
     let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
         return Ok(());
     };
+    if mirror {
+        return Ok(());
+    }
     let account = spec
         .get("serviceAccountName")
         .and_then(Value::as_str)
@@ -78,9 +88,6 @@ fn service_account(store: &dyn Store, name: &str, pod: &mut Value) -> ApiResult<
         .to_string();
     spec.insert("serviceAccountName".into(), Value::String(account.clone()));
     spec.insert("serviceAccount".into(), Value::String(account.clone()));
-    if account == "default" {
-        return Ok(());
-    }
     let ns = pod["metadata"]["namespace"]
         .as_str()
         .unwrap_or("default")
@@ -91,12 +98,98 @@ fn service_account(store: &dyn Store, name: &str, pod: &mut Value) -> ApiResult<
     let found = store
         .get(&registry::key(r, Some(&ns), &account))
         .map_err(|e| ApiError::internal(format!("looking up service account: {e}")))?;
-    if found.is_none() {
+    if found.is_none() && account != "default" {
         return Err(ApiError::forbidden(format!(
             "pods {name:?} is forbidden: error looking up service account {ns}/{account}: serviceaccount \"{account}\" not found"
         )));
     }
+    let account_automount = found
+        .as_ref()
+        .and_then(|sa| sa.value["automountServiceAccountToken"].as_bool());
+    let automount = pod["spec"]["automountServiceAccountToken"]
+        .as_bool()
+        .or(account_automount)
+        .unwrap_or(true);
+    if automount {
+        mount_service_account_token(pod, &registry::random_suffix());
+    }
     Ok(())
+}
+
+/// Where containers find their ServiceAccount's credentials.
+pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// How long the projected token is asked for: Kubernetes' 3607 s, which
+/// its API server (and skiff's) extends for tokens bound to a pod, since
+/// such a token dies with the pod anyway.
+pub const PROJECTED_TOKEN_SECONDS: i64 = 3607;
+
+/// Add the `kube-api-access-SUFFIX` volume (unless the pod has one) and
+/// mount it in every init and app container that does not already mount
+/// something at [`TOKEN_MOUNT_PATH`], as Kubernetes does.
+pub fn mount_service_account_token(pod: &mut Value, suffix: &str) {
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let existing = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v["name"].as_str())
+        .find(|n| n.starts_with("kube-api-access-"))
+        .map(str::to_string);
+    let volume_name = existing
+        .clone()
+        .unwrap_or_else(|| format!("kube-api-access-{suffix}"));
+    let mount =
+        serde_json::json!({"name": volume_name, "readOnly": true, "mountPath": TOKEN_MOUNT_PATH});
+    let mut needed = false;
+    for field in ["initContainers", "containers"] {
+        for c in spec
+            .get_mut(field)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let Some(c) = c.as_object_mut() else { continue };
+            let mounts = c
+                .entry("volumeMounts")
+                .or_insert_with(|| Value::Array(Vec::new()));
+            let Some(mounts) = mounts.as_array_mut() else {
+                continue;
+            };
+            if mounts
+                .iter()
+                .any(|m| m["mountPath"].as_str() == Some(TOKEN_MOUNT_PATH))
+            {
+                continue;
+            }
+            mounts.push(mount.clone());
+            needed = true;
+        }
+    }
+    if existing.is_none() && needed {
+        let volume = serde_json::json!({
+            "name": volume_name,
+            "projected": {
+                "defaultMode": 420,
+                "sources": [
+                    {"serviceAccountToken": {"expirationSeconds": PROJECTED_TOKEN_SECONDS, "path": "token"}},
+                    {"configMap": {"name": crate::namespaces::ROOT_CA_CONFIGMAP,
+                                   "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                    {"downwardAPI": {"items": [{"path": "namespace",
+                        "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                ],
+            },
+        });
+        match spec.get_mut("volumes").and_then(Value::as_array_mut) {
+            Some(vs) => vs.push(volume),
+            None => {
+                spec.insert("volumes".into(), Value::Array(vec![volume]));
+            }
+        }
+    }
 }
 
 /// Kubernetes' `--default-not-ready-toleration-seconds` and
@@ -363,6 +456,84 @@ mod tests {
         admit_pod(&store, "p", &mut named).expect("admitted");
     }
 
+    fn token_mounts(p: &Value, field: &str, i: usize) -> Vec<String> {
+        p["spec"][field][i]["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["mountPath"] == TOKEN_MOUNT_PATH)
+            .filter_map(|m| m["name"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn the_token_volume_is_added_once_and_mounted_where_nothing_else_is() {
+        let mut p = json!({"spec": {
+            "initContainers": [{"name": "init"}],
+            "containers": [
+                {"name": "own", "volumeMounts": [{"name": "mine", "mountPath": TOKEN_MOUNT_PATH}]},
+                {"name": "plain", "volumeMounts": [{"name": "data", "mountPath": "/data"}]},
+            ],
+            "volumes": [{"name": "mine", "emptyDir": {}}, {"name": "data", "emptyDir": {}}],
+        }});
+        mount_service_account_token(&mut p, "x2b4z");
+        assert_eq!(
+            token_mounts(&p, "initContainers", 0),
+            ["kube-api-access-x2b4z"]
+        );
+        assert_eq!(token_mounts(&p, "containers", 0), ["mine"], "kept its own");
+        assert_eq!(token_mounts(&p, "containers", 1), ["kube-api-access-x2b4z"]);
+        let volumes = p["spec"]["volumes"].as_array().expect("volumes");
+        assert_eq!(volumes.len(), 3);
+        let v = &volumes[2];
+        assert_eq!(v["projected"]["defaultMode"], 420);
+        assert_eq!(
+            v["projected"]["sources"][0]["serviceAccountToken"],
+            json!({"expirationSeconds": 3607, "path": "token"})
+        );
+        assert_eq!(
+            v["projected"]["sources"][1]["configMap"],
+            json!({"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]})
+        );
+        assert_eq!(
+            v["projected"]["sources"][2]["downwardAPI"]["items"][0]["path"],
+            "namespace"
+        );
+        // Admitting again (a pod recreated from its own YAML) adds nothing.
+        let before = p.clone();
+        mount_service_account_token(&mut p, "other");
+        assert_eq!(p, before);
+    }
+
+    #[tokio::test]
+    async fn automount_follows_the_pod_then_its_account() {
+        let (store, _dir) = store_with(&[]).await;
+        let r = resources::by_kind("", "v1", "ServiceAccount").expect("served");
+        let mut sa = json!({"metadata": {"name": "mute", "namespace": "default"},
+                            "automountServiceAccountToken": false});
+        registry::prepare_create(r, &mut sa);
+        store
+            .write(WriteOp::Create {
+                key: registry::key(r, Some("default"), "mute"),
+                value: sa,
+            })
+            .await
+            .expect("create account");
+        let admitted = |spec: Value| {
+            let mut p = pod(spec);
+            admit_pod(&store, "p", &mut p).expect("admitted");
+            token_mounts(&p, "containers", 0).len()
+        };
+        assert_eq!(admitted(json!({})), 1, "default: mounted");
+        assert_eq!(admitted(json!({"automountServiceAccountToken": false})), 0);
+        assert_eq!(admitted(json!({"serviceAccountName": "mute"})), 0);
+        assert_eq!(
+            admitted(json!({"serviceAccountName": "mute", "automountServiceAccountToken": true})),
+            1,
+            "the pod's word wins"
+        );
+    }
+
     #[tokio::test]
     async fn class_scheduling_and_overhead_are_copied_into_the_pod() {
         let (store, _dir) = store_with(&[wasm_class()]).await;
@@ -407,6 +578,11 @@ mod tests {
         default_toleration_seconds(&mut before, DEFAULT_TOLERATION_SECONDS);
         before["spec"]["serviceAccountName"] = json!("default");
         before["spec"]["serviceAccount"] = json!("default");
+        let volume = p["spec"]["volumes"][0]["name"]
+            .as_str()
+            .expect("token volume");
+        let suffix = volume.strip_prefix("kube-api-access-").expect("its name");
+        mount_service_account_token(&mut before, suffix);
         assert_eq!(p, before);
     }
 

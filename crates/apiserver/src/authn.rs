@@ -276,6 +276,31 @@ pub struct Claims {
     pub namespace: String,
     pub name: String,
     pub uid: String,
+    /// The object the token lives and dies with (TokenRequest's
+    /// `boundObjectRef`), in the account's namespace.
+    pub bound: Option<BoundObject>,
+}
+
+/// An object a token is bound to: a Pod or a Secret of the account's
+/// namespace. The token is refused once the object is gone (or, for a
+/// pod, once its deletion is due).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundObject {
+    /// `Pod` or `Secret`.
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+impl BoundObject {
+    /// The claim's key under `kubernetes.io`, as Kubernetes writes it.
+    fn claim_key(kind: &str) -> Option<&'static str> {
+        match kind {
+            "Pod" => Some("pod"),
+            "Secret" => Some("secret"),
+            _ => None,
+        }
+    }
 }
 
 fn b64() -> base64::engine::GeneralPurpose {
@@ -328,6 +353,20 @@ impl Tokens {
         audiences: &[String],
         seconds: i64,
     ) -> (String, DateTime<Utc>) {
+        self.issue_bound(ns, name, uid, audiences, seconds, None)
+    }
+
+    /// [`Tokens::issue`] for a token bound to `bound` (a Pod or Secret of
+    /// `ns`): the API server accepts it only while that object exists.
+    pub fn issue_bound(
+        &self,
+        ns: &str,
+        name: &str,
+        uid: &str,
+        audiences: &[String],
+        seconds: i64,
+        bound: Option<&BoundObject>,
+    ) -> (String, DateTime<Utc>) {
         let now = Utc::now();
         let exp = now + chrono::Duration::seconds(seconds);
         let aud: Vec<String> = if audiences.is_empty() {
@@ -336,7 +375,7 @@ impl Tokens {
             audiences.to_vec()
         };
         let header = json!({"alg": "HS256", "typ": "JWT"});
-        let claims = json!({
+        let mut claims = json!({
             "iss": ISSUER,
             "sub": format!("system:serviceaccount:{ns}:{name}"),
             "aud": aud,
@@ -345,6 +384,10 @@ impl Tokens {
             "exp": exp.timestamp(),
             "kubernetes.io": {"namespace": ns, "serviceaccount": {"name": name, "uid": uid}},
         });
+        if let Some((b, key)) = bound.and_then(|b| BoundObject::claim_key(&b.kind).map(|k| (b, k)))
+        {
+            claims["kubernetes.io"][key] = json!({"name": b.name, "uid": b.uid});
+        }
         let signing_input = format!(
             "{}.{}",
             b64().encode(header.to_string()),
@@ -391,10 +434,19 @@ impl Tokens {
         }
         let k = &claims["kubernetes.io"];
         let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        let bound = ["Pod", "Secret"].into_iter().find_map(|kind| {
+            let o = &k[BoundObject::claim_key(kind)?];
+            o.is_object().then(|| BoundObject {
+                kind: kind.to_string(),
+                name: field(&o["name"]),
+                uid: field(&o["uid"]),
+            })
+        });
         let out = Claims {
             namespace: field(&k["namespace"]),
             name: field(&k["serviceaccount"]["name"]),
             uid: field(&k["serviceaccount"]["uid"]),
+            bound,
         };
         if out.namespace.is_empty() || out.name.is_empty() {
             return Err("token names no ServiceAccount".into());
@@ -425,8 +477,28 @@ mod tests {
             Claims {
                 namespace: "ns".into(),
                 name: "reader".into(),
-                uid: "u-1".into()
+                uid: "u-1".into(),
+                bound: None,
             }
+        );
+    }
+
+    #[test]
+    fn bound_tokens_name_their_object() {
+        let (_d, t) = tokens();
+        let pod = BoundObject {
+            kind: "Pod".into(),
+            name: "web-1".into(),
+            uid: "p-9".into(),
+        };
+        let (tok, _) = t.issue_bound("ns", "reader", "u-1", &[], 600, Some(&pod));
+        assert_eq!(t.verify(&tok).unwrap().bound, Some(pod));
+        // Kubernetes' claim layout, so other verifiers read it alike.
+        let claims = tok.split('.').nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(&b64().decode(claims).unwrap()).unwrap();
+        assert_eq!(
+            claims["kubernetes.io"]["pod"],
+            json!({"name": "web-1", "uid": "p-9"})
         );
     }
 

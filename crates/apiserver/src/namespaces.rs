@@ -50,15 +50,79 @@ pub async fn ensure_default_service_account(store: &dyn Store, ns: &str) -> Resu
     }
 }
 
-/// A `default` ServiceAccount in every namespace that is not going away
-/// (run at startup; new namespaces get theirs when they are created).
-pub async fn ensure_default_service_accounts(store: &dyn Store) -> Result<(), StoreError> {
+/// The ConfigMap every namespace has with the cluster CA, as Kubernetes'
+/// root-ca-cert-publisher makes it: pods' ServiceAccount volumes project
+/// its `ca.crt` next to their token.
+pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
+
+/// `kube-root-ca.crt` in `ns` holding `ca_pem`, made when missing and
+/// mended when it holds another CA (after the CA was replaced).
+pub async fn ensure_root_ca(store: &dyn Store, ns: &str, ca_pem: &str) -> Result<(), StoreError> {
+    let Some(r) = resources::by_kind("", "v1", "ConfigMap") else {
+        return Ok(());
+    };
+    let key = registry::key(r, Some(ns), ROOT_CA_CONFIGMAP);
+    let current = store.get(&key)?;
+    if current
+        .as_ref()
+        .is_some_and(|c| c.value["data"]["ca.crt"] == ca_pem)
+    {
+        return Ok(());
+    }
+    let mut obj = json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": ROOT_CA_CONFIGMAP, "namespace": ns, "annotations": {
+            "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
+        "data": {"ca.crt": ca_pem},
+    });
+    match current {
+        Some(c) => {
+            obj["metadata"] = c.value["metadata"].clone();
+            match store
+                .write(WriteOp::Update {
+                    key,
+                    value: obj,
+                    expected: Some(c.rev),
+                })
+                .await
+            {
+                Ok(_) | Err(StoreError::Conflict) | Err(StoreError::NotFound) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+        None => {
+            registry::prepare_create(r, &mut obj);
+            match store.write(WriteOp::Create { key, value: obj }).await {
+                Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// What every namespace holds from its creation: the `default`
+/// ServiceAccount and the `kube-root-ca.crt` ConfigMap.
+pub async fn ensure_namespace_defaults(
+    store: &dyn Store,
+    ns: &str,
+    ca_pem: &str,
+) -> Result<(), StoreError> {
+    ensure_default_service_account(store, ns).await?;
+    ensure_root_ca(store, ns, ca_pem).await
+}
+
+/// [`ensure_namespace_defaults`] for every namespace that is not going
+/// away (run at startup; new namespaces get theirs when they are created).
+pub async fn ensure_all_namespace_defaults(
+    store: &dyn Store,
+    ca_pem: &str,
+) -> Result<(), StoreError> {
     for ns in store.list(&namespaces().store_prefix(), None, None)?.items {
         let terminating = ns.value["metadata"]
             .get("deletionTimestamp")
             .is_some_and(|t| !t.is_null());
         if !terminating {
-            ensure_default_service_account(store, name_of(&ns.value)).await?;
+            ensure_namespace_defaults(store, name_of(&ns.value), ca_pem).await?;
         }
     }
     Ok(())

@@ -311,6 +311,8 @@ fn default_roles() -> Vec<(&'static str, Vec<Value>)> {
         ),
         rule(&[""], &["pods/status"], &["get", "update", "patch"]),
         rule(&[""], &["events"], &["create", "update", "patch"]),
+        // Tokens for the pods it runs (checked in the TokenRequest handler).
+        rule(&[""], &["serviceaccounts/token"], &["create"]),
         rule(
             &[""],
             &["configmaps", "secrets", "services", "endpoints"],

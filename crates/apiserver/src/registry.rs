@@ -249,3 +249,14 @@ mod tests {
         );
     }
 }
+
+/// Five characters for a generated name, from the alphabet Kubernetes'
+/// name generator uses (no vowels, no look-alike digits).
+pub fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}

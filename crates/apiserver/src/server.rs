@@ -100,7 +100,6 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         Some(Arc::new(seal)),
     )?);
     crate::namespaces::ensure_system_namespaces(&*store).await?;
-    crate::namespaces::ensure_default_service_accounts(&*store).await?;
 
     let listener = TcpListener::bind(cfg.listen)
         .await
@@ -126,6 +125,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         }
     };
     crate::namespaces::ensure_cluster_info(&*store, &server_url, &pki.ca_pem).await?;
+    crate::namespaces::ensure_all_namespace_defaults(&*store, &pki.ca_pem).await?;
     let kubeconfig = cfg.data_dir.join("kubeconfig.yaml");
     write_kubeconfig(&kubeconfig, addr, &pki)
         .map_err(io(format!("writing {}", kubeconfig.display())))?;
@@ -161,6 +161,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         static_tokens,
         node_client: pki.node_client_config()?,
         signer: Arc::new(pki.signer()),
+        ca_pem: pki.ca_pem.clone(),
     });
     tokio::spawn(serve(listener, acceptor, api));
     tokio::spawn(crate::namespaces::run(store.clone()));

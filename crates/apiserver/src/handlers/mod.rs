@@ -44,6 +44,9 @@ pub struct ApiServer {
     pub node_client: Arc<rustls::ClientConfig>,
     /// Signs node client certificates (CertificateSigningRequests).
     pub signer: Arc<crate::pki::Signer>,
+    /// The cluster CA (PEM), published in every namespace's
+    /// `kube-root-ca.crt`.
+    pub ca_pem: String,
 }
 
 /// Everything a handler needs to know about one resource request.
@@ -177,11 +180,42 @@ impl ApiServer {
             tracing::debug!(account = %claims.name, "token of a deleted ServiceAccount");
             return None;
         }
+        if let Some(b) = &claims.bound {
+            if let Err(why) = self.bound_object_alive(&claims.namespace, b) {
+                tracing::debug!(account = %claims.name, %why, "bound token refused");
+                return None;
+            }
+        }
         Some(crate::authn::User::service_account(
             &claims.namespace,
             &claims.name,
             &claims.uid,
         ))
+    }
+
+    /// Whether the object a token is bound to still stands: same uid and,
+    /// for a pod, a deletion not yet due (a terminating pod keeps its
+    /// token through its grace period, as in Kubernetes).
+    fn bound_object_alive(&self, ns: &str, b: &crate::authn::BoundObject) -> Result<(), String> {
+        let r = crate::resources::by_kind("", "v1", &b.kind)
+            .ok_or_else(|| format!("tokens cannot be bound to {}", b.kind))?;
+        let stored = self
+            .store
+            .get(&crate::registry::key(r, Some(ns), &b.name))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{} {ns}/{} is gone", b.kind, b.name))?;
+        let meta = &stored.value["metadata"];
+        if meta["uid"].as_str() != Some(b.uid.as_str()) {
+            return Err(format!("{} {ns}/{} was replaced", b.kind, b.name));
+        }
+        let due = meta["deletionTimestamp"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t < chrono::Utc::now());
+        if due {
+            return Err(format!("{} {ns}/{} has been deleted", b.kind, b.name));
+        }
+        Ok(())
     }
 
     async fn route(

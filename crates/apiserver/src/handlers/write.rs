@@ -134,15 +134,6 @@ fn check_namespace(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
     }
 }
 
-fn random_suffix() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut rng = rand::rng();
-    (0..5)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
 fn created(ctx: &Ctx, v: &Value, warnings: &[String]) -> Response<Body> {
     with_warnings(
         body::respond(StatusCode::CREATED, &render_object(ctx, v), ctx.accept),
@@ -284,7 +275,10 @@ impl ApiServer {
             let mut obj = obj.clone();
             if name.is_empty() {
                 let g = generate.clone().unwrap_or_default();
-                meta_mut(&mut obj).insert("name".into(), json!(format!("{g}{}", random_suffix())));
+                meta_mut(&mut obj).insert(
+                    "name".into(),
+                    json!(format!("{g}{}", registry::random_suffix())),
+                );
             }
             registry::default_and_validate_create(r, &mut obj)?;
             let now = self.now();
@@ -302,12 +296,15 @@ impl ApiServer {
             match self.store_new(ctx, obj).await? {
                 Ok(v) => {
                     if r.kind == "Namespace" && r.group.is_empty() && !ctx.query.dry_run()? {
-                        crate::namespaces::ensure_default_service_account(
+                        crate::namespaces::ensure_namespace_defaults(
                             &*self.store,
                             name_of(&v),
+                            &self.ca_pem,
                         )
                         .await
-                        .map_err(|e| ApiError::from_store(e, "serviceaccounts", "default"))?;
+                        .map_err(|e| {
+                            ApiError::internal(format!("filling the new namespace: {e}"))
+                        })?;
                     }
                     return Ok(created(ctx, &v, &warnings));
                 }
@@ -1126,9 +1123,15 @@ fn review(
 
 impl ApiServer {
     /// `serviceaccounts/NAME/token` (TokenRequest, as `kubectl create
-    /// token` sends it): a signed token for the account, valid for
-    /// `spec.expirationSeconds` (default one hour, at least 10 minutes,
-    /// at most a day).
+    /// token` and nodes send it): a signed token for the account, valid
+    /// for `spec.expirationSeconds` (default one hour, at least 10
+    /// minutes, at most a day). With `spec.boundObjectRef` naming a Pod or
+    /// Secret of the namespace, the token is accepted only while that
+    /// object exists; a pod's projected token (3607 s, what the
+    /// ServiceAccount admission asks for) is extended to a year, as
+    /// Kubernetes' `--service-account-extend-token-expiration` does, since
+    /// it dies with the pod. A node may only ask for tokens bound to pods
+    /// it runs, for their own account.
     fn token_request(&self, ctx: &Ctx, bytes: &[u8]) -> ApiResult<Response<Body>> {
         let r = ctx.info.resource;
         let ns = ctx.info.namespace.as_deref().unwrap_or("default");
@@ -1151,15 +1154,22 @@ impl ApiServer {
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect();
-        let seconds = req["spec"]["expirationSeconds"]
-            .as_i64()
-            .unwrap_or(3600)
-            .clamp(600, 86_400);
-        let (token, exp) = self.tokens.issue(ns, name, &uid, &audiences, seconds);
+        let asked = req["spec"]["expirationSeconds"].as_i64();
+        let mut seconds = asked.unwrap_or(3600).clamp(600, 86_400);
+        let bound = self.token_binding(ctx, ns, name, &req["spec"]["boundObjectRef"])?;
+        if let Some(b) = &bound {
+            if b.kind == "Pod" && asked == Some(crate::admission::PROJECTED_TOKEN_SECONDS) {
+                seconds = EXTENDED_TOKEN_SECONDS;
+            }
+            req["spec"]["boundObjectRef"]["uid"] = json!(b.uid);
+        }
+        let (token, exp) =
+            self.tokens
+                .issue_bound(ns, name, &uid, &audiences, seconds, bound.as_ref());
         req["apiVersion"] = json!("authentication.k8s.io/v1");
         req["kind"] = json!("TokenRequest");
         req["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": null});
-        req["spec"]["expirationSeconds"] = json!(seconds);
+        req["spec"]["expirationSeconds"] = json!(asked.map_or(seconds, |a| a.max(600)));
         if audiences.is_empty() {
             req["spec"]["audiences"] = json!([crate::authn::ISSUER]);
         }
@@ -1169,7 +1179,76 @@ impl ApiServer {
         });
         Ok(body::respond(StatusCode::CREATED, &req, ctx.accept))
     }
+
+    /// The object a TokenRequest binds its token to, checked: it exists in
+    /// the namespace with the uid given (if any); a pod runs as the
+    /// account; and a node asks only for pods bound to itself (Kubernetes'
+    /// NodeRestriction and Node authorizer).
+    fn token_binding(
+        &self,
+        ctx: &Ctx,
+        ns: &str,
+        account: &str,
+        reference: &Value,
+    ) -> ApiResult<Option<crate::authn::BoundObject>> {
+        let node = ctx.user.node_name();
+        let forbidden = |why: &str| {
+            ApiError::forbidden(format!("serviceaccounts {account:?} is forbidden: {why}"))
+        };
+        if reference.is_null() {
+            return match node {
+                Some(_) => Err(forbidden("node requested token not bound to a pod")),
+                None => Ok(None),
+            };
+        }
+        let kind = reference["kind"].as_str().unwrap_or_default();
+        let object = reference["name"].as_str().unwrap_or_default();
+        if !matches!(kind, "Pod" | "Secret") {
+            return Err(ApiError::bad_request(format!(
+                "cannot bind token to object of kind {kind:?}: only Pod and Secret are supported"
+            )));
+        }
+        if node.is_some() && kind != "Pod" {
+            return Err(forbidden("node requested token not bound to a pod"));
+        }
+        let r = crate::resources::by_kind("", "v1", kind)
+            .ok_or_else(|| ApiError::internal(format!("{kind} is not served")))?;
+        let stored = self.load(r, Some(ns), object)?;
+        let uid = stored.value["metadata"]["uid"].as_str().unwrap_or_default();
+        if let Some(want) = reference["uid"].as_str().filter(|u| !u.is_empty()) {
+            if want != uid {
+                return Err(ApiError::conflict(
+                    r.plural,
+                    object,
+                    &format!("the UID in the bound object reference ({want}) does not match the UID in record. The object might have been deleted and then recreated"),
+                ));
+            }
+        }
+        if kind == "Pod" {
+            let spec = &stored.value["spec"];
+            if spec["serviceAccountName"].as_str().unwrap_or("default") != account {
+                return Err(ApiError::bad_request(format!(
+                    "cannot bind token for serviceaccount {account:?} to pod running with different serviceaccount name."
+                )));
+            }
+            if let Some(node) = node {
+                if spec["nodeName"].as_str() != Some(node) {
+                    return Err(forbidden(
+                        "node requested token bound to a pod scheduled on a different node",
+                    ));
+                }
+            }
+        }
+        Ok(Some(crate::authn::BoundObject {
+            kind: kind.to_string(),
+            name: object.to_string(),
+            uid: uid.to_string(),
+        }))
+    }
 }
+
+/// A pod's projected token lives a year (it dies with its pod first).
+const EXTENDED_TOKEN_SECONDS: i64 = 365 * 24 * 3600;
 
 /// Whether a patch document names `metadata.resourceVersion` (making it a
 /// precondition of the patch).

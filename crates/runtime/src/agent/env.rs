@@ -11,7 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Volume};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, ServiceAccount, Volume};
 use kube::api::Api;
 
 use crate::cri::{Limits, Mount};
@@ -39,16 +40,46 @@ pub enum EnvError {
     MissingVolume(String),
     #[error("the API server could not be asked for {what}: {message}")]
     Unreachable { what: String, message: String },
+    #[error("no ServiceAccount token was issued for projected path {0:?}")]
+    TokenMissing(String),
     #[error("writing volume {volume}: {message}")]
     Io { volume: String, message: String },
 }
 
-/// The ConfigMaps and Secrets of the pod's namespace it refers to; a name
-/// that does not exist is absent.
+/// The ConfigMaps and Secrets of the pod's namespace it refers to (a name
+/// that does not exist is absent), and the ServiceAccount tokens its
+/// projected volumes ask for.
 #[derive(Debug, Default, Clone)]
 pub struct Sources {
     pub config_maps: HashMap<String, BTreeMap<String, Vec<u8>>>,
     pub secrets: HashMap<String, BTreeMap<String, Vec<u8>>>,
+    pub tokens: HashMap<TokenKey, String>,
+}
+
+/// What a projected `serviceAccountToken` source asks for: an audience
+/// (empty: the API server's) and a lifetime in seconds.
+pub type TokenKey = (String, i64);
+
+/// The token requests of the pod's projected volumes.
+pub fn token_requests(pod: &Pod) -> Vec<TokenKey> {
+    let mut out: Vec<TokenKey> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()))
+        .filter_map(|s| s.service_account_token.as_ref())
+        .map(token_key)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn token_key(t: &k8s_openapi::api::core::v1::ServiceAccountTokenProjection) -> TokenKey {
+    (
+        t.audience.clone().unwrap_or_default(),
+        t.expiration_seconds.unwrap_or(3600),
+    )
 }
 
 /// Names of every ConfigMap and Secret the pod refers to (env, envFrom,
@@ -157,6 +188,43 @@ pub async fn fetch_sources(client: &kube::Client, pod: &Pod) -> Result<Sources, 
                 data.insert(k, v.into_bytes());
             }
             out.secrets.insert(name, data);
+        }
+    }
+    let wanted = token_requests(pod);
+    if !wanted.is_empty() {
+        let account = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_else(|| "default".into());
+        let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+        for key in wanted {
+            let (audience, seconds) = key.clone();
+            let request = TokenRequest {
+                spec: TokenRequestSpec {
+                    audiences: if audience.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![audience]
+                    },
+                    expiration_seconds: Some(seconds),
+                    bound_object_ref: Some(BoundObjectReference {
+                        api_version: Some("v1".into()),
+                        kind: Some("Pod".into()),
+                        name: pod.metadata.name.clone(),
+                        uid: pod.metadata.uid.clone(),
+                    }),
+                },
+                ..Default::default()
+            };
+            let issued = sa_api
+                .create_token_request(&account, &Default::default(), &request)
+                .await
+                .map_err(unreachable(format!(
+                    "a token for service account \"{account}\""
+                )))?;
+            let token = issued.status.map(|s| s.token).unwrap_or_default();
+            out.tokens.insert(key, token);
         }
     }
     Ok(out)
@@ -619,8 +687,14 @@ fn materialize(
                     ));
                 }
             }
-            // serviceAccountToken sources wait for the security issue's
-            // ServiceAccount tokens; clusterTrustBundle is not served.
+            if let Some(t) = &s.service_account_token {
+                let token = src
+                    .tokens
+                    .get(&token_key(t))
+                    .ok_or_else(|| EnvError::TokenMissing(t.path.clone()))?;
+                files.push((t.path.clone(), token.clone().into_bytes()));
+            }
+            // clusterTrustBundle sources are not served.
         }
     } else {
         return Err(EnvError::UnsupportedVolume(v.name.clone()));
