@@ -188,6 +188,34 @@ spec:
         o.stdout.contains("hello from a joined node").then_some(o)
     });
     assert_eq!(logs.code, 0);
+    // The pod got its ServiceAccount token from the node's TokenRequest,
+    // which a node may make only for its own pods.
+    let hello = s
+        .kubectl(
+            "1.33",
+            &[
+                "get",
+                "pod",
+                "hello",
+                "-o",
+                "jsonpath={.spec.volumes[0].name}",
+            ],
+        )
+        .ok();
+    assert!(hello.stdout.starts_with("kube-api-access-"), "{hello:?}");
+    let o = as_node(&["create", "token", "default"]).failed();
+    assert!(
+        o.stderr.contains("node requested token not bound to a pod"),
+        "{o:?}"
+    );
+    as_node(&[
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=hello",
+    ])
+    .ok();
 
     // NodeRestriction: its own Node yes, another's no; pods bound
     // elsewhere and Deployments are not its business.
@@ -234,6 +262,19 @@ spec:
     );
     let o = as_node(&["create", "deployment", "mine", "--image=x"]).failed();
     assert!(o.stderr.contains("forbidden"), "{o:?}");
+    let o = as_node(&[
+        "create",
+        "token",
+        "default",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=elsewhere",
+    ])
+    .failed();
+    assert!(
+        o.stderr
+            .contains("node requested token bound to a pod scheduled on a different node"),
+        "{o:?}"
+    );
     let o = as_node(&["get", "secrets", "-n", "kube-system"]);
     assert_eq!(o.code, 0, "nodes read Secrets for pods' volumes: {o:?}");
 

@@ -356,8 +356,11 @@ fn default_roles() -> Vec<(&'static str, Vec<Value>)> {
     ]
 }
 
-/// Create the default ClusterRoles and the `cluster-admin` binding for
-/// `system:masters` when they are missing (never overwriting a user's).
+/// Create the default ClusterRoles and their bindings when they are
+/// missing, and — as Kubernetes reconciles its bootstrap roles — add the
+/// rules and subjects a newer skiff's defaults have to existing ones,
+/// unless they are annotated `rbac.authorization.kubernetes.io/autoupdate:
+/// "false"`. Nothing a user added is removed.
 pub async fn ensure_defaults(store: &dyn Store) -> Result<(), StoreError> {
     let (Some(cr), Some(crb)) = (
         resources::by_kind("rbac.authorization.k8s.io", "v1", "ClusterRole"),
@@ -366,13 +369,15 @@ pub async fn ensure_defaults(store: &dyn Store) -> Result<(), StoreError> {
         return Ok(());
     };
     let labels = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+    let annotations = json!({AUTOUPDATE: "true"});
     let mut objects: Vec<(String, Value, &resources::Resource)> = default_roles()
         .into_iter()
         .map(|(name, rules)| {
             (
                 registry::key(cr, None, name),
                 json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                       "metadata": {"name": name, "labels": labels}, "rules": rules}),
+                       "metadata": {"name": name, "labels": labels, "annotations": annotations},
+                       "rules": rules}),
                 cr,
             )
         })
@@ -388,14 +393,15 @@ pub async fn ensure_defaults(store: &dyn Store) -> Result<(), StoreError> {
         objects.push((
             registry::key(crb, None, role),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                   "metadata": {"name": role, "labels": labels},
+                   "metadata": {"name": role, "labels": labels, "annotations": annotations},
                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
                    "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]}),
             crb,
         ));
     }
     for (key, mut obj, r) in objects {
-        if store.get(&key)?.is_some() {
+        if let Some(current) = store.get(&key)? {
+            reconcile_default(store, key, &current, &obj).await?;
             continue;
         }
         registry::prepare_create(r, &mut obj);
@@ -405,6 +411,54 @@ pub async fn ensure_defaults(store: &dyn Store) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// The annotation that lets skiff add to a default role or binding.
+const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
+
+/// Add to a stored default role (binding) the rules (subjects) of
+/// `default` it lacks, unless autoupdate is off.
+async fn reconcile_default(
+    store: &dyn Store,
+    key: String,
+    current: &crate::store::Stored,
+    default: &Value,
+) -> Result<(), StoreError> {
+    if current.value["metadata"]["annotations"][AUTOUPDATE] == "false" {
+        return Ok(());
+    }
+    let field = if default.get("rules").is_some() {
+        "rules"
+    } else {
+        "subjects"
+    };
+    let have = current.value[field].as_array().cloned().unwrap_or_default();
+    let missing: Vec<Value> = default[field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|want| !have.contains(want))
+        .cloned()
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut updated = (*current.value).clone();
+    let mut all = have;
+    all.extend(missing);
+    updated[field] = Value::Array(all);
+    match store
+        .write(WriteOp::Update {
+            key,
+            value: updated,
+            expected: Some(current.rev),
+        })
+        .await
+    {
+        // Someone else wrote it meanwhile: theirs stands until next start.
+        Ok(_) | Err(StoreError::Conflict) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -488,6 +542,66 @@ mod tests {
             forbidden_message(&sa, &Attributes { name: Some("n1"), ..attrs("get", "nodes", None, None) }),
             "nodes \"n1\" is forbidden: User \"system:serviceaccount:team:reader\" cannot get resource \"nodes\" in API group \"\" at the cluster scope"
         );
+    }
+
+    #[tokio::test]
+    async fn defaults_gain_new_rules_unless_autoupdate_is_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            crate::store::redb::RedbStore::open(&dir.path().join("s.redb"), 1000).expect("store");
+        ensure_defaults(&store).await.expect("defaults");
+        let r =
+            resources::by_kind("rbac.authorization.k8s.io", "v1", "ClusterRole").expect("served");
+        // An older skiff's system:node role (one rule) and a view role a
+        // user pinned with autoupdate "false" and cut down.
+        let rewrite = |name: &'static str, f: fn(&mut Value)| {
+            let store = &store;
+            async move {
+                let key = registry::key(r, None, name);
+                let cur = store.get(&key).expect("read").expect("default role");
+                let mut v = (*cur.value).clone();
+                f(&mut v);
+                store
+                    .write(WriteOp::Update {
+                        key,
+                        value: v,
+                        expected: None,
+                    })
+                    .await
+                    .expect("rewrite");
+            }
+        };
+        rewrite("system:node", |v| {
+            v["rules"] = json!([v["rules"][0].clone(), {"apiGroups": ["x"], "resources": ["mine"], "verbs": ["get"]}]);
+        })
+        .await;
+        rewrite("view", |v| {
+            v["metadata"]["annotations"][AUTOUPDATE] = json!("false");
+            v["rules"] = json!([]);
+        })
+        .await;
+        ensure_defaults(&store).await.expect("reconciled");
+        let rules = |name: &str| -> Vec<Value> {
+            let v = store
+                .get(&registry::key(r, None, name))
+                .expect("read")
+                .expect("role");
+            v.value["rules"].as_array().cloned().unwrap_or_default()
+        };
+        let node = rules("system:node");
+        let defaults = default_roles();
+        let (_, want) = defaults
+            .iter()
+            .find(|(n, _)| *n == "system:node")
+            .expect("default");
+        for rule in want {
+            assert!(node.contains(rule), "{rule} restored");
+        }
+        assert!(
+            node.iter().any(|r| r["resources"] == json!(["mine"])),
+            "the user's own rule stays"
+        );
+        assert!(rules("view").is_empty(), "autoupdate false is left alone");
     }
 
     #[tokio::test]
