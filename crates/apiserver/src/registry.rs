@@ -209,6 +209,17 @@ pub fn default_and_validate_update(
     }
 }
 
+/// Five characters for a generated name, from the alphabet Kubernetes'
+/// name generator uses (no vowels, no look-alike digits).
+pub fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,15 +259,4 @@ mod tests {
             (json!(1), json!(3))
         );
     }
-}
-
-/// Five characters for a generated name, from the alphabet Kubernetes'
-/// name generator uses (no vowels, no look-alike digits).
-pub fn random_suffix() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let mut rng = rand::rng();
-    (0..5)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
 }

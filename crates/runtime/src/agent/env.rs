@@ -140,65 +140,66 @@ pub fn referenced(pod: &Pod) -> (Vec<String>, Vec<String>) {
     (cms, secrets)
 }
 
-/// Fetch what the pod refers to. Missing objects are left out (whether
-/// that is an error depends on `optional` where they are used).
+/// Fetch what the pod refers to, all requests at once (a pod's start
+/// waits for the slowest, not their sum). Missing objects are left out
+/// (whether that is an error depends on `optional` where they are used).
 pub async fn fetch_sources(client: &kube::Client, pod: &Pod) -> Result<Sources, EnvError> {
+    use futures::future::try_join_all;
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let (cms, secrets) = referenced(pod);
-    let mut out = Sources::default();
-    let unreachable = |what: String| {
-        move |e: kube::Error| EnvError::Unreachable {
-            what,
-            message: e.to_string(),
-        }
-    };
     let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    for name in cms {
-        if let Some(cm) = cm_api
-            .get_opt(&name)
-            .await
-            .map_err(unreachable(format!("configmap \"{name}\"")))?
-        {
-            let mut data: BTreeMap<String, Vec<u8>> = cm
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.into_bytes()))
-                .collect();
-            for (k, v) in cm.binary_data.unwrap_or_default() {
-                data.insert(k, v.0);
-            }
-            out.config_maps.insert(name, data);
-        }
-    }
     let secret_api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    for name in secrets {
-        if let Some(s) = secret_api
-            .get_opt(&name)
-            .await
-            .map_err(unreachable(format!("secret \"{name}\"")))?
-        {
-            let mut data: BTreeMap<String, Vec<u8>> = s
-                .data
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(k, v)| (k, v.0))
-                .collect();
-            for (k, v) in s.string_data.unwrap_or_default() {
-                data.insert(k, v.into_bytes());
-            }
-            out.secrets.insert(name, data);
+    let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
+    let account = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".into());
+    let config_maps = try_join_all(cms.into_iter().map(|name| {
+        let api = &cm_api;
+        async move {
+            let cm = api
+                .get_opt(&name)
+                .await
+                .map_err(unreachable(format!("configmap \"{name}\"")))?;
+            Ok::<_, EnvError>(cm.map(|cm| {
+                let mut data: BTreeMap<String, Vec<u8>> = cm
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                for (k, v) in cm.binary_data.unwrap_or_default() {
+                    data.insert(k, v.0);
+                }
+                (name, data)
+            }))
         }
-    }
-    let wanted = token_requests(pod);
-    if !wanted.is_empty() {
-        let account = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.service_account_name.clone())
-            .unwrap_or_else(|| "default".into());
-        let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-        for key in wanted {
+    }));
+    let secrets = try_join_all(secrets.into_iter().map(|name| {
+        let api = &secret_api;
+        async move {
+            let secret = api
+                .get_opt(&name)
+                .await
+                .map_err(unreachable(format!("secret \"{name}\"")))?;
+            Ok::<_, EnvError>(secret.map(|s| {
+                let mut data: BTreeMap<String, Vec<u8>> = s
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                for (k, v) in s.string_data.unwrap_or_default() {
+                    data.insert(k, v.into_bytes());
+                }
+                (name, data)
+            }))
+        }
+    }));
+    let tokens = try_join_all(token_requests(pod).into_iter().map(|key| {
+        let (api, account) = (&sa_api, &account);
+        async move {
             let (audience, seconds) = key.clone();
             let request = TokenRequest {
                 spec: TokenRequestSpec {
@@ -217,17 +218,28 @@ pub async fn fetch_sources(client: &kube::Client, pod: &Pod) -> Result<Sources, 
                 },
                 ..Default::default()
             };
-            let issued = sa_api
-                .create_token_request(&account, &Default::default(), &request)
+            let issued = api
+                .create_token_request(account, &Default::default(), &request)
                 .await
                 .map_err(unreachable(format!(
                     "a token for service account \"{account}\""
                 )))?;
-            let token = issued.status.map(|s| s.token).unwrap_or_default();
-            out.tokens.insert(key, token);
+            Ok::<_, EnvError>((key, issued.status.map(|s| s.token).unwrap_or_default()))
         }
+    }));
+    let (config_maps, secrets, tokens) = futures::try_join!(config_maps, secrets, tokens)?;
+    Ok(Sources {
+        config_maps: config_maps.into_iter().flatten().collect(),
+        secrets: secrets.into_iter().flatten().collect(),
+        tokens: tokens.into_iter().collect(),
+    })
+}
+
+fn unreachable(what: String) -> impl FnOnce(kube::Error) -> EnvError {
+    move |e: kube::Error| EnvError::Unreachable {
+        what,
+        message: e.to_string(),
     }
-    Ok(out)
 }
 
 /// The addresses the pod is reachable at, for `status.podIP`/`hostIP`.
