@@ -318,9 +318,19 @@ spec:
         );
     }
     // Only the gateway's view: the TLS Secrets.
-    as_node(&["get", "secrets", "-A", "--field-selector", "type=kubernetes.io/tls"]).ok();
+    as_node(&[
+        "get",
+        "secrets",
+        "-A",
+        "--field-selector",
+        "type=kubernetes.io/tls",
+    ])
+    .ok();
     // `kubectl auth can-i` says the same.
-    assert_eq!(as_node(&["auth", "can-i", "get", "secret/hello-token"]).code, 0);
+    assert_eq!(
+        as_node(&["auth", "can-i", "get", "secret/hello-token"]).code,
+        0
+    );
     assert_ne!(as_node(&["auth", "can-i", "get", "secret/unused"]).code, 0);
 
     // A restart needs no token: the credential is on disk.

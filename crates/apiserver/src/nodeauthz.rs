@@ -100,7 +100,10 @@ pub fn references(pod: &Value) -> Vec<Ref> {
             add("secrets", &src["secret"]["name"]);
             add("configmaps", &src["configMap"]["name"]);
         }
-        add("persistentvolumeclaims", &v["persistentVolumeClaim"]["claimName"]);
+        add(
+            "persistentvolumeclaims",
+            &v["persistentVolumeClaim"]["claimName"],
+        );
         if v["ephemeral"].is_object() {
             let name = v["name"].as_str().unwrap_or("");
             add(
@@ -498,9 +501,8 @@ mod tests {
             decide(&g, &n1, &get("persistentvolumeclaims", "shop", "db"), None),
             Decision::Allow
         );
-        let unrelated = Decision::Unrelated(
-            "no relationship found between node 'n1' and this object".into(),
-        );
+        let unrelated =
+            Decision::Unrelated("no relationship found between node 'n1' and this object".into());
         // Another Secret, the same name elsewhere, another node.
         assert_eq!(
             decide(&g, &n1, &get("secrets", "shop", "other"), None),
@@ -552,9 +554,7 @@ mod tests {
         );
         assert_eq!(
             decide(&g, &n1, &list("secrets", None), None),
-            Decision::NoOpinion(Some(
-                "can only read namespaced object of this type".into()
-            ))
+            Decision::NoOpinion(Some("can only read namespaced object of this type".into()))
         );
         // One object by name, as the kubelet watches them.
         assert_eq!(
@@ -576,7 +576,10 @@ mod tests {
             Decision::NoOpinion(_)
         ));
         // The gateway's TLS Secrets, anywhere; not ConfigMaps, not negated.
-        for sel in ["type=kubernetes.io/tls", "metadata.namespace=a,type==kubernetes.io/tls"] {
+        for sel in [
+            "type=kubernetes.io/tls",
+            "metadata.namespace=a,type==kubernetes.io/tls",
+        ] {
             assert_eq!(
                 decide(&g, &n1, &list("secrets", None), Some(sel)),
                 Decision::Allow,
@@ -584,11 +587,21 @@ mod tests {
             );
         }
         assert!(matches!(
-            decide(&g, &n1, &list("secrets", None), Some("type!=kubernetes.io/tls")),
+            decide(
+                &g,
+                &n1,
+                &list("secrets", None),
+                Some("type!=kubernetes.io/tls")
+            ),
             Decision::NoOpinion(_)
         ));
         assert!(matches!(
-            decide(&g, &n1, &list("configmaps", None), Some("type=kubernetes.io/tls")),
+            decide(
+                &g,
+                &n1,
+                &list("configmaps", None),
+                Some("type=kubernetes.io/tls")
+            ),
             Decision::NoOpinion(_)
         ));
         // Writes are RBAC's to refuse, with a reason.
@@ -600,6 +613,62 @@ mod tests {
             decide(&g, &n1, &del, None),
             Decision::NoOpinion(Some("can only read resources of this type".into()))
         );
+    }
+
+    #[tokio::test]
+    async fn the_graph_follows_the_store_and_waits_out_a_race() {
+        use crate::store::WriteOp;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(
+            crate::store::redb::RedbStore::open(&dir.path().join("s.redb"), 1000).expect("store"),
+        );
+        // A pod stored before the graph starts is loaded.
+        let write = |key: &str, pod: Value| {
+            store.write(WriteOp::Create {
+                key: key.to_string(),
+                value: pod,
+            })
+        };
+        write("/core/pods/shop/web", pod()).await.expect("write");
+        let g = Arc::new(NodeGraph::default());
+        tokio::spawn(g.clone().run(store.clone()));
+        let n1 = node("n1");
+        let a = get("secrets", "shop", "api-key");
+        assert_eq!(g.authorize(&*store, &n1, &a, None).await, Decision::Allow);
+        // A pod bound a moment ago: allowed at once, the refusal having
+        // waited for the graph to apply it.
+        let mut fresh = pod();
+        fresh["metadata"]["name"] = json!("fresh");
+        fresh["spec"] =
+            json!({"nodeName": "n9", "volumes": [{"name": "v", "secret": {"secretName": "new"}}]});
+        write("/core/pods/shop/fresh", fresh).await.expect("write");
+        let a = get("secrets", "shop", "new");
+        assert_eq!(
+            g.authorize(&*store, &node("n9"), &a, None).await,
+            Decision::Allow
+        );
+        // Unrelated stays refused, without waiting once caught up.
+        let t = std::time::Instant::now();
+        assert!(matches!(
+            g.authorize(&*store, &n1, &a, None).await,
+            Decision::Unrelated(_)
+        ));
+        assert!(t.elapsed() < CATCH_UP / 2, "{:?}", t.elapsed());
+        // Deleted: gone.
+        store
+            .write(WriteOp::Delete {
+                key: "/core/pods/shop/fresh".into(),
+                expected: None,
+            })
+            .await
+            .expect("delete");
+        // (An allow is not rechecked: wait for the graph as a later
+        // request would find it.)
+        g.caught_up(store.revision()).await;
+        assert!(matches!(
+            g.authorize(&*store, &node("n9"), &a, None).await,
+            Decision::Unrelated(_)
+        ));
     }
 
     #[test]

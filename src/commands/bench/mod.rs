@@ -123,7 +123,13 @@ async fn bootstrap_token(admin: &Client, i: usize) -> Result<String> {
 
 /// A pod bound to `node` that reads ConfigMap `configmap` (in `ns`), so
 /// that the Node authorizer lets the node read it.
-async fn pod_using(admin: &Client, ns: &str, name: &str, node: &str, configmap: &str) -> Result<()> {
+async fn pod_using(
+    admin: &Client,
+    ns: &str,
+    name: &str,
+    node: &str,
+    configmap: &str,
+) -> Result<()> {
     post(
         admin,
         &format!("/api/v1/namespaces/{ns}/pods"),

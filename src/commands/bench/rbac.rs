@@ -174,10 +174,20 @@ async fn node_client(server: &super::Server, a: &RbacArgs) -> Result<Client> {
     let made = Instant::now();
     stream::iter(0..a.pods)
         .map(|i| {
-            let cm = if i == 0 { "target".to_string() } else { format!("cm-{i}") };
+            let cm = if i == 0 {
+                "target".to_string()
+            } else {
+                format!("cm-{i}")
+            };
             async move {
-                pod_using(admin, "bench", &format!("pod-{i}"), &format!("bench-node-{}", i % 100), &cm)
-                    .await
+                pod_using(
+                    admin,
+                    "bench",
+                    &format!("pod-{i}"),
+                    &format!("bench-node-{}", i % 100),
+                    &cm,
+                )
+                .await
             }
         })
         .buffer_unordered(32)
@@ -203,5 +213,10 @@ async fn node_client(server: &super::Server, a: &RbacArgs) -> Result<Client> {
     )
     .await?;
     let read = |f: &str| std::fs::read_to_string(pki.join(f));
-    Client::with_certificate(server.running.addr, ca, &read("node.crt")?, &read("node.key")?)
+    Client::with_certificate(
+        server.running.addr,
+        ca,
+        &read("node.crt")?,
+        &read("node.key")?,
+    )
 }
