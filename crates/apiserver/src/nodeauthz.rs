@@ -701,7 +701,7 @@ mod tests {
         assert!(!g.related("n1", "secrets", "shop", "api-key"));
         assert!(g.related("n2", "secrets", "shop", "api-key"));
         g.apply("/core/pods/shop/api", None);
-        let graph = g.graph.read().unwrap();
+        let graph = g.graph.read().expect("graph lock");
         assert!(graph.edges.is_empty() && graph.pods.is_empty());
     }
 }
