@@ -163,13 +163,13 @@ pub async fn run(a: TlsArgs) -> Result<()> {
     ];
     let floor = percentile(&kinds[3].1, 0.5);
     println!(
-        "  {:<50} {:>9} {:>9} {:>8}",
+        "  {:<58} {:>9} {:>9} {:>8}",
         "GET one ConfigMap", "p50 ms", "p99 ms", "p50 ×"
     );
     for (what, d) in &kinds {
         let p50 = percentile(d, 0.5);
         println!(
-            "  {what:<50} {:>9.3} {:>9.3} {:>8.1}",
+            "  {what:<58} {:>9.3} {:>9.3} {:>8.1}",
             ms(p50),
             ms(percentile(d, 0.99)),
             p50.as_secs_f64() / floor.as_secs_f64().max(1e-9)
