@@ -2,8 +2,9 @@
 //! node --token … --ca-cert-hash …` with no CA file. A wrong hash and an
 //! expired token are refused with words a person can act on; a good join
 //! leaves the node a credential of its own (`system:node:NAME`) that runs
-//! pods and serves their logs, and that NodeRestriction keeps to the
-//! node's own Node and pods.
+//! pods and serves their logs, that NodeRestriction keeps to the node's
+//! own Node and pods, and that the Node authorizer lets read only the
+//! Secrets and ConfigMaps its pods use.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -151,6 +152,8 @@ fn nodes_join_with_a_token_and_keep_to_their_own() {
 
     // It runs a Wasm pod, and its logs come through the API server (which
     // the node's endpoint accepts by the API server's client certificate).
+    // The pod's greeting comes from a ConfigMap and it needs a Secret: the
+    // Node authorizer lets the agent read both because the pod uses them.
     let mut import = Command::new(env!("CARGO_BIN_EXE_skiff"));
     import
         .args([
@@ -169,6 +172,21 @@ metadata: {name: wasmtime}
 handler: wasmtime
 ---
 apiVersion: v1
+kind: ConfigMap
+metadata: {name: greeting}
+data: {text: hello from a joined node}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: hello-token}
+stringData: {token: s3cret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: unused}
+stringData: {token: not-for-nodes}
+---
+apiVersion: v1
 kind: Pod
 metadata: {name: hello}
 spec:
@@ -179,7 +197,9 @@ spec:
   - name: hello
     image: example.local/hello:v1
     imagePullPolicy: Never
-    env: [{name: GREETING, value: hello from a joined node}]
+    env:
+    - {name: GREETING, valueFrom: {configMapKeyRef: {name: greeting, key: text}}}
+    - {name: TOKEN, valueFrom: {secretKeyRef: {name: hello-token, key: token}}}
 "#;
     s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(pod))
         .ok();
@@ -275,8 +295,43 @@ spec:
             .contains("node requested token bound to a pod scheduled on a different node"),
         "{o:?}"
     );
-    let o = as_node(&["get", "secrets", "-n", "kube-system"]);
-    assert_eq!(o.code, 0, "nodes read Secrets for pods' volumes: {o:?}");
+
+    // The Node authorizer: a node reads the Secrets and ConfigMaps its
+    // pods use, one by one, and no others.
+    as_node(&["get", "secret", "hello-token"]).ok();
+    as_node(&["get", "configmap", "greeting"]).ok();
+    let o = as_node(&["get", "secret", "unused"]).failed();
+    assert!(
+        o.stderr.contains(
+            "secrets \"unused\" is forbidden: User \"system:node:joined\" cannot get resource \"secrets\" in API group \"\" in the namespace \"default\": no relationship found between node 'joined' and this object"
+        ),
+        "{o:?}"
+    );
+    let o = as_node(&["get", "configmap", "kube-root-ca.crt", "-n", "kube-system"]).failed();
+    assert!(o.stderr.contains("no relationship found"), "{o:?}");
+    for ns in [&["-n", "kube-system"][..], &["-A"][..]] {
+        let o = as_node(&[&["get", "secrets"][..], ns].concat()).failed();
+        assert!(
+            o.stderr
+                .contains("cannot list resource \"secrets\" in API group \"\""),
+            "{o:?}"
+        );
+    }
+    // Only the gateway's view: the TLS Secrets.
+    as_node(&[
+        "get",
+        "secrets",
+        "-A",
+        "--field-selector",
+        "type=kubernetes.io/tls",
+    ])
+    .ok();
+    // `kubectl auth can-i` says the same.
+    assert_eq!(
+        as_node(&["auth", "can-i", "get", "secret/hello-token"]).code,
+        0
+    );
+    assert_ne!(as_node(&["auth", "can-i", "get", "secret/unused"]).code, 0);
 
     // A restart needs no token: the credential is on disk.
     drop(_node);

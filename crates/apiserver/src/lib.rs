@@ -8,6 +8,7 @@ pub mod error;
 pub mod gc;
 pub mod handlers;
 pub mod namespaces;
+pub mod nodeauthz;
 pub mod noderestriction;
 pub mod openapi;
 pub mod pki;

@@ -296,7 +296,9 @@ fn default_roles() -> Vec<(&'static str, Vec<Value>)> {
         &["*"],
     ));
     // What a node agent does; NodeRestriction admission narrows the writes
-    // to its own Node, Lease and pods (crate::noderestriction).
+    // to its own Node, Lease and pods (crate::noderestriction). No Secrets
+    // or ConfigMaps: the Node authorizer grants a node those its pods use
+    // (crate::nodeauthz), as in Kubernetes.
     let node = vec![
         rule(
             &[""],
@@ -313,11 +315,7 @@ fn default_roles() -> Vec<(&'static str, Vec<Value>)> {
         rule(&[""], &["events"], &["create", "update", "patch"]),
         // Tokens for the pods it runs (checked in the TokenRequest handler).
         rule(&[""], &["serviceaccounts/token"], &["create"]),
-        rule(
-            &[""],
-            &["configmaps", "secrets", "services", "endpoints"],
-            READ,
-        ),
+        rule(&[""], &["services", "endpoints"], READ),
         rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(
             &["networking.k8s.io"],
@@ -400,7 +398,22 @@ pub async fn ensure_defaults(store: &dyn Store) -> Result<(), StoreError> {
         ));
     }
     for (key, mut obj, r) in objects {
-        if let Some(current) = store.get(&key)? {
+        if let Some(mut current) = store.get(&key)? {
+            if let Some(fixed) = narrowed_node_role(&current.value) {
+                match store
+                    .write(WriteOp::Update {
+                        key: key.clone(),
+                        value: fixed,
+                        expected: Some(current.rev),
+                    })
+                    .await
+                {
+                    Ok(narrowed) => current = narrowed,
+                    // Someone else wrote it meanwhile: next start.
+                    Err(StoreError::Conflict | StoreError::NotFound) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
             reconcile_default(store, key, &current, &obj).await?;
             continue;
         }
@@ -459,6 +472,46 @@ async fn reconcile_default(
         Ok(_) | Err(StoreError::Conflict) | Err(StoreError::NotFound) => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// The stored `system:node` ClusterRole without the Secrets and ConfigMaps
+/// that skiff's default role granted before the Node authorizer, when it
+/// still grants them and is a default (Kubernetes' `autoupdate: "false"`
+/// annotation keeps a role as it is). Nothing else in it changes, and other
+/// roles are never rewritten.
+fn narrowed_node_role(stored: &Value) -> Option<Value> {
+    let meta = &stored["metadata"];
+    let ours = meta["name"] == "system:node"
+        && meta["labels"]["kubernetes.io/bootstrapping"] == "rbac-defaults"
+        && meta["annotations"][AUTOUPDATE] != "false";
+    let rules = stored["rules"].as_array()?;
+    let core = |r: &Value| strings(&r["apiGroups"]) == [""];
+    let granted = |r: &Value| {
+        strings(&r["resources"])
+            .iter()
+            .any(|x| x == "secrets" || x == "configmaps")
+    };
+    if !ours || !rules.iter().any(|r| core(r) && granted(r)) {
+        return None;
+    }
+    let mut kept = Vec::new();
+    for r in rules {
+        let mut r = r.clone();
+        if core(&r) && granted(&r) {
+            let rest: Vec<String> = strings(&r["resources"])
+                .into_iter()
+                .filter(|x| x != "secrets" && x != "configmaps")
+                .collect();
+            if rest.is_empty() {
+                continue;
+            }
+            r["resources"] = json!(rest);
+        }
+        kept.push(r);
+    }
+    let mut fixed = stored.clone();
+    fixed["rules"] = Value::Array(kept);
+    Some(fixed)
 }
 
 #[cfg(test)]
@@ -667,6 +720,48 @@ mod tests {
         assert!(ok(attrs("get", "pods", Some("log"), Some("a"))));
         assert!(!ok(attrs("get", "secrets", None, Some("a"))));
         assert!(!ok(attrs("create", "pods", None, Some("a"))));
+    }
+
+    #[test]
+    fn the_node_role_leaves_secrets_to_the_node_authorizer() {
+        let roles = default_roles();
+        let (_, node) = roles
+            .iter()
+            .find(|(n, _)| *n == "system:node")
+            .expect("system:node");
+        let rules: Vec<Rule> = node.iter().map(Rule::from_json).collect();
+        let ok = |a: Attributes<'_>| rules.iter().any(|r| r.covers(&a));
+        assert!(ok(attrs("list", "services", None, None)));
+        for verb in ["get", "list", "watch"] {
+            assert!(!ok(attrs(verb, "secrets", None, Some("a"))), "{verb}");
+            assert!(!ok(attrs(verb, "configmaps", None, Some("a"))), "{verb}");
+        }
+    }
+
+    #[test]
+    fn an_old_default_node_role_loses_secrets_and_configmaps_only() {
+        let labels = json!({"kubernetes.io/bootstrapping": "rbac-defaults"});
+        let old = json!({"metadata": {"name": "system:node", "labels": labels}, "rules": [
+            rule(&[""], &["configmaps", "secrets", "services", "endpoints"], READ),
+            rule(&[""], &["secrets"], READ),
+            rule(&["example.com"], &["secrets"], READ),
+        ]});
+        let fixed = narrowed_node_role(&old).expect("narrowed");
+        assert_eq!(
+            fixed["rules"],
+            json!([
+                rule(&[""], &["services", "endpoints"], READ),
+                rule(&["example.com"], &["secrets"], READ),
+            ])
+        );
+        assert!(narrowed_node_role(&fixed).is_none(), "already narrow");
+        let mut kept = old.clone();
+        kept["metadata"]["annotations"] =
+            json!({"rbac.authorization.kubernetes.io/autoupdate": "false"});
+        assert!(narrowed_node_role(&kept).is_none(), "opted out");
+        let mut other = old.clone();
+        other["metadata"]["name"] = json!("edit");
+        assert!(narrowed_node_role(&other).is_none());
     }
 }
 

@@ -152,12 +152,15 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
     };
     let rbac = Arc::new(crate::rbac::Cache::default());
     tokio::spawn(rbac.clone().run(store.clone()));
+    let nodes = Arc::new(crate::nodeauthz::NodeGraph::default());
+    tokio::spawn(nodes.clone().run(store.clone()));
     let api = Arc::new(ApiServer {
         store: store.clone(),
         admin_token: pki.admin_token.clone(),
         audit: Some(audit),
         tokens: Arc::new(tokens),
         rbac,
+        nodes,
         static_tokens,
         node_client: pki.node_client_config()?,
         signer: Arc::new(pki.signer()),

@@ -101,6 +101,48 @@ async fn start(dir: PathBuf, max_batch: usize) -> Result<Server> {
 
 /// POST `body` on a connection of its own; the created (or answered)
 /// object.
+/// A bootstrap token (`ID.SECRET`) made as `skiff token create` makes
+/// them, the `i`th of the run.
+async fn bootstrap_token(admin: &Client, i: usize) -> Result<String> {
+    use base64::Engine as _;
+    let (id, secret) = (format!("b{i:05}"), format!("{i:016}"));
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    post(
+        admin,
+        "/api/v1/namespaces/kube-system/secrets",
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
+            "metadata": {"name": format!("bootstrap-token-{id}")},
+            "data": {"token-id": b64(&id), "token-secret": b64(&secret),
+                     "usage-bootstrap-authentication": b64("true")},
+        }),
+    )
+    .await?;
+    Ok(format!("{id}.{secret}"))
+}
+
+/// A pod bound to `node` that reads ConfigMap `configmap` (in `ns`), so
+/// that the Node authorizer lets the node read it.
+async fn pod_using(
+    admin: &Client,
+    ns: &str,
+    name: &str,
+    node: &str,
+    configmap: &str,
+) -> Result<()> {
+    post(
+        admin,
+        &format!("/api/v1/namespaces/{ns}/pods"),
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "example.local/c:v1",
+                "envFrom": [{"configMapRef": {"name": configmap}}]}]},
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
 async fn post(client: &Client, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
     let mut conn = client.connect().await?;
     let (status, bytes) = conn

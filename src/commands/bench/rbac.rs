@@ -5,6 +5,11 @@
 //! fast as `--clients` connections are answered. Peers in the same run:
 //! the admin doing the same reads (`system:masters`, no lookup), and a
 //! refused read (a Secret, which `view` does not give).
+//!
+//! Then a node (`system:node:NAME`, joined with a bootstrap token) with
+//! `--pods` pods spread over 100 nodes in the store: its reads of a
+//! ConfigMap one of its pods uses are answered by the Node authorizer's
+//! graph, and of one no pod of it uses refused, whatever the pod count.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +19,7 @@ use futures::{stream, StreamExt, TryStreamExt};
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{load, post, start, LoadStats};
+use super::{bootstrap_token, load, pod_using, post, start, LoadStats};
 use crate::client::Client;
 
 #[derive(Debug, Args)]
@@ -28,6 +33,9 @@ pub struct RbacArgs {
     /// How long each phase runs.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// Pods in the store for the node phase (bound to 100 nodes).
+    #[arg(long, default_value_t = 10_000)]
+    pods: usize,
     /// Where the API server's store goes (a fresh directory per phase).
     #[arg(long, default_value = "/tmp/skiff-bench-rbac")]
     dir: std::path::PathBuf,
@@ -122,6 +130,19 @@ pub async fn run(a: RbacArgs) -> Result<()> {
             reads(&reader, denied, StatusCode::FORBIDDEN, a.clients, a.seconds).await?,
         ),
     ];
+    let node = node_client(&server, &a).await?;
+    let unused = "/api/v1/namespaces/bench/configmaps/unused";
+    let node_rows = [
+        (
+            "node allowed by the Node authorizer (graph)",
+            reads(&node, target, StatusCode::OK, a.clients, a.seconds).await?,
+        ),
+        (
+            "node refused (no pod of it uses the ConfigMap)",
+            reads(&node, unused, StatusCode::FORBIDDEN, a.clients, a.seconds).await?,
+        ),
+    ];
+    let rows: Vec<_> = rows.into_iter().chain(node_rows).collect();
     println!();
     println!(
         "| GET with {} RoleBindings, {} clients | requests/s | p50 ms | p99 ms |",
@@ -137,8 +158,65 @@ pub async fn run(a: RbacArgs) -> Result<()> {
         );
     }
     println!(
-        "allowed / admin: {:.2}x requests/s",
-        rows[1].1.rate() / rows[0].1.rate()
+        "allowed / admin: {:.2}x requests/s; node / admin: {:.2}x ({} pods)",
+        rows[1].1.rate() / rows[0].1.rate(),
+        rows[3].1.rate() / rows[0].1.rate(),
+        a.pods
     );
     Ok(())
+}
+
+/// `--pods` pods over 100 nodes, each reading a ConfigMap of its own
+/// (`bench-node-0`'s first reads `target`), and a client that is
+/// `bench-node-0`, joined as `skiff node --token` joins.
+async fn node_client(server: &super::Server, a: &RbacArgs) -> Result<Client> {
+    let admin = &server.client;
+    let made = Instant::now();
+    stream::iter(0..a.pods)
+        .map(|i| {
+            let cm = if i == 0 {
+                "target".to_string()
+            } else {
+                format!("cm-{i}")
+            };
+            async move {
+                pod_using(
+                    admin,
+                    "bench",
+                    &format!("pod-{i}"),
+                    &format!("bench-node-{}", i % 100),
+                    &cm,
+                )
+                .await
+            }
+        })
+        .buffer_unordered(32)
+        .try_collect::<Vec<_>>()
+        .await?;
+    println!(
+        "  {} pods created in {:.1} s",
+        a.pods,
+        made.elapsed().as_secs_f64()
+    );
+    let ca = &server.running.ca_pem;
+    let hash = apiserver::pki::ca_cert_hash(ca).map_err(|e| anyhow::anyhow!(e))?;
+    let token = bootstrap_token(admin, 0).await?;
+    let pki = a.dir.join("node");
+    let _ = std::fs::remove_dir_all(&pki);
+    crate::commands::join::connect(
+        &format!("https://{}", server.running.addr),
+        &pki,
+        "bench-node-0",
+        Some(&token),
+        None,
+        Some(&hash),
+    )
+    .await?;
+    let read = |f: &str| std::fs::read_to_string(pki.join(f));
+    Client::with_certificate(
+        server.running.addr,
+        ca,
+        &read("node.crt")?,
+        &read("node.key")?,
+    )
 }

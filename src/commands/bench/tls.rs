@@ -5,8 +5,8 @@
 //! the cluster CA verified, and one authenticated GET of a ConfigMap,
 //! as a kubectl process makes it: as the admin (token, no RBAC lookup), as
 //! a ServiceAccount bound to `view` (JWT verified, RBAC evaluated) and as a
-//! node with its client certificate (verified in the handshake, then RBAC
-//! and NodeRestriction). The peer in the same run is the same GET on a
+//! node with its client certificate (verified in the handshake, then the
+//! Node authorizer, since a pod of the node uses the ConfigMap). The peer in the same run is the same GET on a
 //! connection already open. The join samples run what `skiff node --token
 //! --ca-cert-hash` runs before it starts its agent: read and pin the CA,
 //! ask for a certificate with the bootstrap token, and make the first
@@ -15,12 +15,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use base64::Engine as _;
 use clap::Args;
 use http::{Method, StatusCode};
 use serde_json::json;
 
-use super::{percentile, post, start};
+use super::{bootstrap_token, percentile, pod_using, post, start};
 use crate::client::Client;
 
 #[derive(Debug, Args)]
@@ -109,28 +108,19 @@ pub async fn run(a: TlsArgs) -> Result<()> {
     let mut joins = Vec::with_capacity(a.joins);
     let mut node_cred = None;
     for i in 0..a.joins {
-        let (id, secret) = (format!("b{i:05}"), format!("{i:016}"));
-        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        post(
-            admin,
-            "/api/v1/namespaces/kube-system/secrets",
-            json!({
-                "apiVersion": "v1", "kind": "Secret", "type": "bootstrap.kubernetes.io/token",
-                "metadata": {"name": format!("bootstrap-token-{id}")},
-                "data": {"token-id": b64(&id), "token-secret": b64(&secret),
-                         "usage-bootstrap-authentication": b64("true")},
-            }),
-        )
-        .await?;
+        let token = bootstrap_token(admin, i).await?;
         let pki = a.dir.join(format!("node-{i}"));
         let _ = std::fs::remove_dir_all(&pki);
         let name = format!("bench-node-{i}");
+        // A pod of the node uses the ConfigMap, so the Node authorizer
+        // lets the node read it.
+        pod_using(admin, "default", &format!("reader-{i}"), &name, "target").await?;
         let t = Instant::now();
         let (client, _) = crate::commands::join::connect(
             &server_url,
             &pki,
             &name,
-            Some(&format!("{id}.{secret}")),
+            Some(&token),
             None,
             Some(&hash),
         )
@@ -163,7 +153,7 @@ pub async fn run(a: TlsArgs) -> Result<()> {
             sample(&reader, a.requests, true).await?,
         ),
         (
-            "new connection, node client certificate + RBAC",
+            "new connection, node client certificate + Node authorizer",
             sample(&node, a.requests, true).await?,
         ),
         (
@@ -173,13 +163,13 @@ pub async fn run(a: TlsArgs) -> Result<()> {
     ];
     let floor = percentile(&kinds[3].1, 0.5);
     println!(
-        "  {:<50} {:>9} {:>9} {:>8}",
+        "  {:<58} {:>9} {:>9} {:>8}",
         "GET one ConfigMap", "p50 ms", "p99 ms", "p50 ×"
     );
     for (what, d) in &kinds {
         let p50 = percentile(d, 0.5);
         println!(
-            "  {what:<50} {:>9.3} {:>9.3} {:>8.1}",
+            "  {what:<58} {:>9.3} {:>9.3} {:>8.1}",
             ms(p50),
             ms(percentile(d, 0.99)),
             p50.as_secs_f64() / floor.as_secs_f64().max(1e-9)

@@ -38,6 +38,8 @@ pub struct ApiServer {
     pub tokens: Arc<crate::authn::Tokens>,
     /// RBAC bindings and roles in memory.
     pub rbac: Arc<crate::rbac::Cache>,
+    /// Which objects each node's pods use, for the Node authorizer.
+    pub nodes: Arc<crate::nodeauthz::NodeGraph>,
     /// Users of `--token-auth-file`.
     pub static_tokens: crate::authn::StaticTokens,
     /// TLS to node agents, with the node client certificate.
@@ -273,11 +275,23 @@ impl ApiServer {
             // authorizes it.
             let mut check = info.clone();
             check.verb = Verb::Create;
-            self.authorize(&user, &check)?;
+            self.authorize(&user, &check, None)?;
             return self.pod_exec(req, &info, &query).await;
         }
         if !(cluster_info && user.name == crate::authn::ANONYMOUS) {
-            self.authorize(&user, &info)?;
+            // Node, then RBAC, as `--authorization-mode=Node,RBAC`.
+            let node = self
+                .nodes
+                .authorize(
+                    &*self.store,
+                    &user,
+                    &attributes(&info),
+                    query.get("fieldSelector"),
+                )
+                .await;
+            if node != crate::nodeauthz::Decision::Allow {
+                self.authorize(&user, &info, node.reason())?;
+            }
         }
         crate::noderestriction::check(&*self.store, &user, &info)?;
         if info.resource.group == "rbac.authorization.k8s.io"
@@ -325,8 +339,14 @@ impl ApiServer {
 impl ApiServer {
     /// RBAC: 403 with Kubernetes' message unless a rule allows the request.
     /// Access reviews about oneself are open to every user, as Kubernetes'
-    /// `system:basic-user` role makes them.
-    fn authorize(&self, user: &crate::authn::User, info: &RequestInfo) -> ApiResult<()> {
+    /// `system:basic-user` role makes them. `reason` is why an earlier
+    /// authorizer (Node) did not allow it, appended to the refusal.
+    fn authorize(
+        &self,
+        user: &crate::authn::User,
+        info: &RequestInfo,
+        reason: Option<&str>,
+    ) -> ApiResult<()> {
         let r = info.resource;
         if user.is_master()
             || (matches!(r.group, "authorization.k8s.io" | "authentication.k8s.io")
@@ -334,24 +354,34 @@ impl ApiServer {
         {
             return Ok(());
         }
-        let a = crate::rbac::Attributes {
-            verb: info.verb.as_str(),
-            group: r.group,
-            resource: r.plural,
-            subresource: info.subresource.as_deref(),
-            namespace: info.namespace.as_deref().filter(|_| r.namespaced()),
-            name: info.name.as_deref(),
-        };
+        let a = attributes(info);
         match crate::rbac::allowed_cached(&self.rbac, &*self.store, user, &a) {
             Ok(true) => Ok(()),
             Ok(false) => {
-                let mut err = ApiError::forbidden(crate::rbac::forbidden_message(user, &a));
+                let mut message = crate::rbac::forbidden_message(user, &a);
+                if let Some(why) = reason {
+                    message = format!("{message}: {why}");
+                }
+                let mut err = ApiError::forbidden(message);
                 err.details =
                     Some(json!({"name": a.name.unwrap_or(""), "group": r.group, "kind": r.plural}));
                 Err(err)
             }
             Err(e) => Err(ApiError::internal(format!("authorizing: {e}"))),
         }
+    }
+}
+
+/// What a request does, as authorizers see it.
+fn attributes(info: &RequestInfo) -> crate::rbac::Attributes<'_> {
+    let r = info.resource;
+    crate::rbac::Attributes {
+        verb: info.verb.as_str(),
+        group: r.group,
+        resource: r.plural,
+        subresource: info.subresource.as_deref(),
+        namespace: info.namespace.as_deref().filter(|_| r.namespaced()),
+        name: info.name.as_deref(),
     }
 }
 

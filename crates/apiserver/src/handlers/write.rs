@@ -225,7 +225,7 @@ impl ApiServer {
         let mut obj = body::decode(bt, bytes, false)?;
         check_type(r, &mut obj)?;
         if r.create_only {
-            let reviewed = review(&*self.store, &ctx.user, r, obj)?;
+            let reviewed = review(&*self.store, &self.nodes, &ctx.user, r, obj)?;
             return Ok(body::respond(StatusCode::CREATED, &reviewed, ctx.accept));
         }
         let warnings = field_validation(ctx, r, &mut obj)?;
@@ -1038,10 +1038,12 @@ fn apply_error(r: &Resource, name: &str, e: ApplyError) -> ApiError {
     }
 }
 
-/// SelfSubjectAccessReview / SelfSubjectRulesReview, answered by RBAC for
-/// the user asking (`kubectl auth can-i`, `kubectl auth can-i --list`).
+/// SelfSubjectAccessReview / SelfSubjectRulesReview, answered by the Node
+/// authorizer and RBAC for the user asking (`kubectl auth can-i`, `kubectl
+/// auth can-i --list`).
 fn review(
     store: &dyn crate::store::Store,
+    nodes: &crate::nodeauthz::NodeGraph,
     user: &crate::authn::User,
     r: &Resource,
     mut obj: Value,
@@ -1067,6 +1069,7 @@ fn review(
         }
         "SelfSubjectAccessReview" => {
             let ra = &obj["spec"]["resourceAttributes"];
+            let mut by_node = false;
             let allowed = if ra.is_object() {
                 let field = |k: &str| ra[k].as_str().filter(|s| !s.is_empty());
                 let a = crate::rbac::Attributes {
@@ -1077,7 +1080,9 @@ fn review(
                     namespace: field("namespace"),
                     name: field("name"),
                 };
-                crate::rbac::allowed(store, user, &a).map_err(internal)?
+                by_node = crate::nodeauthz::decide(nodes, user, &a, None)
+                    == crate::nodeauthz::Decision::Allow;
+                by_node || crate::rbac::allowed(store, user, &a).map_err(internal)?
             } else {
                 // nonResourceAttributes: discovery is open to everyone.
                 let path = obj["spec"]["nonResourceAttributes"]["path"]
@@ -1088,7 +1093,9 @@ fn review(
                         .iter()
                         .any(|p| path == *p || path.starts_with(&format!("{p}/")))
             };
-            obj["status"] = if allowed {
+            obj["status"] = if by_node {
+                json!({"allowed": true})
+            } else if allowed {
                 json!({"allowed": true, "reason": if user.is_master() { "member of system:masters" } else { "allowed by RBAC" }})
             } else {
                 json!({"allowed": false})
@@ -1113,7 +1120,8 @@ fn review(
             obj["status"] = json!({
                 "resourceRules": resource_rules,
                 "nonResourceRules": non_resource,
-                "incomplete": false,
+                // What the Node authorizer grants a node depends on its pods.
+                "incomplete": user.node_name().is_some(),
             });
         }
     }

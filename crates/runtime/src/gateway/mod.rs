@@ -50,7 +50,7 @@ use kube::Api;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
-use crate::service::reflect;
+use crate::service::{reflect, reflect_selected};
 use crate::wasm::http::{plain, Function, Functions, Peer, MAX_REQUEST_BODY};
 use routes::{Routes, World};
 
@@ -166,7 +166,15 @@ impl Gateway {
     /// Accept TLS connections on `listener`, with certificates from the
     /// Ingresses' Secrets ([`tls`]).
     pub async fn serve_tls(self: Arc<Self>, listener: TcpListener, client: kube::Client) {
-        let secrets = reflect::<Secret>(Api::all(client), Arc::new(Notify::new()), "gateway");
+        // Only `kubernetes.io/tls` Secrets: all a certificate can come from,
+        // and all the Node authorizer lets a node list.
+        let tls_only = kube::runtime::watcher::Config::default().fields("type=kubernetes.io/tls");
+        let secrets = reflect_selected::<Secret>(
+            Api::all(client),
+            tls_only,
+            Arc::new(Notify::new()),
+            "gateway",
+        );
         let certs = Arc::new(tls::Certificates::new(&self, secrets));
         match tls::server_config(certs) {
             Ok(cfg) => {

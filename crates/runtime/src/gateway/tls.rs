@@ -9,6 +9,11 @@
 //! handshake and an unchanged one is not parsed again. A handshake for a
 //! name with no certificate fails: no certificate is better than a wrong
 //! one.
+//!
+//! The gateway keeps only Secrets of type `kubernetes.io/tls` (a list and
+//! watch with `fieldSelector=type=kubernetes.io/tls`), which is also all a
+//! node credential may list: the API server's Node authorizer keeps other
+//! Secrets to the nodes whose pods use them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
