@@ -36,6 +36,8 @@
 //!   credential, NodeRestriction.
 //! - `cli`: every command's `--help` describes every option, and the docs
 //!   mention every option.
+//! - `podsecurity`: Pod Security admission: enforce, warn and audit from
+//!   namespace labels, with Kubernetes' messages.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
 //!   docker-registry on loopback) through the scheduler, controllers and
 //!   the local node's wasmtime handler, seen with kubectl.
@@ -52,6 +54,7 @@ mod join;
 mod kubectl;
 mod linux;
 mod oci;
+mod podsecurity;
 mod python;
 mod rbac;
 mod registry;

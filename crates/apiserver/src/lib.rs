@@ -11,6 +11,7 @@ pub mod namespaces;
 pub mod noderestriction;
 pub mod openapi;
 pub mod pki;
+pub mod podsecurity;
 pub mod rbac;
 pub mod registry;
 pub mod request;
