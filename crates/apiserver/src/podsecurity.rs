@@ -765,7 +765,7 @@ const ALLOWED_VOLUMES: [&str; 8] = [
 ];
 
 /// Volume sources Kubernetes names when it refuses them.
-const NAMED_VOLUMES: [&str; 20] = [
+const NAMED_VOLUMES: [&str; 21] = [
     "hostPath",
     "gcePersistentDisk",
     "awsElasticBlockStore",
@@ -786,6 +786,7 @@ const NAMED_VOLUMES: [&str; 20] = [
     "photonPersistentDisk",
     "portworxVolume",
     "scaleIO",
+    "storageos",
 ];
 
 fn restricted_volumes(pod: &Pod<'_>) -> Option<Violation> {
@@ -796,10 +797,7 @@ fn restricted_volumes(pod: &Pod<'_>) -> Option<Violation> {
             continue;
         }
         bad.push(name(v));
-        let named = NAMED_VOLUMES
-            .iter()
-            .chain(&["storageos"])
-            .find(|k| v[**k].is_object());
+        let named = NAMED_VOLUMES.iter().find(|k| v[**k].is_object());
         types.insert(named.copied().unwrap_or("unknown"));
     }
     if bad.is_empty() {
@@ -1249,7 +1247,7 @@ fn prioritize(pods: Vec<&Value>) -> Vec<&Value> {
             .find(|o| o["controller"].as_bool() == Some(true))
             .map(|o| o["uid"].as_str().unwrap_or_default().to_string());
         match controller {
-            Some(uid) if !controllers.insert(uid) => duplicates.push(pod),
+            Some(uid) if !controllers.insert(uid.clone()) => duplicates.push(pod),
             _ => first.push(pod),
         }
     }
