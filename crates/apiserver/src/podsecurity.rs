@@ -1008,14 +1008,13 @@ pub fn admit(
     }
 }
 
-/// The pod template of a workload kind, if it is one and has one.
+/// The pod template of a workload kind, if it is one and has one. (skiff
+/// serves no CronJobs, ReplicationControllers or PodTemplates.)
 fn pod_template<'a>(r: &Resource, obj: &'a Value) -> Option<(&'a Value, &'a Value)> {
     let template = match (r.group, r.kind) {
-        ("", "PodTemplate") => &obj["template"],
-        ("", "ReplicationController")
-        | ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
-        | ("batch", "Job") => &obj["spec"]["template"],
-        ("batch", "CronJob") => &obj["spec"]["jobTemplate"]["spec"]["template"],
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet") | ("batch", "Job") => {
+            &obj["spec"]["template"]
+        }
         _ => return None,
     };
     template

@@ -335,9 +335,9 @@ fn workloads_are_checked_through_their_pod_template() {
     let obj = json!({"spec": {"template": {"metadata": {}, "spec": {"hostPID": true}}}});
     let (_, spec) = pod_template(deploy, &obj).unwrap();
     assert_eq!(spec["hostPID"], true);
-    let cron = resources::by_kind("batch", "v1", "CronJob").unwrap();
-    let obj = json!({"spec": {"jobTemplate": {"spec": {"template": {"spec": {"hostIPC": true}}}}}});
-    assert_eq!(pod_template(cron, &obj).unwrap().1["hostIPC"], true);
+    let job = resources::by_kind("batch", "v1", "Job").unwrap();
+    let obj = json!({"spec": {"template": {"spec": {"hostIPC": true}}}});
+    assert_eq!(pod_template(job, &obj).unwrap().1["hostIPC"], true);
     let cm = resources::by_kind("", "v1", "ConfigMap").unwrap();
     assert!(pod_template(cm, &json!({})).is_none());
 }
