@@ -102,7 +102,9 @@ fn enforce_baseline_refuses_privileged_and_host_network_pods() {
     assert_eq!(out.stdout.trim(), "pod/plain created");
     assert!(!out.stderr.contains("Warning"), "{}", out.stderr);
     // Nothing refused was stored.
-    let names = s.kubectl("1.33", &["-n", "base", "get", "pods", "-o", "name"]).ok();
+    let names = s
+        .kubectl("1.33", &["-n", "base", "get", "pods", "-o", "name"])
+        .ok();
     assert_eq!(names.stdout.trim(), "pod/plain");
 }
 
@@ -149,7 +151,8 @@ fn warn_prints_a_warning_and_creates_the_deployment() {
     // Pods are warned about too, and created.
     let out = apply(&s, "loud", &pod("p", PLAIN)).ok();
     assert!(
-        out.stderr.starts_with("Warning: would violate PodSecurity \"restricted:latest\""),
+        out.stderr
+            .starts_with("Warning: would violate PodSecurity \"restricted:latest\""),
         "{}",
         out.stderr
     );
@@ -159,7 +162,11 @@ fn warn_prints_a_warning_and_creates_the_deployment() {
 #[test]
 fn audit_annotates_the_audit_event() {
     let s = Skiff::api_only();
-    namespace(&s, "watched", &["pod-security.kubernetes.io/audit=baseline"]);
+    namespace(
+        &s,
+        "watched",
+        &["pod-security.kubernetes.io/audit=baseline"],
+    );
     apply(&s, "watched", &pod("hostnet", HOST_NETWORK)).ok();
     let event = eventually(10, "the pod's audit event", || {
         std::fs::read_to_string(s.dir.join("audit.log"))
@@ -244,12 +251,22 @@ fn labelling_a_namespace_with_violating_pods_warns_but_allows() {
     );
     // The pods stay; changing their labels is not checked, changing an
     // image is.
-    s.kubectl("1.33", &["-n", "legacy", "label", "pod", "plain-a", "tier=web"])
-        .ok();
+    s.kubectl(
+        "1.33",
+        &["-n", "legacy", "label", "pod", "plain-a", "tier=web"],
+    )
+    .ok();
     let out = s
         .kubectl(
             "1.33",
-            &["-n", "legacy", "set", "image", "pod/plain-a", "c=busybox:1.36"],
+            &[
+                "-n",
+                "legacy",
+                "set",
+                "image",
+                "pod/plain-a",
+                "c=busybox:1.36",
+            ],
         )
         .failed();
     assert!(
@@ -276,11 +293,18 @@ fn labelling_a_namespace_with_violating_pods_warns_but_allows() {
 #[test]
 fn a_deployment_in_a_restricted_namespace_gets_its_pods_refused() {
     let s = Skiff::start();
-    namespace(&s, "locked", &["pod-security.kubernetes.io/enforce=restricted"]);
+    namespace(
+        &s,
+        "locked",
+        &["pod-security.kubernetes.io/enforce=restricted"],
+    );
     apply(&s, "locked", &deployment("web")).ok();
     let message = eventually(60, "the ReplicaSet's ReplicaFailure condition", || {
         let out = s
-            .kubectl("1.33", &["-n", "locked", "get", "replicasets", "-o", "json"])
+            .kubectl(
+                "1.33",
+                &["-n", "locked", "get", "replicasets", "-o", "json"],
+            )
             .ok();
         let list: Value = serde_json::from_str(&out.stdout).expect("JSON");
         list["items"][0]["status"]["conditions"]

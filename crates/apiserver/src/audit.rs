@@ -10,9 +10,9 @@
 //! Lines go through a channel to a writer thread that flushes whenever it
 //! has caught up, so a burst of writes costs the request path a send.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 

@@ -989,13 +989,7 @@ pub fn admit(
                 return Ok(Decision::default());
             }
             let (policy, errs) = namespace_policy(store, new)?;
-            evaluate_pod(
-                policy,
-                &errs,
-                &new["metadata"],
-                &new["spec"],
-                Some(name),
-            )
+            evaluate_pod(policy, &errs, &new["metadata"], &new["spec"], Some(name))
         }
         _ if subresource.is_none() => {
             let Some((metadata, spec)) = pod_template(r, new) else {

@@ -424,8 +424,15 @@ impl ApiServer {
             registry::default_and_validate_update(r, &old.value, &mut new)?;
         }
         let sub_of_request = ctx.info.subresource.as_deref();
-        crate::podsecurity::admit(&*self.store, r, sub_of_request, &name, Some(&old.value), &new)?
-            .record(ctx);
+        crate::podsecurity::admit(
+            &*self.store,
+            r,
+            sub_of_request,
+            &name,
+            Some(&old.value),
+            &new,
+        )?
+        .record(ctx);
         if same_object(&old.value, &new) {
             return Ok(old.clone());
         }

@@ -75,23 +75,32 @@ fn host_namespaces() {
 fn privileged_containers_init_and_ephemeral_included() {
     let (b, _) = spoiled(|p| {
         container(p)["securityContext"]["privileged"] = json!(true);
-        p["spec"]["initContainers"] = json!([{"name": "init", "securityContext": {"privileged": true}}]);
-        p["spec"]["ephemeralContainers"] = json!([{"name": "debug", "securityContext": {"privileged": false}}]);
+        p["spec"]["initContainers"] =
+            json!([{"name": "init", "securityContext": {"privileged": true}}]);
+        p["spec"]["ephemeralContainers"] =
+            json!([{"name": "debug", "securityContext": {"privileged": false}}]);
     });
     assert!(
-        b.starts_with("privileged (containers \"init\", \"c\" must not set securityContext.privileged=true)"),
+        b.starts_with(
+            "privileged (containers \"init\", \"c\" must not set securityContext.privileged=true)"
+        ),
         "{b}"
     );
     let (b, _) = spoiled(|p| {
-        p["spec"]["ephemeralContainers"] = json!([{"name": "debug", "securityContext": {"privileged": true}}]);
+        p["spec"]["ephemeralContainers"] =
+            json!([{"name": "debug", "securityContext": {"privileged": true}}]);
     });
-    assert!(b.starts_with("privileged (container \"debug\" must not"), "{b}");
+    assert!(
+        b.starts_with("privileged (container \"debug\" must not"),
+        "{b}"
+    );
 }
 
 #[test]
 fn capabilities_beyond_the_default_set() {
     let (b, r) = spoiled(|p| {
-        container(p)["securityContext"]["capabilities"]["add"] = json!(["NET_ADMIN", "CHOWN", "SYS_TIME"]);
+        container(p)["securityContext"]["capabilities"]["add"] =
+            json!(["NET_ADMIN", "CHOWN", "SYS_TIME"]);
     });
     assert_eq!(
         b,
@@ -105,7 +114,8 @@ fn capabilities_beyond_the_default_set() {
         container(p)["securityContext"]["capabilities"]["add"] = json!(["NET_BIND_SERVICE"]);
     });
     assert_eq!((b.as_str(), r.as_str()), ("", ""));
-    let (_, r) = spoiled(|p| container(p)["securityContext"]["capabilities"]["drop"] = json!(["NET_RAW"]));
+    let (_, r) =
+        spoiled(|p| container(p)["securityContext"]["capabilities"]["drop"] = json!(["NET_RAW"]));
     assert_eq!(
         r,
         "unrestricted capabilities (container \"c\" must set securityContext.capabilities.drop=[\"ALL\"])"
@@ -127,9 +137,14 @@ fn host_path_volumes_and_restricted_volume_types() {
         r,
         "restricted volume types (volumes \"host\", \"git\" use restricted volume types \"gitRepo\", \"hostPath\")"
     );
-    let (b, r) = spoiled(|p| p["spec"]["volumes"] = json!([{"name": "n", "nfs": {"server": "s", "path": "/"}}]));
+    let (b, r) = spoiled(|p| {
+        p["spec"]["volumes"] = json!([{"name": "n", "nfs": {"server": "s", "path": "/"}}])
+    });
     assert_eq!(b, "");
-    assert_eq!(r, "restricted volume types (volume \"n\" uses restricted volume type \"nfs\")");
+    assert_eq!(
+        r,
+        "restricted volume types (volume \"n\" uses restricted volume type \"nfs\")"
+    );
 }
 
 #[test]
@@ -152,12 +167,15 @@ fn app_armor_unconfined() {
         "forbidden AppArmor profile (container \"c\" must not set AppArmor profile type to \"Unconfined\")"
     );
     let (b, _) = spoiled(|p| {
-        p["spec"]["securityContext"]["appArmorProfile"] = json!({"type": "Localhost", "localhostProfile": "x"});
-        p["metadata"]["annotations"] = json!({"container.apparmor.security.beta.kubernetes.io/c": "runtime/default"});
+        p["spec"]["securityContext"]["appArmorProfile"] =
+            json!({"type": "Localhost", "localhostProfile": "x"});
+        p["metadata"]["annotations"] =
+            json!({"container.apparmor.security.beta.kubernetes.io/c": "runtime/default"});
     });
     assert_eq!(b, "");
     let (b, _) = spoiled(|p| {
-        p["metadata"]["annotations"] = json!({"container.apparmor.security.beta.kubernetes.io/c": "unconfined"});
+        p["metadata"]["annotations"] =
+            json!({"container.apparmor.security.beta.kubernetes.io/c": "unconfined"});
     });
     assert_eq!(
         b,
@@ -176,7 +194,8 @@ fn se_linux_options() {
         "seLinuxOptions (pod and container \"c\" set forbidden securityContext.seLinuxOptions: type \"spc_t\"; user may not be set)"
     );
     let (b, _) = spoiled(|p| {
-        container(p)["securityContext"]["seLinuxOptions"] = json!({"type": "container_t", "level": "s0:c1"});
+        container(p)["securityContext"]["seLinuxOptions"] =
+            json!({"type": "container_t", "level": "s0:c1"});
     });
     assert_eq!(b, "");
 }
@@ -205,7 +224,8 @@ fn seccomp_unconfined_and_required() {
     // A container-level profile stands in for a missing pod-level one.
     let (_, r) = spoiled(|p| {
         p["spec"]["securityContext"] = json!({"runAsNonRoot": true});
-        container(p)["securityContext"]["seccompProfile"] = json!({"type": "Localhost", "localhostProfile": "p.json"});
+        container(p)["securityContext"]["seccompProfile"] =
+            json!({"type": "Localhost", "localhostProfile": "p.json"});
     });
     assert_eq!(r, "");
 }
@@ -221,7 +241,8 @@ fn sysctls() {
     });
     assert_eq!(b, "forbidden sysctls (kernel.msgmax, net.core.somaxconn)");
     let (b, _) = spoiled(|p| {
-        p["spec"]["securityContext"]["sysctls"] = json!([{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]);
+        p["spec"]["securityContext"]["sysctls"] =
+            json!([{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]);
     });
     assert_eq!(b, "");
 }
@@ -239,7 +260,8 @@ fn host_process() {
 
 #[test]
 fn allow_privilege_escalation_and_run_as() {
-    let (b, r) = spoiled(|p| container(p)["securityContext"]["allowPrivilegeEscalation"] = json!(true));
+    let (b, r) =
+        spoiled(|p| container(p)["securityContext"]["allowPrivilegeEscalation"] = json!(true));
     assert_eq!(b, "");
     assert_eq!(
         r,
@@ -345,9 +367,18 @@ fn workloads_are_checked_through_their_pod_template() {
 #[test]
 fn enforce_refuses_with_kubernetes_words_and_warn_only_warns() {
     let policy = Policy {
-        enforce: LevelVersion { level: Level::Baseline, version: Version::Latest },
-        warn: LevelVersion { level: Level::Restricted, version: Version::Latest },
-        audit: LevelVersion { level: Level::Restricted, version: Version::Minor(30) },
+        enforce: LevelVersion {
+            level: Level::Baseline,
+            version: Version::Latest,
+        },
+        warn: LevelVersion {
+            level: Level::Restricted,
+            version: Version::Latest,
+        },
+        audit: LevelVersion {
+            level: Level::Restricted,
+            version: Version::Minor(30),
+        },
     };
     let pod = json!({"metadata": {}, "spec": {"hostNetwork": true, "containers": [{"name": "c"}]}});
     let err = evaluate_pod(policy, &[], &pod["metadata"], &pod["spec"], Some("web")).unwrap_err();
@@ -359,13 +390,23 @@ fn enforce_refuses_with_kubernetes_words_and_warn_only_warns() {
     let plain = json!({"metadata": {}, "spec": {"containers": [{"name": "c"}]}});
     let d = evaluate_pod(policy, &[], &plain["metadata"], &plain["spec"], Some("web")).unwrap();
     assert_eq!(d.warnings.len(), 1);
-    assert!(d.warnings[0].starts_with(r#"would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false"#));
-    assert!(d.audit_annotations[AUDIT_VIOLATIONS].starts_with(r#"would violate PodSecurity "restricted:v1.30": "#));
+    assert!(d.warnings[0].starts_with(
+        r#"would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false"#
+    ));
+    assert!(d.audit_annotations[AUDIT_VIOLATIONS]
+        .starts_with(r#"would violate PodSecurity "restricted:v1.30": "#));
     assert_eq!(d.audit_annotations[ENFORCE_POLICY], "baseline:latest");
     // A workload (no name to refuse) is only warned about.
     let d = evaluate_pod(policy, &[], &pod["metadata"], &pod["spec"], None).unwrap();
     assert!(d.warnings[0].contains("host namespaces (hostNetwork=true)"));
     // An unlabelled namespace says nothing at all.
-    let d = evaluate_pod(Policy::default(), &[], &pod["metadata"], &pod["spec"], Some("web")).unwrap();
+    let d = evaluate_pod(
+        Policy::default(),
+        &[],
+        &pod["metadata"],
+        &pod["spec"],
+        Some("web"),
+    )
+    .unwrap();
     assert_eq!(d, Decision::default());
 }
