@@ -278,7 +278,7 @@ fn violation(reason: impl Into<String>, detail: impl Into<String>) -> Option<Vio
 }
 
 /// Init, regular and ephemeral containers, as Kubernetes visits them.
-fn containers<'a>(spec: &'a Value) -> impl Iterator<Item = &'a Value> {
+fn containers(spec: &Value) -> impl Iterator<Item = &Value> {
     ["initContainers", "containers", "ephemeralContainers"]
         .into_iter()
         .flat_map(move |k| spec[k].as_array().into_iter().flatten())

@@ -353,14 +353,17 @@ fn only_image_changes_make_a_pod_update_significant() {
 
 #[test]
 fn workloads_are_checked_through_their_pod_template() {
-    let deploy = resources::by_kind("apps", "v1", "Deployment").unwrap();
+    let deploy = resources::by_kind("apps", "v1", "Deployment").expect("served");
     let obj = json!({"spec": {"template": {"metadata": {}, "spec": {"hostPID": true}}}});
-    let (_, spec) = pod_template(deploy, &obj).unwrap();
+    let (_, spec) = pod_template(deploy, &obj).expect("a template");
     assert_eq!(spec["hostPID"], true);
-    let job = resources::by_kind("batch", "v1", "Job").unwrap();
+    let job = resources::by_kind("batch", "v1", "Job").expect("served");
     let obj = json!({"spec": {"template": {"spec": {"hostIPC": true}}}});
-    assert_eq!(pod_template(job, &obj).unwrap().1["hostIPC"], true);
-    let cm = resources::by_kind("", "v1", "ConfigMap").unwrap();
+    assert_eq!(
+        pod_template(job, &obj).expect("a template").1["hostIPC"],
+        true
+    );
+    let cm = resources::by_kind("", "v1", "ConfigMap").expect("served");
     assert!(pod_template(cm, &json!({})).is_none());
 }
 
@@ -381,14 +384,16 @@ fn enforce_refuses_with_kubernetes_words_and_warn_only_warns() {
         },
     };
     let pod = json!({"metadata": {}, "spec": {"hostNetwork": true, "containers": [{"name": "c"}]}});
-    let err = evaluate_pod(policy, &[], &pod["metadata"], &pod["spec"], Some("web")).unwrap_err();
+    let err = evaluate_pod(policy, &[], &pod["metadata"], &pod["spec"], Some("web"))
+        .expect_err("refused");
     assert_eq!(err.code, 403);
     assert_eq!(
         err.message,
         r#"pods "web" is forbidden: violates PodSecurity "baseline:latest": host namespaces (hostNetwork=true)"#
     );
     let plain = json!({"metadata": {}, "spec": {"containers": [{"name": "c"}]}});
-    let d = evaluate_pod(policy, &[], &plain["metadata"], &plain["spec"], Some("web")).unwrap();
+    let d = evaluate_pod(policy, &[], &plain["metadata"], &plain["spec"], Some("web"))
+        .expect("allowed");
     assert_eq!(d.warnings.len(), 1);
     assert!(d.warnings[0].starts_with(
         r#"would violate PodSecurity "restricted:latest": allowPrivilegeEscalation != false"#
@@ -397,7 +402,7 @@ fn enforce_refuses_with_kubernetes_words_and_warn_only_warns() {
         .starts_with(r#"would violate PodSecurity "restricted:v1.30": "#));
     assert_eq!(d.audit_annotations[ENFORCE_POLICY], "baseline:latest");
     // A workload (no name to refuse) is only warned about.
-    let d = evaluate_pod(policy, &[], &pod["metadata"], &pod["spec"], None).unwrap();
+    let d = evaluate_pod(policy, &[], &pod["metadata"], &pod["spec"], None).expect("allowed");
     assert!(d.warnings[0].contains("host namespaces (hostNetwork=true)"));
     // An unlabelled namespace says nothing at all.
     let d = evaluate_pod(
@@ -407,6 +412,6 @@ fn enforce_refuses_with_kubernetes_words_and_warn_only_warns() {
         &pod["spec"],
         Some("web"),
     )
-    .unwrap();
+    .expect("allowed");
     assert_eq!(d, Decision::default());
 }
