@@ -36,6 +36,8 @@
 //!   credential, NodeRestriction.
 //! - `cli`: every command's `--help` describes every option, and the docs
 //!   mention every option.
+//! - `podsecurity`: Pod Security admission: enforce, warn and audit from
+//!   namespace labels, with Kubernetes' messages.
 //! - `serviceaccounts`: the token, CA and namespace every pod gets at
 //!   `/var/run/secrets/kubernetes.io/serviceaccount` (Wasm and Linux), the
 //!   token working as the account and dying with its pod, opting out.
@@ -55,6 +57,7 @@ mod join;
 mod kubectl;
 mod linux;
 mod oci;
+mod podsecurity;
 mod python;
 mod rbac;
 mod registry;

@@ -4,15 +4,17 @@
 //! `Metadata`: who (`user`, `sourceIPs`, `userAgent`), what (`verb`,
 //! `requestURI`, `objectRef`), when (`requestReceivedTimestamp`,
 //! `stageTimestamp`) and the result (`responseStatus.code`). Bodies are
-//! never logged, so Secrets do not leak into it.
+//! never logged, so Secrets do not leak into it. Admission plugins may add
+//! `annotations` (Pod Security's `pod-security.kubernetes.io/*`).
 //!
 //! Lines go through a channel to a writer thread that flushes whenever it
 //! has caught up, so a burst of writes costs the request path a send.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
@@ -35,6 +37,25 @@ pub struct Record<'a> {
     pub user_agent: Option<&'a str>,
     pub received: DateTime<Utc>,
     pub code: u16,
+    /// The event's `annotations`, from admission.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Audit annotations gathered while a request is handled, shared between
+/// the handler that adds them and the code that writes the event.
+#[derive(Debug, Clone, Default)]
+pub struct Annotations(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl Annotations {
+    pub fn extend(&self, more: impl IntoIterator<Item = (String, String)>) {
+        if let Ok(mut m) = self.0.lock() {
+            m.extend(more);
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
 }
 
 impl Audit {
@@ -115,6 +136,9 @@ pub fn event(r: &Record<'_>) -> Value {
     });
     if let Some(ua) = r.user_agent {
         e["userAgent"] = json!(ua);
+    }
+    if !r.annotations.is_empty() {
+        e["annotations"] = json!(r.annotations);
     }
     if let Some(i) = r.info {
         let mut obj = json!({

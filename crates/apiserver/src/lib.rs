@@ -12,6 +12,7 @@ pub mod nodeauthz;
 pub mod noderestriction;
 pub mod openapi;
 pub mod pki;
+pub mod podsecurity;
 pub mod rbac;
 pub mod registry;
 pub mod request;

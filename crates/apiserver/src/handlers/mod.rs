@@ -59,6 +59,10 @@ pub struct Ctx {
     pub query: Query,
     pub accept: Accept,
     pub headers: HeaderMap,
+    /// `Warning` headers admission adds to a successful response.
+    pub warnings: std::sync::Mutex<Vec<String>>,
+    /// Annotations admission adds to the request's audit event.
+    pub audit_annotations: crate::audit::Annotations,
 }
 
 impl Ctx {
@@ -82,13 +86,15 @@ impl ApiServer {
     /// verified client certificate, if it presented one.
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: Option<std::net::SocketAddr>,
         client_cert: Option<crate::authn::User>,
     ) -> Result<Response<Body>, std::convert::Infallible> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let user = self.authenticate(req.headers()).or(client_cert);
+        let annotations = crate::audit::Annotations::default();
+        req.extensions_mut().insert(annotations.clone());
         let audited = self
             .audit
             .as_ref()
@@ -124,6 +130,7 @@ impl ApiServer {
                 user_agent: ua.as_deref(),
                 received,
                 code: resp.status().as_u16(),
+                annotations: annotations.snapshot(),
             });
         }
         Ok(resp)
@@ -307,6 +314,12 @@ impl ApiServer {
             query,
             accept,
             headers: parts.headers,
+            warnings: Default::default(),
+            audit_annotations: parts
+                .extensions
+                .get::<crate::audit::Annotations>()
+                .cloned()
+                .unwrap_or_default(),
         };
         match ctx.info.verb {
             Verb::Get => self.get(&ctx).await,

@@ -149,6 +149,8 @@ impl ApiServer {
                 query: ctx.query.clone(),
                 accept: ctx.accept,
                 headers: ctx.headers.clone(),
+                warnings: Default::default(),
+                audit_annotations: ctx.audit_annotations.clone(),
             },
             sel,
             name: ctx.info.name.clone(),

@@ -137,15 +137,22 @@ fn check_namespace(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
 fn created(ctx: &Ctx, v: &Value, warnings: &[String]) -> Response<Body> {
     with_warnings(
         body::respond(StatusCode::CREATED, &render_object(ctx, v), ctx.accept),
-        warnings,
+        &all_warnings(ctx, warnings),
     )
 }
 
 fn ok(ctx: &Ctx, v: &Value, warnings: &[String]) -> Response<Body> {
     with_warnings(
         body::respond(StatusCode::OK, &render_object(ctx, v), ctx.accept),
-        warnings,
+        &all_warnings(ctx, warnings),
     )
+}
+
+/// The decoding warnings, then the ones admission added to the request.
+fn all_warnings(ctx: &Ctx, warnings: &[String]) -> Vec<String> {
+    let mut all = warnings.to_vec();
+    all.extend(ctx.warnings.lock().map(|w| w.clone()).unwrap_or_default());
+    all
 }
 
 fn success_status(r: &Resource, v: &Value) -> Value {
@@ -281,6 +288,8 @@ impl ApiServer {
                 );
             }
             registry::default_and_validate_create(r, &mut obj)?;
+            crate::podsecurity::admit(&*self.store, r, None, name_of(&obj), None, &obj)?
+                .record(ctx);
             let now = self.now();
             apply::record_update(
                 None,
@@ -411,6 +420,16 @@ impl ApiServer {
         if sub.is_none() {
             registry::default_and_validate_update(r, &old.value, &mut new)?;
         }
+        let sub_of_request = ctx.info.subresource.as_deref();
+        crate::podsecurity::admit(
+            &*self.store,
+            r,
+            sub_of_request,
+            &name,
+            Some(&old.value),
+            &new,
+        )?
+        .record(ctx);
         if same_object(&old.value, &new) {
             return Ok(old.clone());
         }
@@ -611,6 +630,7 @@ impl ApiServer {
                     meta_mut(&mut obj).insert("managedFields".into(), m);
                 }
                 registry::default_and_validate_create(r, &mut obj)?;
+                crate::podsecurity::admit(&*self.store, r, None, &name, None, &obj)?.record(ctx);
                 match self.store_new(ctx, obj).await? {
                     Ok(v) => return Ok(created(ctx, &v, &warnings)),
                     Err(StoreError::AlreadyExists) => continue,
