@@ -149,12 +149,6 @@ pub async fn fetch_sources(client: &kube::Client, pod: &Pod) -> Result<Sources, 
     let (cms, secrets) = referenced(pod);
     let cm_api: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let secret_api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-    let sa_api: Api<ServiceAccount> = Api::namespaced(client.clone(), &ns);
-    let account = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.service_account_name.clone())
-        .unwrap_or_else(|| "default".into());
     let config_maps = try_join_all(cms.into_iter().map(|name| {
         let api = &cm_api;
         async move {
@@ -197,35 +191,9 @@ pub async fn fetch_sources(client: &kube::Client, pod: &Pod) -> Result<Sources, 
             }))
         }
     }));
-    let tokens = try_join_all(token_requests(pod).into_iter().map(|key| {
-        let (api, account) = (&sa_api, &account);
-        async move {
-            let (audience, seconds) = key.clone();
-            let request = TokenRequest {
-                spec: TokenRequestSpec {
-                    audiences: if audience.is_empty() {
-                        Vec::new()
-                    } else {
-                        vec![audience]
-                    },
-                    expiration_seconds: Some(seconds),
-                    bound_object_ref: Some(BoundObjectReference {
-                        api_version: Some("v1".into()),
-                        kind: Some("Pod".into()),
-                        name: pod.metadata.name.clone(),
-                        uid: pod.metadata.uid.clone(),
-                    }),
-                },
-                ..Default::default()
-            };
-            let issued = api
-                .create_token_request(account, &Default::default(), &request)
-                .await
-                .map_err(unreachable(format!(
-                    "a token for service account \"{account}\""
-                )))?;
-            Ok::<_, EnvError>((key, issued.status.map(|s| s.token).unwrap_or_default()))
-        }
+    let tokens = try_join_all(token_requests(pod).into_iter().map(|key| async move {
+        let token = request_token(client, pod, &key).await?;
+        Ok::<_, EnvError>((key, token))
     }));
     let (config_maps, secrets, tokens) = futures::try_join!(config_maps, secrets, tokens)?;
     Ok(Sources {
@@ -233,6 +201,110 @@ pub async fn fetch_sources(client: &kube::Client, pod: &Pod) -> Result<Sources, 
         secrets: secrets.into_iter().flatten().collect(),
         tokens: tokens.into_iter().collect(),
     })
+}
+
+/// A token of the pod's ServiceAccount bound to the pod, as `key` asks
+/// (the node's TokenRequest; the API server checks the pod is on this node).
+async fn request_token(
+    client: &kube::Client,
+    pod: &Pod,
+    key: &TokenKey,
+) -> Result<String, EnvError> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let account = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .unwrap_or_else(|| "default".into());
+    let (audience, seconds) = key.clone();
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: if audience.is_empty() {
+                Vec::new()
+            } else {
+                vec![audience]
+            },
+            expiration_seconds: Some(seconds),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+            }),
+        },
+        ..Default::default()
+    };
+    let issued = Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create_token_request(&account, &Default::default(), &request)
+        .await
+        .map_err(unreachable(format!(
+            "a token for service account \"{account}\""
+        )))?;
+    Ok(issued.status.map(|s| s.token).unwrap_or_default())
+}
+
+/// How long a projected token is used before the node asks for another:
+/// 80% of the lifetime the volume asks for, and at most a day, as the
+/// kubelet does (a pod's 3607 s token is extended to a year by the API
+/// server, but is still renewed after 48 minutes).
+pub fn refresh_after(requested_seconds: i64) -> std::time::Duration {
+    let seconds = u64::try_from(requested_seconds.max(600)).unwrap_or(600) * 8 / 10;
+    std::time::Duration::from_secs(seconds.min(24 * 3600))
+}
+
+/// Renew the pod's projected tokens for as long as this future runs (the
+/// pod's lifetime): each one [`refresh_after`] it was issued, retried
+/// every 10 s while the API server cannot be reached.
+pub async fn keep_tokens_fresh(client: kube::Client, pod: Pod, pod_dir: PathBuf) {
+    use tokio::time::Instant;
+    let mut due: Vec<(TokenKey, Instant)> = token_requests(&pod)
+        .into_iter()
+        .map(|k| {
+            let at = Instant::now() + refresh_after(k.1);
+            (k, at)
+        })
+        .collect();
+    while let Some(next) = due.iter().map(|(_, at)| *at).min() {
+        tokio::time::sleep_until(next).await;
+        for (key, at) in due.iter_mut().filter(|(_, at)| *at <= Instant::now()) {
+            *at = match refresh_token(&client, &pod, &pod_dir, key).await {
+                Ok(()) => Instant::now() + refresh_after(key.1),
+                Err(e) => {
+                    tracing::warn!(pod = ?pod.metadata.name, error = %e, "renewing a projected ServiceAccount token");
+                    Instant::now() + std::time::Duration::from_secs(10)
+                }
+            };
+        }
+    }
+}
+
+/// Ask for a new token for `key` and replace every projected file that
+/// holds it (write, then rename, so a reader never sees half a token and
+/// containers see the new file through their directory mounts).
+pub async fn refresh_token(
+    client: &kube::Client,
+    pod: &Pod,
+    pod_dir: &Path,
+    key: &TokenKey,
+) -> Result<(), EnvError> {
+    let token = request_token(client, pod, key).await?;
+    for v in pod.spec.iter().flat_map(|s| s.volumes.iter().flatten()) {
+        let sources = v.projected.iter().flat_map(|p| p.sources.iter().flatten());
+        for t in sources.filter_map(|s| s.service_account_token.as_ref()) {
+            if token_key(t) != *key {
+                continue;
+            }
+            let dir = pod_dir.join("volumes").join(&v.name);
+            let io = |e: std::io::Error| EnvError::Io {
+                volume: v.name.clone(),
+                message: e.to_string(),
+            };
+            let staged = format!("{}.skiff-new", t.path);
+            write_file(&dir, &staged, token.as_bytes()).map_err(io)?;
+            std::fs::rename(dir.join(&staged), dir.join(&t.path)).map_err(io)?;
+        }
+    }
+    Ok(())
 }
 
 fn unreachable(what: String) -> impl FnOnce(kube::Error) -> EnvError {

@@ -446,6 +446,14 @@ async fn run_containers(
     else {
         return;
     };
+    // Renews the projected ServiceAccount tokens until the pod is done.
+    let _tokens = (!sources.tokens.is_empty()).then(|| {
+        AbortOnDrop(tokio::spawn(env::keep_tokens_fresh(
+            ctx.client.clone(),
+            pod.clone(),
+            dir.clone(),
+        )))
+    });
     let spec = pod.spec.clone().unwrap_or_default();
     let make = |c: &k8s_openapi::api::core::v1::Container, init: bool| ContainerLoop {
         ctx: ctx.clone(),

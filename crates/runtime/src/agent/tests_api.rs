@@ -1134,3 +1134,76 @@ async fn the_node_serves_cluster_dns_from_services_and_endpoint_slices() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn projected_tokens_are_renewed_in_place_with_a_new_bound_token() {
+    assert_eq!(env::refresh_after(600), Duration::from_secs(480));
+    assert_eq!(env::refresh_after(3607), Duration::from_secs(2885));
+    assert_eq!(env::refresh_after(7 * 86_400), Duration::from_secs(86_400));
+    let dir = tempfile::tempdir().expect("tmp");
+    let (running, client) = api_server(dir.path()).await;
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "reader", "namespace": "default"},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "x"}],
+                 "volumes": [{"name": "short", "projected": {"sources": [
+                     {"serviceAccountToken": {"path": "token", "expirationSeconds": 600}}]}}]},
+    }))
+    .expect("pod");
+    let pod = Api::<Pod>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &pod)
+        .await
+        .expect("create pod");
+    let sources = env::fetch_sources(&client, &pod).await.expect("sources");
+    let pod_dir = dir.path().join("pod");
+    env::materialize_volumes(&pod, &sources, &Default::default(), &pod_dir).expect("volumes");
+    let file = pod_dir.join("volumes/short/token");
+    let first = std::fs::read_to_string(&file).expect("token written");
+    // The admission's own volume holds a token too, with the CA and namespace.
+    let access = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .expect("volumes")[1]
+        .name
+        .clone();
+    assert!(access.starts_with("kube-api-access-"), "{access}");
+    let ns = std::fs::read_to_string(pod_dir.join("volumes").join(&access).join("namespace"));
+    assert_eq!(ns.expect("namespace file"), "default");
+
+    // Tokens carry whole seconds: the next one differs a second later.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    env::refresh_token(&client, &pod, &pod_dir, &(String::new(), 600))
+        .await
+        .expect("renewed");
+    let second = std::fs::read_to_string(&file).expect("token");
+    assert_ne!(first, second, "a new token");
+    assert!(!pod_dir.join("volumes/short/token.skiff-new").exists());
+    // The new token authenticates (as default, which may not list pods: 403,
+    // not 401) for as long as the pod exists.
+    let listing_pods_as = |token: String| {
+        let yaml = apiserver::server::kubeconfig_yaml(running.addr, &running.ca_pem, &token);
+        async move {
+            let kc = kube::config::Kubeconfig::from_yaml(&yaml).expect("kubeconfig");
+            let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+                .await
+                .expect("config");
+            let c = kube::Client::try_from(cfg).expect("client");
+            match Api::<Pod>::namespaced(c, "kube-system")
+                .list(&Default::default())
+                .await
+            {
+                Err(kube::Error::Api(s)) => s.code,
+                other => panic!("expected an API error: {other:?}"),
+            }
+        }
+    };
+    assert_eq!(listing_pods_as(second.clone()).await, 403);
+    Api::<Pod>::namespaced(client.clone(), "default")
+        .delete("reader", &DeleteParams::default().grace_period(0))
+        .await
+        .expect("delete");
+    eventually(10, "the token dies with its pod", || async {
+        (listing_pods_as(second.clone()).await == 401).then_some(())
+    })
+    .await;
+}
