@@ -18,3 +18,4 @@ pub mod resources;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod webhook;

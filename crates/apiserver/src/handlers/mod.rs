@@ -57,6 +57,9 @@ pub struct Ctx {
     pub query: Query,
     pub accept: Accept,
     pub headers: HeaderMap,
+    /// Warnings gathered while the request ran (admission webhooks), sent
+    /// as `Warning` headers with the answer.
+    pub warnings: std::sync::Mutex<Vec<String>>,
 }
 
 impl Ctx {
@@ -293,8 +296,9 @@ impl ApiServer {
             query,
             accept,
             headers: parts.headers,
+            warnings: Default::default(),
         };
-        match ctx.info.verb {
+        let resp = match ctx.info.verb {
             Verb::Get => self.get(&ctx).await,
             Verb::List => self.list(&ctx),
             Verb::Watch => self.watch(&ctx),
@@ -318,7 +322,16 @@ impl ApiServer {
                 let bytes = body::read(incoming).await?;
                 self.delete_collection(&ctx, &bytes).await
             }
+        };
+        let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
+        if warnings.is_empty() {
+            return resp;
         }
+        // Warnings reach the client with a refusal too, as in Kubernetes.
+        Ok(write::with_warnings(
+            resp.unwrap_or_else(|e| body::error(&e)),
+            &warnings,
+        ))
     }
 }
 

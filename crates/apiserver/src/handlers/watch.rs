@@ -149,6 +149,7 @@ impl ApiServer {
                 query: ctx.query.clone(),
                 accept: ctx.accept,
                 headers: ctx.headers.clone(),
+                warnings: Default::default(),
             },
             sel,
             name: ctx.info.name.clone(),

@@ -21,6 +21,7 @@ use crate::registry::{self, meta_mut, name_of};
 use crate::request::qualified;
 use crate::resources::{self, Resource};
 use crate::store::{StoreError, Stored, WriteOp};
+use crate::webhook::Operation;
 
 /// How often a patch is retried when someone else wrote in between.
 const PATCH_RETRIES: usize = 8;
@@ -72,7 +73,7 @@ fn field_validation(ctx: &Ctx, r: &Resource, obj: &mut Value) -> ApiResult<Vec<S
     }
 }
 
-fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+pub(super) fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
     for w in warnings {
         let v = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
         if let Ok(h) = HeaderValue::from_str(&v) {
@@ -270,6 +271,9 @@ impl ApiServer {
         if r.group == "certificates.k8s.io" && r.kind == "CertificateSigningRequest" {
             crate::csr::admit(r, &ctx.user, &mut obj, &self.signer)?;
         }
+        // Admission webhooks (webhook.rs): mutating, after built-in admission.
+        self.mutating_webhooks(ctx, Operation::Create, &name, Some(&mut obj), None)
+            .await?;
         let manager = ctx.field_manager();
         for attempt in 0..8 {
             let mut obj = obj.clone();
@@ -293,6 +297,9 @@ impl ApiServer {
                 &root_type(r),
             );
             let this_name = name_of(&obj).to_string();
+            // Admission webhooks (webhook.rs): validating, after validation.
+            self.validating_webhooks(ctx, Operation::Create, &this_name, Some(&obj), None)
+                .await?;
             match self.store_new(ctx, obj).await? {
                 Ok(v) => {
                     if r.kind == "Namespace" && r.group.is_empty() && !ctx.query.dry_run()? {
@@ -407,10 +414,22 @@ impl ApiServer {
         let r = ctx.info.resource;
         let sub = ctx.info.subresource.as_deref().filter(|s| *s != "scale");
         let name = name_of(&old.value).to_string();
+        // Admission webhooks (webhook.rs): mutating, after built-in admission.
+        self.mutating_webhooks(
+            ctx,
+            Operation::Update,
+            &name,
+            Some(&mut new),
+            Some(&old.value),
+        )
+        .await?;
         registry::prepare_update(r, &old.value, &mut new, sub);
         if sub.is_none() {
             registry::default_and_validate_update(r, &old.value, &mut new)?;
         }
+        // Admission webhooks (webhook.rs): validating, after validation.
+        self.validating_webhooks(ctx, Operation::Update, &name, Some(&new), Some(&old.value))
+            .await?;
         if same_object(&old.value, &new) {
             return Ok(old.clone());
         }
@@ -610,7 +629,12 @@ impl ApiServer {
                 if let Some(m) = managed {
                     meta_mut(&mut obj).insert("managedFields".into(), m);
                 }
+                // Admission webhooks (webhook.rs), around validation.
+                self.mutating_webhooks(ctx, Operation::Create, &name, Some(&mut obj), None)
+                    .await?;
                 registry::default_and_validate_create(r, &mut obj)?;
+                self.validating_webhooks(ctx, Operation::Create, &name, Some(&obj), None)
+                    .await?;
                 match self.store_new(ctx, obj).await? {
                     Ok(v) => return Ok(created(ctx, &v, &warnings)),
                     Err(StoreError::AlreadyExists) => continue,
@@ -675,6 +699,11 @@ impl ApiServer {
                 )));
             }
         }
+        // Admission webhooks (webhook.rs): a delete has only the old object.
+        self.mutating_webhooks(ctx, Operation::Delete, &name, None, Some(&old.value))
+            .await?;
+        self.validating_webhooks(ctx, Operation::Delete, &name, None, Some(&old.value))
+            .await?;
         let mut new = (*old.value).clone();
         let already = new["metadata"]
             .get("deletionTimestamp")
