@@ -295,7 +295,7 @@ webhooks:
     // A refused configuration, with Kubernetes' field paths.
     let bad = mutating
         .replace("label.example.com", "label")
-        .replace("sideEffects: None\n", "")
+        .replace("  sideEffects: None\n", "")
         .replace("failurePolicy: Fail", "failurePolicy: Sometimes");
     let out = s
         .kubectl_stdin("1.33", &["apply", "-f", "-"], Some(&bad))
