@@ -28,9 +28,9 @@
 //! Fail` and is logged and ignored under `Ignore`.
 //!
 //! Configurations are read from the store on every write that reaches the
-//! webhook step: a prefix scan of two empty ranges costs about a
-//! microsecond (see docs/benchmarks.md), against a durable write's fsync,
-//! and a cache could only add staleness.
+//! webhook step: two scans of empty key ranges cost about 14 µs in a debug
+//! build (docs/benchmarks.md), against a durable write's fsync, and a
+//! cache could only add staleness.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
