@@ -230,6 +230,26 @@ fn validating_webhooks_refuse_warn_and_select_namespaces() {
         assert_eq!(out.code == 0, allowed, "{ns}: {}", out.stderr);
     }
 
+    // A webhook slower than its timeoutSeconds is a failed call.
+    let slow = validating(&hook, "  timeoutSeconds: 1\n")
+        .replace("name: deny", "name: slow")
+        .replace("deny.example.com", "slow.example.com")
+        .replace("/validate", "/slow")
+        .replace("configmaps", "secrets");
+    s.kubectl_stdin("1.33", &["apply", "-f", "-"], Some(&slow))
+        .ok();
+    let out = s
+        .kubectl(
+            "1.33",
+            &["create", "secret", "generic", "late", "--from-literal=a=b"],
+        )
+        .failed();
+    let want = format!(
+        "failed calling webhook \"slow.example.com\": failed to call webhook: Post \"https://127.0.0.1:{}/slow?timeout=1s\": context deadline exceeded",
+        hook.port
+    );
+    assert!(out.stderr.contains(&want), "{}", out.stderr);
+
     s.kubectl(
         "1.33",
         &["delete", "validatingwebhookconfiguration", "deny"],
