@@ -41,6 +41,8 @@
 //! - `serviceaccounts`: the token, CA and namespace every pod gets at
 //!   `/var/run/secrets/kubernetes.io/serviceaccount` (Wasm and Linux), the
 //!   token working as the account and dying with its pod, opting out.
+//! - `webhooks`: admission webhooks (a Python HTTPS webhook): refusals,
+//!   warnings, JSONPatch mutation, namespace selectors, failure policies.
 //! - `wasm`: Wasm pods from a real registry (`registry`: Debian's
 //!   docker-registry on loopback) through the scheduler, controllers and
 //!   the local node's wasmtime handler, seen with kubectl.
@@ -66,3 +68,4 @@ mod secrets;
 mod serviceaccounts;
 mod wasm;
 mod watch;
+mod webhooks;

@@ -277,6 +277,16 @@ const SECRET: &[Column] = &[
     col("Data", "string", "Number of data entries."),
     AGE,
 ];
+const WEBHOOK_CONFIGURATION: &[Column] = &[
+    NAME,
+    col(
+        "Webhooks",
+        "integer",
+        "Webhooks indicates the number of webhooks in the configuration",
+    ),
+    AGE,
+];
+
 const SERVICE_ACCOUNT: &[Column] = &[
     NAME,
     col(
@@ -461,6 +471,7 @@ enum Printer {
     RoleBinding,
     ControllerRevision,
     PriorityClass,
+    WebhookConfiguration,
     Default,
 }
 
@@ -491,6 +502,10 @@ fn printer(group: &str, kind: &str) -> Printer {
         ("rbac.authorization.k8s.io", "Role" | "ClusterRole") => Printer::Role,
         ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => Printer::RoleBinding,
         ("scheduling.k8s.io", "PriorityClass") => Printer::PriorityClass,
+        (
+            "admissionregistration.k8s.io",
+            "ValidatingWebhookConfiguration" | "MutatingWebhookConfiguration",
+        ) => Printer::WebhookConfiguration,
         _ => Printer::Default,
     }
 }
@@ -523,6 +538,7 @@ impl Printer {
             Printer::RoleBinding => ROLE_BINDING,
             Printer::ControllerRevision => CONTROLLER_REVISION,
             Printer::PriorityClass => PRIORITY_CLASS,
+            Printer::WebhookConfiguration => WEBHOOK_CONFIGURATION,
             Printer::Default => DEFAULT,
         }
     }
@@ -563,6 +579,9 @@ impl Printer {
                 age(o, now),
                 st(o, "/preemptionPolicy"),
             ],
+            Printer::WebhookConfiguration => {
+                vec![name(o), json!(len(o, "/webhooks")), age(o, now)]
+            }
             Printer::Default => vec![name(o), age(o, now)],
         }
     }

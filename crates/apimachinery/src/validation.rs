@@ -18,8 +18,10 @@
 //! [`quantity`] (resource quantities), `meta` (ObjectMeta and label
 //! selectors), `pod` (pod specs and templates), `workloads` (apps and batch),
 //! `core_kinds` (the other core kinds), `service`, `networking`, `rbac`, `cluster`
-//! (Lease, RuntimeClass, Node) and `defaults`.
+//! (Lease, RuntimeClass, Node), `admissionregistration` (webhook
+//! configurations) and `defaults`.
 
+mod admissionregistration;
 mod cluster;
 mod core_kinds;
 mod defaults;
@@ -385,6 +387,8 @@ const KINDS: &[KindRules] = kinds![
     ("apps", "StatefulSet", true, name_is_dns_subdomain, workloads::validate_stateful_set, workloads::validate_stateful_set_update),
     ("apps", "ControllerRevision", true, name_is_dns_subdomain, workloads::validate_controller_revision, workloads::validate_controller_revision_update),
     ("batch", "Job", true, name_is_dns_subdomain, workloads::validate_job, workloads::validate_job_update),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", false, name_is_dns_subdomain, admissionregistration::validate_validating, no_update_checks),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", false, name_is_dns_subdomain, admissionregistration::validate_mutating, no_update_checks),
     ("coordination.k8s.io", "Lease", true, name_is_dns_subdomain, cluster::validate_lease, no_update_checks),
     ("discovery.k8s.io", "EndpointSlice", true, name_is_dns_subdomain, networking::validate_endpoint_slice, networking::validate_endpoint_slice_update),
     ("networking.k8s.io", "Ingress", true, name_is_dns_subdomain, networking::validate_ingress, no_update_checks),

@@ -20,3 +20,4 @@ pub mod resources;
 pub mod server;
 pub mod services;
 pub mod store;
+pub mod webhook;

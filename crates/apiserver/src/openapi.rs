@@ -168,6 +168,16 @@ const LIST_RULES: &[(&str, &str, Rule)] = &[
         "strategy",
         Rule::RetainKeys,
     ),
+    (
+        "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
+        "webhooks",
+        Rule::Map(&["name"]),
+    ),
+    (
+        "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+        "webhooks",
+        Rule::Map(&["name"]),
+    ),
 ];
 
 /// Types tagged `+structType=atomic` (or `+mapType=atomic`): replaced as a
@@ -231,6 +241,8 @@ fn generate_definitions() -> Map<String, Value> {
         api::core::v1::ServiceAccount,
         api::core::v1::Service,
         api::core::v1::Endpoints,
+        api::admissionregistration::v1::MutatingWebhookConfiguration,
+        api::admissionregistration::v1::ValidatingWebhookConfiguration,
         api::apps::v1::Deployment,
         api::apps::v1::ReplicaSet,
         api::apps::v1::DaemonSet,

@@ -115,6 +115,8 @@ pub fn all() -> &'static [Resource] {
             res!("", "v1", "ServiceAccount", "serviceaccounts", "serviceaccount", Namespaced, short: ["sa"], cat: [], sub: ["token"], "io.k8s.api.core.v1.ServiceAccount"),
             res!("", "v1", "Service", "services", "service", Namespaced, short: ["svc"], cat: ["all"], sub: ["status"], "io.k8s.api.core.v1.Service"),
             res!("", "v1", "Endpoints", "endpoints", "endpoints", Namespaced, short: ["ep"], cat: [], sub: [], "io.k8s.api.core.v1.Endpoints"),
+            res!("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", "mutatingwebhookconfiguration", Cluster, short: [], cat: ["api-extensions"], sub: [], "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration"),
+            res!("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", "validatingwebhookconfiguration", Cluster, short: [], cat: ["api-extensions"], sub: [], "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration"),
             res!("apps", "v1", "Deployment", "deployments", "deployment", Namespaced, short: ["deploy"], cat: ["all"], sub: ["status", "scale"], "io.k8s.api.apps.v1.Deployment"),
             res!("apps", "v1", "ReplicaSet", "replicasets", "replicaset", Namespaced, short: ["rs"], cat: ["all"], sub: ["status", "scale"], "io.k8s.api.apps.v1.ReplicaSet"),
             res!("apps", "v1", "DaemonSet", "daemonsets", "daemonset", Namespaced, short: ["ds"], cat: ["all"], sub: ["status"], "io.k8s.api.apps.v1.DaemonSet"),

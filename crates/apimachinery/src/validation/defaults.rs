@@ -28,6 +28,16 @@ const DEFAULTERS: &[(&str, &str, Defaulter)] = &[
     ("apps", "StatefulSet", default_stateful_set),
     ("batch", "Job", default_job),
     ("discovery.k8s.io", "EndpointSlice", default_endpoint_slice),
+    (
+        "admissionregistration.k8s.io",
+        "ValidatingWebhookConfiguration",
+        super::admissionregistration::default_validating,
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "MutatingWebhookConfiguration",
+        super::admissionregistration::default_mutating,
+    ),
     ("rbac.authorization.k8s.io", "RoleBinding", default_binding),
     (
         "rbac.authorization.k8s.io",

@@ -59,7 +59,8 @@ pub struct Ctx {
     pub query: Query,
     pub accept: Accept,
     pub headers: HeaderMap,
-    /// `Warning` headers admission adds to a successful response.
+    /// `Warning` headers for the answer: what admission (Pod Security,
+    /// webhooks) said while the request ran.
     pub warnings: std::sync::Mutex<Vec<String>>,
     /// Annotations admission adds to the request's audit event.
     pub audit_annotations: crate::audit::Annotations,
@@ -321,7 +322,7 @@ impl ApiServer {
                 .cloned()
                 .unwrap_or_default(),
         };
-        match ctx.info.verb {
+        let resp = match ctx.info.verb {
             Verb::Get => self.get(&ctx).await,
             Verb::List => self.list(&ctx),
             Verb::Watch => self.watch(&ctx),
@@ -345,7 +346,16 @@ impl ApiServer {
                 let bytes = body::read(incoming).await?;
                 self.delete_collection(&ctx, &bytes).await
             }
+        };
+        let warnings = std::mem::take(&mut *ctx.warnings.lock().unwrap_or_else(|e| e.into_inner()));
+        if warnings.is_empty() {
+            return resp;
         }
+        // Warnings reach the client with a refusal too, as in Kubernetes.
+        Ok(write::with_warnings(
+            resp.unwrap_or_else(|e| body::error(&e)),
+            &warnings,
+        ))
     }
 }
 

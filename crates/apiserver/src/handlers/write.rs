@@ -21,6 +21,7 @@ use crate::registry::{self, meta_mut, name_of};
 use crate::request::qualified;
 use crate::resources::{self, Resource};
 use crate::store::{StoreError, Stored, WriteOp};
+use crate::webhook::Operation;
 
 /// How often a patch is retried when someone else wrote in between.
 const PATCH_RETRIES: usize = 8;
@@ -72,7 +73,7 @@ fn field_validation(ctx: &Ctx, r: &Resource, obj: &mut Value) -> ApiResult<Vec<S
     }
 }
 
-fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
+pub(super) fn with_warnings(mut resp: Response<Body>, warnings: &[String]) -> Response<Body> {
     for w in warnings {
         let v = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
         if let Ok(h) = HeaderValue::from_str(&v) {
@@ -137,22 +138,15 @@ fn check_namespace(ctx: &Ctx, obj: &mut Value) -> ApiResult<()> {
 fn created(ctx: &Ctx, v: &Value, warnings: &[String]) -> Response<Body> {
     with_warnings(
         body::respond(StatusCode::CREATED, &render_object(ctx, v), ctx.accept),
-        &all_warnings(ctx, warnings),
+        warnings,
     )
 }
 
 fn ok(ctx: &Ctx, v: &Value, warnings: &[String]) -> Response<Body> {
     with_warnings(
         body::respond(StatusCode::OK, &render_object(ctx, v), ctx.accept),
-        &all_warnings(ctx, warnings),
+        warnings,
     )
-}
-
-/// The decoding warnings, then the ones admission added to the request.
-fn all_warnings(ctx: &Ctx, warnings: &[String]) -> Vec<String> {
-    let mut all = warnings.to_vec();
-    all.extend(ctx.warnings.lock().map(|w| w.clone()).unwrap_or_default());
-    all
 }
 
 fn success_status(r: &Resource, v: &Value) -> Value {
@@ -277,6 +271,9 @@ impl ApiServer {
         if r.group == "certificates.k8s.io" && r.kind == "CertificateSigningRequest" {
             crate::csr::admit(r, &ctx.user, &mut obj, &self.signer)?;
         }
+        // Admission webhooks (webhook.rs): mutating, after built-in admission.
+        self.mutating_webhooks(ctx, Operation::Create, &name, Some(&mut obj), None)
+            .await?;
         let manager = ctx.field_manager();
         for attempt in 0..8 {
             let mut obj = obj.clone();
@@ -302,6 +299,9 @@ impl ApiServer {
                 &root_type(r),
             );
             let this_name = name_of(&obj).to_string();
+            // Admission webhooks (webhook.rs): validating, after validation.
+            self.validating_webhooks(ctx, Operation::Create, &this_name, Some(&obj), None)
+                .await?;
             match self.store_new(ctx, obj).await? {
                 Ok(v) => {
                     if r.kind == "Namespace" && r.group.is_empty() && !ctx.query.dry_run()? {
@@ -416,6 +416,15 @@ impl ApiServer {
         let r = ctx.info.resource;
         let sub = ctx.info.subresource.as_deref().filter(|s| *s != "scale");
         let name = name_of(&old.value).to_string();
+        // Admission webhooks (webhook.rs): mutating, after built-in admission.
+        self.mutating_webhooks(
+            ctx,
+            Operation::Update,
+            &name,
+            Some(&mut new),
+            Some(&old.value),
+        )
+        .await?;
         registry::prepare_update(r, &old.value, &mut new, sub);
         if sub.is_none() {
             registry::default_and_validate_update(r, &old.value, &mut new)?;
@@ -430,6 +439,9 @@ impl ApiServer {
             &new,
         )?
         .record(ctx);
+        // Admission webhooks (webhook.rs): validating, after validation.
+        self.validating_webhooks(ctx, Operation::Update, &name, Some(&new), Some(&old.value))
+            .await?;
         if same_object(&old.value, &new) {
             return Ok(old.clone());
         }
@@ -629,8 +641,13 @@ impl ApiServer {
                 if let Some(m) = managed {
                     meta_mut(&mut obj).insert("managedFields".into(), m);
                 }
+                // Admission webhooks (webhook.rs), around validation.
+                self.mutating_webhooks(ctx, Operation::Create, &name, Some(&mut obj), None)
+                    .await?;
                 registry::default_and_validate_create(r, &mut obj)?;
                 crate::podsecurity::admit(&*self.store, r, None, &name, None, &obj)?.record(ctx);
+                self.validating_webhooks(ctx, Operation::Create, &name, Some(&obj), None)
+                    .await?;
                 match self.store_new(ctx, obj).await? {
                     Ok(v) => return Ok(created(ctx, &v, &warnings)),
                     Err(StoreError::AlreadyExists) => continue,
@@ -695,6 +712,11 @@ impl ApiServer {
                 )));
             }
         }
+        // Admission webhooks (webhook.rs): a delete has only the old object.
+        self.mutating_webhooks(ctx, Operation::Delete, &name, None, Some(&old.value))
+            .await?;
+        self.validating_webhooks(ctx, Operation::Delete, &name, None, Some(&old.value))
+            .await?;
         let mut new = (*old.value).clone();
         let already = new["metadata"]
             .get("deletionTimestamp")
