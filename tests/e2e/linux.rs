@@ -829,11 +829,16 @@ spec:
         .as_str()
         .expect("uid")
         .to_string();
-    s.kubectl(
+    let deleted = s.kubectl(
         "1.33",
         &["delete", "pod", "pair", "--wait=true", "--timeout=60s"],
-    )
-    .ok();
+    );
+    assert_eq!(
+        deleted.code,
+        0,
+        "{deleted:?}\nthe pod now (gone, or stuck terminating?): {}",
+        pod_json(&s, "pair")
+    );
     let t = eventually(30, "pair's sandbox gone", || {
         let t = traces(&pair_uid, &s.dir);
         (t == GONE).then_some(t)
