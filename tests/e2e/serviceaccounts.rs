@@ -39,9 +39,9 @@ fn sections(logs: &str) -> Vec<(String, String)> {
     out
 }
 
-/// The token volume the admission added to a pod created with
-/// `--dry-run=server`, if any.
-fn token_volume(s: &Skiff, manifest: &str) -> Option<Value> {
+/// The pod the API server would store for `manifest` in `tok`
+/// (`--dry-run=server`: admitted, not written).
+fn dry_run(s: &Skiff, manifest: &str) -> Value {
     let out = s
         .kubectl_stdin(
             "1.33",
@@ -59,8 +59,12 @@ fn token_volume(s: &Skiff, manifest: &str) -> Option<Value> {
         )
         .ok()
         .stdout;
-    let pod: Value = serde_json::from_str(&out).expect("pod JSON");
-    pod["spec"]["volumes"]
+    serde_json::from_str(&out).expect("pod JSON")
+}
+
+/// The token volume the admission adds to `manifest`'s pod, if any.
+fn token_volume(s: &Skiff, manifest: &str) -> Option<Value> {
+    dry_run(s, manifest)["spec"]["volumes"]
         .as_array()
         .into_iter()
         .flatten()
@@ -272,24 +276,7 @@ spec:
     let own = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: own}}\nspec:\n  volumes: [{{name: mine, emptyDir: {{}}}}]\n  containers:\n  - {{name: a, image: {cat}, volumeMounts: [{{name: mine, mountPath: {DIR}}}]}}\n  - {{name: b, image: {cat}}}\n"
     );
-    let out = s
-        .kubectl_stdin(
-            "1.33",
-            &[
-                "-n",
-                "tok",
-                "create",
-                "--dry-run=server",
-                "-o",
-                "json",
-                "-f",
-                "-",
-            ],
-            Some(&own),
-        )
-        .ok()
-        .stdout;
-    let pod: Value = serde_json::from_str(&out).expect("pod JSON");
+    let pod = dry_run(&s, &own);
     let mounts = |i: usize| -> Vec<String> {
         pod["spec"]["containers"][i]["volumeMounts"]
             .as_array()

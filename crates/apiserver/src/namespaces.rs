@@ -58,45 +58,58 @@ pub const ROOT_CA_CONFIGMAP: &str = "kube-root-ca.crt";
 /// `kube-root-ca.crt` in `ns` holding `ca_pem`, made when missing and
 /// mended when it holds another CA (after the CA was replaced).
 pub async fn ensure_root_ca(store: &dyn Store, ns: &str, ca_pem: &str) -> Result<(), StoreError> {
+    ensure_config_map(
+        store,
+        ns,
+        ROOT_CA_CONFIGMAP,
+        json!({"ca.crt": ca_pem}),
+        json!({"kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}),
+    )
+    .await
+}
+
+/// A ConfigMap the API server keeps: made with `data` (and `annotations`)
+/// when missing, its `data` put back when it differs. A concurrent write
+/// wins until the next call.
+async fn ensure_config_map(
+    store: &dyn Store,
+    ns: &str,
+    name: &str,
+    data: Value,
+    annotations: Value,
+) -> Result<(), StoreError> {
     let Some(r) = resources::by_kind("", "v1", "ConfigMap") else {
         return Ok(());
     };
-    let key = registry::key(r, Some(ns), ROOT_CA_CONFIGMAP);
+    let key = registry::key(r, Some(ns), name);
     let current = store.get(&key)?;
-    if current
-        .as_ref()
-        .is_some_and(|c| c.value["data"]["ca.crt"] == ca_pem)
-    {
-        return Ok(());
-    }
-    let mut obj = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": ROOT_CA_CONFIGMAP, "namespace": ns, "annotations": {
-            "kubernetes.io/description": "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters."}},
-        "data": {"ca.crt": ca_pem},
-    });
-    match current {
+    let write = match current {
+        Some(c) if c.value["data"] == data => return Ok(()),
         Some(c) => {
-            obj["metadata"] = c.value["metadata"].clone();
-            match store
-                .write(WriteOp::Update {
-                    key,
-                    value: obj,
-                    expected: Some(c.rev),
-                })
-                .await
-            {
-                Ok(_) | Err(StoreError::Conflict) | Err(StoreError::NotFound) => Ok(()),
-                Err(e) => Err(e),
+            let mut obj = (*c.value).clone();
+            obj["data"] = data;
+            WriteOp::Update {
+                key,
+                value: obj,
+                expected: Some(c.rev),
             }
         }
         None => {
+            let mut obj = json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": ns, "annotations": annotations},
+                "data": data,
+            });
             registry::prepare_create(r, &mut obj);
-            match store.write(WriteOp::Create { key, value: obj }).await {
-                Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
-                Err(e) => Err(e),
-            }
+            WriteOp::Create { key, value: obj }
         }
+    };
+    match store.write(write).await {
+        Ok(_)
+        | Err(StoreError::AlreadyExists)
+        | Err(StoreError::Conflict)
+        | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -358,46 +371,18 @@ pub async fn ensure_cluster_info(
     ca_pem: &str,
 ) -> Result<(), StoreError> {
     use base64::Engine;
-    let Some(r) = resources::by_kind("", "v1", "ConfigMap") else {
-        return Ok(());
-    };
     let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     let kubeconfig = format!(
         "apiVersion: v1\nkind: Config\nclusters:\n- name: skiff\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n"
     );
-    let key = registry::key(r, Some("kube-public"), CLUSTER_INFO);
-    let current = store.get(&key)?;
-    if current
-        .as_ref()
-        .is_some_and(|c| c.value["data"]["kubeconfig"] == kubeconfig)
-    {
-        return Ok(());
-    }
-    let mut obj = json!({
-        "apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": CLUSTER_INFO, "namespace": "kube-public"},
-        "data": {"kubeconfig": kubeconfig},
-    });
-    match current {
-        Some(c) => {
-            obj["metadata"] = c.value["metadata"].clone();
-            store
-                .write(WriteOp::Update {
-                    key,
-                    value: obj,
-                    expected: None,
-                })
-                .await
-                .map(|_| ())
-        }
-        None => {
-            registry::prepare_create(r, &mut obj);
-            match store.write(WriteOp::Create { key, value: obj }).await {
-                Ok(_) | Err(StoreError::AlreadyExists) => Ok(()),
-                Err(e) => Err(e),
-            }
-        }
-    }
+    ensure_config_map(
+        store,
+        "kube-public",
+        CLUSTER_INFO,
+        json!({"kubeconfig": kubeconfig}),
+        json!({}),
+    )
+    .await
 }
 
 /// The ConfigMap in `kube-public` joining nodes read anonymously.
