@@ -91,6 +91,28 @@ fn node_kubeconfig(server: &str, data: &Path) -> PathBuf {
     path
 }
 
+/// The certificate a TLS endpoint presents, as `openssl x509 -text`
+/// prints it (subject, issuer, names); None when there is no answer.
+fn endpoint_certificate(addr: &str) -> Option<String> {
+    let mut connect = Command::new("openssl");
+    connect.args(["s_client", "-connect", addr, "-showcerts"]);
+    let out = run(connect, None, Duration::from_secs(20));
+    let pem: String = out
+        .stdout
+        .split_inclusive('\n')
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+        .chain(std::iter::once("-----END CERTIFICATE-----\n"))
+        .collect();
+    if !pem.starts_with("-----BEGIN") {
+        return None;
+    }
+    let mut text = Command::new("openssl");
+    text.args(["x509", "-noout", "-subject", "-issuer", "-ext", "subjectAltName"]);
+    let out = run(text, Some(&pem), Duration::from_secs(20));
+    (out.code == 0).then(|| out.stdout.replace(" = ", "="))
+}
+
 #[test]
 fn nodes_join_with_a_token_and_keep_to_their_own() {
     let s = Skiff::start_with(&["--no-node"]);
@@ -138,6 +160,52 @@ fn nodes_join_with_a_token_and_keep_to_their_own() {
     assert!(
         csrs.contains("node-csr-joined-") && csrs.contains("Approved,Issued"),
         "{csrs}"
+    );
+    // Its endpoint's serving certificate comes from the cluster CA, through
+    // a kubelet-serving request the API server signed because the node
+    // asked for its own name and addresses.
+    let serving = eventually(60, "the node's serving certificate", || {
+        let o = s.kubectl("1.33", &["get", "csr", "-o", "json"]);
+        let v: Value = serde_json::from_str(&o.stdout).ok()?;
+        v["items"]
+            .as_array()?
+            .iter()
+            .find(|c| {
+                c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"
+                    && c["status"]["certificate"].is_string()
+            })
+            .cloned()
+    });
+    assert_eq!(serving["spec"]["username"], "system:node:joined");
+    assert_eq!(serving["status"]["conditions"][0]["type"], "Approved");
+    let csrs = s.kubectl("1.33", &["get", "csr"]).ok().stdout;
+    assert!(
+        csrs.lines().any(|l| l.contains("kubernetes.io/kubelet-serving")
+            && l.contains("system:node:joined")
+            && l.contains("Approved,Issued")),
+        "{csrs}"
+    );
+    let stored = std::fs::metadata(data.join("pki").join("node-serving.pem")).expect("kept");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&stored.permissions()) & 0o777,
+        0o600
+    );
+    let ip = ready["status"]["addresses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
+        .and_then(|a| a["address"].as_str())
+        .expect("InternalIP")
+        .to_string();
+    let port = ready["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .expect("port");
+    let presented = eventually(30, "the endpoint presents the CA's certificate", || {
+        let cert = endpoint_certificate(&format!("{ip}:{port}"))?;
+        cert.contains("CN=system:node:joined").then_some(cert)
+    });
+    assert!(
+        presented.contains("issuer=CN=skiff-ca") && presented.contains(&format!("IP Address:{ip}")),
+        "{presented}"
     );
     let kc = node_kubeconfig(&s.url, &data);
     let as_node = |args: &[&str]| s.kubectl_with("1.33", &kc, args, None);

@@ -159,7 +159,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         tokens: Arc::new(tokens),
         rbac,
         static_tokens,
-        node_client: pki.node_client_config()?,
+        node_client: Arc::new(pki.node_client()?),
         signer: Arc::new(pki.signer()),
         ca_pem: pki.ca_pem.clone(),
     });
