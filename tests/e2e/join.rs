@@ -3,7 +3,9 @@
 //! expired token are refused with words a person can act on; a good join
 //! leaves the node a credential of its own (`system:node:NAME`) that runs
 //! pods and serves their logs, and that NodeRestriction keeps to the
-//! node's own Node and pods.
+//! node's own Node and pods. The node's endpoint serves a certificate from
+//! the cluster CA it asked for itself, and a worn client certificate is
+//! renewed at the next start.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -111,6 +113,33 @@ fn endpoint_certificate(addr: &str) -> Option<String> {
     text.args(["x509", "-noout", "-subject", "-issuer", "-ext", "subjectAltName"]);
     let out = run(text, Some(&pem), Duration::from_secs(20));
     (out.code == 0).then(|| out.stdout.replace(" = ", "="))
+}
+
+/// A node client certificate for the key in `key_path`, from the cluster
+/// CA of the control plane in `server_dir`, three hours into a four-hour
+/// life: due for renewal, still valid.
+fn worn_client_certificate(server_dir: &Path, key_path: &Path) -> String {
+    let read = |p: PathBuf| std::fs::read_to_string(&p).expect("read pki file");
+    let ca_key = rcgen::KeyPair::from_pem(&read(server_dir.join("pki").join("ca.key")))
+        .expect("CA key");
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&read(server_dir.join("pki").join("ca.crt")), ca_key)
+        .expect("CA");
+    let key = rcgen::KeyPair::from_pem(&read(key_path.to_path_buf())).expect("node key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "system:node:joined");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = rcgen::date_time_ymd(1970, 1, 1)
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock");
+    params.not_before = now - Duration::from_secs(3 * 3600);
+    params.not_after = now + Duration::from_secs(3600);
+    params.signed_by(&key, &issuer).expect("sign").pem()
 }
 
 #[test]
@@ -346,8 +375,13 @@ spec:
     let o = as_node(&["get", "secrets", "-n", "kube-system"]);
     assert_eq!(o.code, 0, "nodes read Secrets for pods' volumes: {o:?}");
 
-    // A restart needs no token: the credential is on disk.
+    // A restart needs no token: the credential is on disk. A client
+    // certificate past 70% of its life is renewed at that start, for the
+    // same key.
     drop(_node);
+    let crt = data.join("pki").join("node.crt");
+    let worn = worn_client_certificate(&s.dir, &data.join("pki").join("node.key"));
+    std::fs::write(&crt, &worn).expect("write node.crt");
     let mut again = Command::new(env!("CARGO_BIN_EXE_skiff"));
     let (bridge, _) = pod_network_of(&data);
     again
@@ -372,10 +406,34 @@ spec:
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut restarted = NodeProc(again.spawn().expect("skiff node again"));
-    let mut line = String::new();
     let stdout = restarted.0.stdout.take().expect("stdout");
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).ok();
-    assert!(line.contains("skiff node joined ready"), "{line:?}");
+    let mut said = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.unwrap_or_default();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("skiff node joined ready") {
+            break;
+        }
+    }
+    assert!(
+        said.contains("renewed its client certificate")
+            && said.contains("skiff node joined ready"),
+        "{said}"
+    );
+    let renewed = std::fs::read_to_string(&crt).expect("node.crt");
+    assert_ne!(renewed, worn);
+    let mode = std::fs::metadata(&crt).expect("node.crt").permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    // The renewed credential works: the restarted node is Ready again.
+    let kc = node_kubeconfig(&s.url, &data);
+    let who = s.kubectl_with(
+        "1.33",
+        &kc,
+        &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+        None,
+    );
+    assert_eq!(who.stdout.trim(), "system:node:joined", "{who:?}");
     drop(restarted);
     s.assert_no_panics();
 }

@@ -128,6 +128,16 @@ pub async fn request(
     key: &rcgen::KeyPair,
     wait: Duration,
 ) -> Result<String, CertError> {
+    let name = submit(client, req, key).await?;
+    wait_for(client, &name, req.node, wait).await
+}
+
+/// Send the CertificateSigningRequest; its name.
+async fn submit(
+    client: &kube::Client,
+    req: &CertRequest<'_>,
+    key: &rcgen::KeyPair,
+) -> Result<String, CertError> {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let obj: CertificateSigningRequest = serde_json::from_value(json!({
         "apiVersion": "certificates.k8s.io/v1",
@@ -140,22 +150,35 @@ pub async fn request(
         },
     }))
     .map_err(|e| CertError::Make(e.to_string()))?;
-    let mut csr = api.create(&PostParams::default(), &obj).await?;
-    let name = csr.metadata.name.clone().unwrap_or_default();
+    let made = api.create(&PostParams::default(), &obj).await?;
+    Ok(made.metadata.name.unwrap_or_default())
+}
+
+/// Wait up to `wait` for the certificate of request `name` (PEM),
+/// approving it first if the node's credential may.
+async fn wait_for(
+    client: &kube::Client,
+    name: &str,
+    node: &str,
+    wait: Duration,
+) -> Result<String, CertError> {
+    let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let started = tokio::time::Instant::now();
+    let mut csr = api.get(name).await?;
     let mut tried_approving = false;
     loop {
         if let Some(cert) = csr.status.as_ref().and_then(|s| s.certificate.as_ref()) {
             return String::from_utf8(cert.0.clone())
                 .map_err(|_| CertError::Tls(format!("{name}: the certificate is not PEM")));
         }
+        let name = name.to_string();
         if let Some((kind, message)) = decided(&csr) {
             let how = if kind == "Denied" { "denied" } else { "failed" };
             return Err(CertError::Refused { name, how, message });
         }
         if !tried_approving {
             tried_approving = true;
-            if let Some(c) = approve(&api, &name, req.node).await {
+            if let Some(c) = approve(&api, &name, node).await {
                 csr = c;
                 continue;
             }
@@ -212,6 +235,9 @@ pub struct Serving {
     dns_names: Vec<String>,
     /// The cluster CA (PEM); without it nothing is asked for.
     ca_pem: Option<String>,
+    /// A request still pending, and its key (PEM): waited on again rather
+    /// than sending a new one each time.
+    pending: std::sync::Mutex<Option<(String, String)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -238,8 +264,12 @@ impl Serving {
             file: pki_dir.map(|d| d.join(SERVING_FILE)),
             node: node.to_string(),
             ips,
-            dns_names: vec![node.to_string()],
+            // A name that is no DNS name could never be checked.
+            dns_names: ServerName::try_from(node.to_string())
+                .map(|_| vec![node.to_string()])
+                .unwrap_or_default(),
             ca_pem,
+            pending: std::sync::Mutex::new(None),
         };
         let stored = match &s.file {
             Some(f) => match std::fs::read_to_string(f) {
@@ -347,16 +377,32 @@ impl Serving {
 
     /// Ask for a new serving certificate and install it.
     async fn renew(&self, client: &kube::Client) -> Result<(), CertError> {
-        let key = rcgen::KeyPair::generate().map_err(|e| CertError::Make(e.to_string()))?;
-        let req = CertRequest {
-            node: &self.node,
-            signer: SERVING_SIGNER,
-            usages: &["digital signature", "key encipherment", "server auth"],
-            ips: &self.ips,
-            dns_names: &self.dns_names,
+        let pending = self.pending.lock().map_err(poisoned)?.take();
+        let (name, key) = match pending {
+            Some(p) => p,
+            None => {
+                let key =
+                    rcgen::KeyPair::generate().map_err(|e| CertError::Make(e.to_string()))?;
+                let req = CertRequest {
+                    node: &self.node,
+                    signer: SERVING_SIGNER,
+                    usages: &["digital signature", "key encipherment", "server auth"],
+                    ips: &self.ips,
+                    dns_names: &self.dns_names,
+                };
+                (submit(client, &req, &key).await?, key.serialize_pem())
+            }
         };
-        let cert = request(client, &req, &key, ISSUE_WAIT).await?;
-        let pem = format!("{}\n{}", cert.trim_end(), key.serialize_pem());
+        let cert = match wait_for(client, &name, &self.node, ISSUE_WAIT).await {
+            Ok(c) => c,
+            Err(e) => {
+                if matches!(e, CertError::Pending { .. }) {
+                    *self.pending.lock().map_err(poisoned)? = Some((name, key));
+                }
+                return Err(e);
+            }
+        };
+        let pem = format!("{}\n{}", cert.trim_end(), key);
         let current = self
             .check(&pem, SystemTime::now())
             .map_err(|why| CertError::Tls(format!("the issued serving certificate: {why}")))?;
