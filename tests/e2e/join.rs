@@ -110,7 +110,14 @@ fn endpoint_certificate(addr: &str) -> Option<String> {
         return None;
     }
     let mut text = Command::new("openssl");
-    text.args(["x509", "-noout", "-subject", "-issuer", "-ext", "subjectAltName"]);
+    text.args([
+        "x509",
+        "-noout",
+        "-subject",
+        "-issuer",
+        "-ext",
+        "subjectAltName",
+    ]);
     let out = run(text, Some(&pem), Duration::from_secs(20));
     (out.code == 0).then(|| out.stdout.replace(" = ", "="))
 }
@@ -120,10 +127,11 @@ fn endpoint_certificate(addr: &str) -> Option<String> {
 /// life: due for renewal, still valid.
 fn worn_client_certificate(server_dir: &Path, key_path: &Path) -> String {
     let read = |p: PathBuf| std::fs::read_to_string(&p).expect("read pki file");
-    let ca_key = rcgen::KeyPair::from_pem(&read(server_dir.join("pki").join("ca.key")))
-        .expect("CA key");
-    let issuer = rcgen::Issuer::from_ca_cert_pem(&read(server_dir.join("pki").join("ca.crt")), ca_key)
-        .expect("CA");
+    let ca_key =
+        rcgen::KeyPair::from_pem(&read(server_dir.join("pki").join("ca.key"))).expect("CA key");
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&read(server_dir.join("pki").join("ca.crt")), ca_key)
+            .expect("CA");
     let key = rcgen::KeyPair::from_pem(&read(key_path.to_path_buf())).expect("node key");
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
     params
@@ -209,9 +217,10 @@ fn nodes_join_with_a_token_and_keep_to_their_own() {
     assert_eq!(serving["status"]["conditions"][0]["type"], "Approved");
     let csrs = s.kubectl("1.33", &["get", "csr"]).ok().stdout;
     assert!(
-        csrs.lines().any(|l| l.contains("kubernetes.io/kubelet-serving")
-            && l.contains("system:node:joined")
-            && l.contains("Approved,Issued")),
+        csrs.lines()
+            .any(|l| l.contains("kubernetes.io/kubelet-serving")
+                && l.contains("system:node:joined")
+                && l.contains("Approved,Issued")),
         "{csrs}"
     );
     let stored = std::fs::metadata(data.join("pki").join("node-serving.pem")).expect("kept");
@@ -417,20 +426,27 @@ spec:
         }
     }
     assert!(
-        said.contains("renewed its client certificate")
-            && said.contains("skiff node joined ready"),
+        said.contains("renewed its client certificate") && said.contains("skiff node joined ready"),
         "{said}"
     );
     let renewed = std::fs::read_to_string(&crt).expect("node.crt");
     assert_ne!(renewed, worn);
     let mode = std::fs::metadata(&crt).expect("node.crt").permissions();
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
     // The renewed credential works: the restarted node is Ready again.
     let kc = node_kubeconfig(&s.url, &data);
     let who = s.kubectl_with(
         "1.33",
         &kc,
-        &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
         None,
     );
     assert_eq!(who.stdout.trim(), "system:node:joined", "{who:?}");

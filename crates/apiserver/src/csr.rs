@@ -134,7 +134,13 @@ fn profile(
         KUBELET_SERVING_SIGNER => true,
         _ => return None,
     };
-    Some(node_profile(server, signer, req, usages, expiration_seconds))
+    Some(node_profile(
+        server,
+        signer,
+        req,
+        usages,
+        expiration_seconds,
+    ))
 }
 
 fn node_profile(
@@ -370,12 +376,9 @@ pub fn approval(r: &Resource, old: &Value, new: &mut Value, signer: &Signer) -> 
             let expiration = new["spec"]["expirationSeconds"].as_u64();
             match profile(&signer_name, &req, &usages(new), expiration) {
                 None => Ok(None),
-                Some(p) => p.and_then(|p| {
-                    signer
-                        .sign(&pem, &p)
-                        .map(Some)
-                        .map_err(|e| e.to_string())
-                }),
+                Some(p) => {
+                    p.and_then(|p| signer.sign(&pem, &p).map(Some).map_err(|e| e.to_string()))
+                }
             }
         });
     match issued {
@@ -539,14 +542,30 @@ mod tests {
             KUBELET_SERVING_SIGNER,
             &["digital signature", "client auth"],
         );
-        let e = admit(resource(), &node_user("n1"), &mut obj, &pki.signer(), &nodes)
-            .expect_err("client usage");
+        let e = admit(
+            resource(),
+            &node_user("n1"),
+            &mut obj,
+            &pki.signer(),
+            &nodes,
+        )
+        .expect_err("client usage");
         assert!(e.message.contains("spec.usages"), "{}", e.message);
         let (pem, _) = csr("system:node:n1", &[], &[]);
         let mut obj = object(&pem, KUBELET_SERVING_SIGNER, &SERVING);
-        let e = admit(resource(), &node_user("n1"), &mut obj, &pki.signer(), &nodes)
-            .expect_err("no names");
-        assert!(e.message.contains("at least one DNS or IP"), "{}", e.message);
+        let e = admit(
+            resource(),
+            &node_user("n1"),
+            &mut obj,
+            &pki.signer(),
+            &nodes,
+        )
+        .expect_err("no names");
+        assert!(
+            e.message.contains("at least one DNS or IP"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -554,7 +573,14 @@ mod tests {
         let (_d, pki) = pki();
         let (pem, _) = csr("system:node:n1", &["10.9.9.9"], &[]);
         let mut old = object(&pem, KUBELET_SERVING_SIGNER, &SERVING);
-        admit(resource(), &node_user("n1"), &mut old, &pki.signer(), &nodes).expect("admit");
+        admit(
+            resource(),
+            &node_user("n1"),
+            &mut old,
+            &pki.signer(),
+            &nodes,
+        )
+        .expect("admit");
         assert!(!issued(&old));
         let mut new = old.clone();
         new["status"]["conditions"] = json!([{"type": "Approved", "status": "True"}]);
@@ -598,7 +624,14 @@ mod tests {
         }
         let (pem, _) = csr("system:node:n1", &[], &[]);
         let mut obj = object(&pem, KUBELET_CLIENT_SIGNER, &usages);
-        admit(resource(), &node_user("n2"), &mut obj, &pki.signer(), &nodes).expect("admit");
+        admit(
+            resource(),
+            &node_user("n2"),
+            &mut obj,
+            &pki.signer(),
+            &nodes,
+        )
+        .expect("admit");
         assert!(!issued(&obj), "another node's client certificate");
     }
 }

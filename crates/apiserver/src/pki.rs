@@ -418,7 +418,9 @@ impl rustls::client::danger::ServerCertVerifier for NodeCertificate {
                 )));
             }
             Err(rustls::Error::InvalidCertificate(e)) => {
-                return Err(untrusted(format!("a certificate (CN={subject}) that is not valid here: {e}")));
+                return Err(untrusted(format!(
+                    "a certificate (CN={subject}) that is not valid here: {e}"
+                )));
             }
             Err(e) => return Err(e),
         }
@@ -567,10 +569,7 @@ mod tests {
         // Another node's certificate, even from the CA and for this address.
         let (other, _) = node_cert(&pki, "system:node:n2", "10.0.0.5");
         let e = verify(&pki, "n1", &other, "10.0.0.5").expect_err("another node's");
-        assert!(
-            e.contains("CN=system:node:n2, not system:node:n1"),
-            "{e}"
-        );
+        assert!(e.contains("CN=system:node:n2, not system:node:n1"), "{e}");
         // Its own name, but not the address dialed.
         let e = verify(&pki, "n1", &good, "10.0.0.6").expect_err("wrong address");
         assert!(e.contains("not valid") && e.contains("10.0.0.6"), "{e}");

@@ -100,7 +100,10 @@ impl CertRequest<'_> {
                 .push(rcgen::SanType::IpAddress(*ip));
         }
         let mut dn = rcgen::DistinguishedName::new();
-        dn.push(rcgen::DnType::CommonName, format!("system:node:{}", self.node));
+        dn.push(
+            rcgen::DnType::CommonName,
+            format!("system:node:{}", self.node),
+        );
         dn.push(rcgen::DnType::OrganizationName, "system:nodes");
         params.distinguished_name = dn;
         params
@@ -208,7 +211,12 @@ async fn approve(
         "message": format!("approved by node {node}, whose credential may approve certificates"),
     }]}});
     match api
-        .patch_subresource("approval", name, &PatchParams::default(), &Patch::Merge(patch))
+        .patch_subresource(
+            "approval",
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(patch),
+        )
         .await
     {
         Ok(c) => {
@@ -315,7 +323,10 @@ impl Serving {
     /// cluster CA for this node and its addresses, valid at `now` and not
     /// yet due for renewal: the certificate to serve if so.
     fn check(&self, pem: &str, now: SystemTime) -> Result<Current, String> {
-        let ca = self.ca_pem.as_deref().ok_or("no cluster CA to check it with")?;
+        let ca = self
+            .ca_pem
+            .as_deref()
+            .ok_or("no cluster CA to check it with")?;
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
             .collect::<Result<_, _>>()
             .map_err(|e| e.to_string())?;
@@ -381,8 +392,7 @@ impl Serving {
         let (name, key) = match pending {
             Some(p) => p,
             None => {
-                let key =
-                    rcgen::KeyPair::generate().map_err(|e| CertError::Make(e.to_string()))?;
+                let key = rcgen::KeyPair::generate().map_err(|e| CertError::Make(e.to_string()))?;
                 let req = CertRequest {
                     node: &self.node,
                     signer: SERVING_SIGNER,
@@ -461,8 +471,7 @@ impl Serving {
                 .renew_at()
                 .duration_since(SystemTime::now())
                 .unwrap_or(Duration::ZERO);
-            tokio::time::sleep(wait.clamp(Duration::from_secs(1), Duration::from_secs(3600)))
-                .await;
+            tokio::time::sleep(wait.clamp(Duration::from_secs(1), Duration::from_secs(3600))).await;
         }
     }
 }
@@ -583,9 +592,15 @@ mod tests {
         let good = issue("system:node:n1", vec!["n1".into(), "10.0.0.5".into()]);
         assert!(s.check(&good, now).is_ok());
         let other = issue("system:node:n2", vec!["n1".into(), "10.0.0.5".into()]);
-        assert!(s.check(&other, now).unwrap_err().contains("CN=system:node:n2"));
+        assert!(s
+            .check(&other, now)
+            .expect_err("another node's")
+            .contains("CN=system:node:n2"));
         let moved = issue("system:node:n1", vec!["n1".into(), "10.0.0.6".into()]);
-        assert!(s.check(&moved, now).unwrap_err().contains("10.0.0.5"));
+        assert!(s
+            .check(&moved, now)
+            .expect_err("moved")
+            .contains("10.0.0.5"));
         let own = rcgen::generate_simple_self_signed(vec!["n1".into(), "10.0.0.5".into()])
             .expect("self-signed");
         let own = format!("{}{}", own.cert.pem(), own.signing_key.serialize_pem());
