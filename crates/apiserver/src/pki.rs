@@ -405,22 +405,21 @@ impl rustls::client::danger::ServerCertVerifier for NodeCertificate {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
         {
             Ok(_) => {}
-            Err(rustls::Error::InvalidCertificate(
-                rustls::CertificateError::UnknownIssuer | rustls::CertificateError::BadSignature,
-            )) => {
-                let what = if subject == issuer {
-                    "a self-signed certificate"
-                } else {
-                    "a certificate"
-                };
-                return Err(untrusted(format!(
-                    "{what} (CN={subject}, issuer CN={issuer}) that the cluster CA did not sign"
-                )));
-            }
             Err(rustls::Error::InvalidCertificate(e)) => {
-                return Err(untrusted(format!(
-                    "a certificate (CN={subject}) that is not valid here: {e}"
-                )));
+                let why = match e {
+                    _ if subject == issuer => format!(
+                        "a self-signed certificate (CN={subject}) that the cluster CA did not sign"
+                    ),
+                    rustls::CertificateError::UnknownIssuer
+                    | rustls::CertificateError::BadSignature => format!(
+                        "a certificate (CN={subject}, issuer CN={issuer}) that the cluster CA did not sign"
+                    ),
+                    rustls::CertificateError::Other(o) => {
+                        format!("a certificate (CN={subject}) that is not valid here: {}", o.0)
+                    }
+                    e => format!("a certificate (CN={subject}) that is not valid here: {e}"),
+                };
+                return Err(untrusted(why));
             }
             Err(e) => return Err(e),
         }
