@@ -13,21 +13,25 @@
 //!    bootstrapper), keeps it, and from then on is `system:node:NAME`:
 //!    RBAC's `system:node` role narrowed by NodeRestriction. Any other
 //!    token is used as it is (the admin token, for instance).
+//! 4. At each start, a node whose client certificate has passed 70% of its
+//!    lifetime asks for a new one as itself (the API server signs a node's
+//!    renewal at once), for the same key, and replaces `node.crt` in one
+//!    rename. The agent then asks for its serving certificate
+//!    ([`runtime::agent::certs`]).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context};
 use base64::Engine as _;
-use k8s_openapi::api::certificates::v1::CertificateSigningRequest;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::PostParams;
 use kube::Api;
+use runtime::agent::certs::{self, CertError, CertRequest};
 
 use super::node::{client, client_with, Credential};
 
-/// The signer of node client certificates.
-const SIGNER: &str = "kubernetes.io/kube-apiserver-client-kubelet";
+/// How long a join waits for its client certificate.
+const ISSUE_WAIT: Duration = Duration::from_secs(60);
 
 /// A client for the API server at `server` and the cluster CA (PEM).
 pub async fn connect(
@@ -49,6 +53,7 @@ pub async fn connect(
         };
         let (ca, cert, key) = (read(&ca_path)?, read(&crt_path)?, read(&key_path)?);
         tracing::info!("using the node credential in {}", pki.display());
+        let cert = rotate(server, &ca, cert, &key, node_name, &crt_path).await;
         return certified(server, ca, &cert, &key).await;
     }
     let token = token.ok_or_else(|| {
@@ -75,9 +80,9 @@ pub async fn connect(
     }
     let (cert, key) = request_credential(server, &ca, token, node_name).await?;
     std::fs::create_dir_all(pki).with_context(|| format!("creating {}", pki.display()))?;
-    write_private(&ca_path, &ca)?;
-    write_private(&key_path, &key)?;
-    write_private(&crt_path, &cert)?;
+    for (path, text) in [(&ca_path, &ca), (&key_path, &key), (&crt_path, &cert)] {
+        certs::write_private(path, text)?;
+    }
     println!(
         "skiff node {node_name}: joined with a bootstrap token; credential kept in {}",
         pki.display()
@@ -94,23 +99,6 @@ async fn certified(
 ) -> anyhow::Result<(kube::Client, String)> {
     let c = client_with(server, &ca, &Credential::Certificate { cert, key }).await?;
     Ok((c, ca))
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
 }
 
 fn check_hash(ca: &str, want: &str) -> anyhow::Result<()> {
@@ -161,6 +149,50 @@ async fn discover_ca(server: &str, hash: &str) -> anyhow::Result<String> {
     Ok(ca)
 }
 
+/// The node's client certificate, renewed first when it has passed
+/// [`certs::RENEW_AT`] of its lifetime: a new one for the same key, asked
+/// for as the node itself, written over `crt_path` in one rename. A renewal
+/// that fails leaves the old certificate in use (it is retried at the next
+/// start).
+async fn rotate(
+    server: &str,
+    ca: &str,
+    cert: String,
+    key: &str,
+    node: &str,
+    crt_path: &Path,
+) -> String {
+    match certs::due_for_renewal(&cert, SystemTime::now()) {
+        Ok(false) => return cert,
+        Ok(true) => {}
+        Err(e) => {
+            tracing::warn!("reading {}: {e}", crt_path.display());
+            return cert;
+        }
+    }
+    tracing::info!("the node's client certificate is due for renewal: asking for a new one");
+    let renewed = async {
+        let c = client_with(server, ca, &Credential::Certificate { cert: &cert, key }).await?;
+        let pair = rcgen::KeyPair::from_pem(key).context("reading the node's key")?;
+        let new = certs::request(&c, &CertRequest::client(node), &pair, ISSUE_WAIT).await?;
+        certs::write_private(crt_path, &new)?;
+        anyhow::Ok(new)
+    };
+    match renewed.await {
+        Ok(new) => {
+            println!(
+                "skiff node {node}: renewed its client certificate ({})",
+                crt_path.display()
+            );
+            new
+        }
+        Err(e) => {
+            tracing::warn!("renewing the node's client certificate: {e:#}; using the old one");
+            cert
+        }
+    }
+}
+
 /// Ask for a node client certificate with the bootstrap token; the
 /// certificate and its key, PEM.
 async fn request_credential(
@@ -170,52 +202,16 @@ async fn request_credential(
     node: &str,
 ) -> anyhow::Result<(String, String)> {
     let key = rcgen::KeyPair::generate().context("making the node's key")?;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    let mut dn = rcgen::DistinguishedName::new();
-    dn.push(rcgen::DnType::CommonName, format!("system:node:{node}"));
-    dn.push(rcgen::DnType::OrganizationName, "system:nodes");
-    params.distinguished_name = dn;
-    let csr = params
-        .serialize_request(&key)
-        .and_then(|r| r.pem())
-        .context("making the certificate request")?;
     let c = client(server, ca, token).await?;
-    let api: Api<CertificateSigningRequest> = Api::all(c);
-    let obj: CertificateSigningRequest = serde_json::from_value(serde_json::json!({
-        "apiVersion": "certificates.k8s.io/v1",
-        "kind": "CertificateSigningRequest",
-        "metadata": {"generateName": format!("node-csr-{node}-")},
-        "spec": {
-            "request": base64::engine::general_purpose::STANDARD.encode(&csr),
-            "signerName": SIGNER,
-            "usages": ["digital signature", "key encipherment", "client auth"],
-        },
-    }))
-    .context("building the CertificateSigningRequest")?;
-    let made = match api.create(&PostParams::default(), &obj).await {
-        Ok(m) => m,
-        Err(kube::Error::Api(s)) if s.code == 401 => bail!(
+    match certs::request(&c, &CertRequest::client(node), &key, ISSUE_WAIT).await {
+        Ok(cert) => Ok((cert, key.serialize_pem())),
+        Err(CertError::Api(kube::Error::Api(s))) if s.code == 401 => bail!(
             "the API server refused the join token (unknown or expired): make a new one with `skiff token create` on the control plane"
         ),
-        Err(kube::Error::Api(s)) if s.code == 403 => bail!(
+        Err(CertError::Api(kube::Error::Api(s))) if s.code == 403 => bail!(
             "the join token may not ask for node credentials: {}",
             s.message
         ),
-        Err(e) => return Err(e).context("asking for the node's certificate"),
-    };
-    let name = made.metadata.name.clone().unwrap_or_default();
-    let mut csr_now = made;
-    for _ in 0..60 {
-        if let Some(cert) = csr_now.status.as_ref().and_then(|s| s.certificate.as_ref()) {
-            let pem =
-                String::from_utf8(cert.0.clone()).context("the issued certificate is not PEM")?;
-            return Ok((pem, key.serialize_pem()));
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        csr_now = api
-            .get(&name)
-            .await
-            .with_context(|| format!("reading CertificateSigningRequest {name}"))?;
+        Err(e) => Err(e).context("asking for the node's client certificate"),
     }
-    bail!("CertificateSigningRequest {name} was not answered within a minute (is it for a signer this cluster runs?)")
 }

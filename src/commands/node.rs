@@ -169,6 +169,7 @@ impl NodeOpts {
         cfg.max_pods = self.max_pods;
         cfg.port = self.node_port;
         cfg.internal_ip = self.node_ip;
+        cfg.pki_dir = Some(data_dir.join("pki"));
         cfg.lease_renew =
             std::time::Duration::from_millis(u64::from(self.node_lease_duration_seconds) * 250);
         cfg.lease_duration_seconds =

@@ -4,7 +4,9 @@
 //! leaves the node a credential of its own (`system:node:NAME`) that runs
 //! pods and serves their logs, that NodeRestriction keeps to the node's
 //! own Node and pods, and that the Node authorizer lets read only the
-//! Secrets and ConfigMaps its pods use.
+//! Secrets and ConfigMaps its pods use. The node's endpoint serves a
+//! certificate from the cluster CA it asked for itself, and a worn client
+//! certificate is renewed at the next start.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -92,6 +94,63 @@ fn node_kubeconfig(server: &str, data: &Path) -> PathBuf {
     path
 }
 
+/// The certificate a TLS endpoint presents, as `openssl x509 -text`
+/// prints it (subject, issuer, names); None when there is no answer.
+fn endpoint_certificate(addr: &str) -> Option<String> {
+    let mut connect = Command::new("openssl");
+    connect.args(["s_client", "-connect", addr, "-showcerts"]);
+    let out = run(connect, None, Duration::from_secs(20));
+    let pem: String = out
+        .stdout
+        .split_inclusive('\n')
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+        .take_while(|l| !l.starts_with("-----END CERTIFICATE-----"))
+        .chain(std::iter::once("-----END CERTIFICATE-----\n"))
+        .collect();
+    if !pem.starts_with("-----BEGIN") {
+        return None;
+    }
+    let mut text = Command::new("openssl");
+    text.args([
+        "x509",
+        "-noout",
+        "-subject",
+        "-issuer",
+        "-ext",
+        "subjectAltName",
+    ]);
+    let out = run(text, Some(&pem), Duration::from_secs(20));
+    (out.code == 0).then(|| out.stdout.replace(" = ", "="))
+}
+
+/// A node client certificate for the key in `key_path`, from the cluster
+/// CA of the control plane in `server_dir`, three hours into a four-hour
+/// life: due for renewal, still valid.
+fn worn_client_certificate(server_dir: &Path, key_path: &Path) -> String {
+    let read = |p: PathBuf| std::fs::read_to_string(&p).expect("read pki file");
+    let ca_key =
+        rcgen::KeyPair::from_pem(&read(server_dir.join("pki").join("ca.key"))).expect("CA key");
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&read(server_dir.join("pki").join("ca.crt")), ca_key)
+            .expect("CA");
+    let key = rcgen::KeyPair::from_pem(&read(key_path.to_path_buf())).expect("node key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "system:node:joined");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:nodes");
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = rcgen::date_time_ymd(1970, 1, 1)
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock");
+    params.not_before = now - Duration::from_secs(3 * 3600);
+    params.not_after = now + Duration::from_secs(3600);
+    params.signed_by(&key, &issuer).expect("sign").pem()
+}
+
 #[test]
 fn nodes_join_with_a_token_and_keep_to_their_own() {
     let s = Skiff::start_with(&["--no-node"]);
@@ -139,6 +198,53 @@ fn nodes_join_with_a_token_and_keep_to_their_own() {
     assert!(
         csrs.contains("node-csr-joined-") && csrs.contains("Approved,Issued"),
         "{csrs}"
+    );
+    // Its endpoint's serving certificate comes from the cluster CA, through
+    // a kubelet-serving request the API server signed because the node
+    // asked for its own name and addresses.
+    let serving = eventually(60, "the node's serving certificate", || {
+        let o = s.kubectl("1.33", &["get", "csr", "-o", "json"]);
+        let v: Value = serde_json::from_str(&o.stdout).ok()?;
+        v["items"]
+            .as_array()?
+            .iter()
+            .find(|c| {
+                c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"
+                    && c["status"]["certificate"].is_string()
+            })
+            .cloned()
+    });
+    assert_eq!(serving["spec"]["username"], "system:node:joined");
+    assert_eq!(serving["status"]["conditions"][0]["type"], "Approved");
+    let csrs = s.kubectl("1.33", &["get", "csr"]).ok().stdout;
+    assert!(
+        csrs.lines()
+            .any(|l| l.contains("kubernetes.io/kubelet-serving")
+                && l.contains("system:node:joined")
+                && l.contains("Approved,Issued")),
+        "{csrs}"
+    );
+    let stored = std::fs::metadata(data.join("pki").join("node-serving.pem")).expect("kept");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&stored.permissions()) & 0o777,
+        0o600
+    );
+    let ip = ready["status"]["addresses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
+        .and_then(|a| a["address"].as_str())
+        .expect("InternalIP")
+        .to_string();
+    let port = ready["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .expect("port");
+    let presented = eventually(30, "the endpoint presents the CA's certificate", || {
+        let cert = endpoint_certificate(&format!("{ip}:{port}"))?;
+        cert.contains("CN=system:node:joined").then_some(cert)
+    });
+    assert!(
+        presented.contains("issuer=CN=skiff-ca") && presented.contains(&format!("IP Address:{ip}")),
+        "{presented}"
     );
     let kc = node_kubeconfig(&s.url, &data);
     let as_node = |args: &[&str]| s.kubectl_with("1.33", &kc, args, None);
@@ -333,8 +439,13 @@ spec:
     );
     assert_ne!(as_node(&["auth", "can-i", "get", "secret/unused"]).code, 0);
 
-    // A restart needs no token: the credential is on disk.
+    // A restart needs no token: the credential is on disk. A client
+    // certificate past 70% of its life is renewed at that start, for the
+    // same key.
     drop(_node);
+    let crt = data.join("pki").join("node.crt");
+    let worn = worn_client_certificate(&s.dir, &data.join("pki").join("node.key"));
+    std::fs::write(&crt, &worn).expect("write node.crt");
     let mut again = Command::new(env!("CARGO_BIN_EXE_skiff"));
     let (bridge, _) = pod_network_of(&data);
     again
@@ -359,10 +470,41 @@ spec:
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
     let mut restarted = NodeProc(again.spawn().expect("skiff node again"));
-    let mut line = String::new();
     let stdout = restarted.0.stdout.take().expect("stdout");
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).ok();
-    assert!(line.contains("skiff node joined ready"), "{line:?}");
+    let mut said = String::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.unwrap_or_default();
+        said.push_str(&line);
+        said.push('\n');
+        if line.contains("skiff node joined ready") {
+            break;
+        }
+    }
+    assert!(
+        said.contains("renewed its client certificate") && said.contains("skiff node joined ready"),
+        "{said}"
+    );
+    let renewed = std::fs::read_to_string(&crt).expect("node.crt");
+    assert_ne!(renewed, worn);
+    let mode = std::fs::metadata(&crt).expect("node.crt").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    // The renewed credential works: the restarted node is Ready again.
+    let kc = node_kubeconfig(&s.url, &data);
+    let who = s.kubectl_with(
+        "1.33",
+        &kc,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+        None,
+    );
+    assert_eq!(who.stdout.trim(), "system:node:joined", "{who:?}");
     drop(restarted);
     s.assert_no_panics();
 }

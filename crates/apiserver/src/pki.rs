@@ -43,44 +43,68 @@ pub struct Pki {
     ca_key_pem: String,
 }
 
-/// Issues client certificates from the cluster CA (node credentials).
+/// Issues certificates from the cluster CA for CertificateSigningRequests
+/// (node client and serving certificates).
 pub struct Signer {
     ca_key_pem: String,
 }
 
+/// What a certificate the [`Signer`] issues says and allows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub common_name: String,
+    pub organizations: Vec<String>,
+    /// Server auth (a node's serving certificate) or client auth.
+    pub server: bool,
+    /// Subject alternative names: addresses and DNS names.
+    pub ips: Vec<IpAddr>,
+    pub dns_names: Vec<String>,
+    /// How long it is valid from now (it is also valid from five minutes
+    /// ago, for clocks a little behind, as Kubernetes' signer backdates).
+    pub lifetime: std::time::Duration,
+}
+
+/// How far back a certificate's validity starts.
+const BACKDATE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 impl Signer {
-    /// A client certificate for the key of a PKCS#10 request (PEM), valid
-    /// from yesterday for `days`, for `common_name` in `organizations`.
-    /// The request's own signature is verified first.
-    pub fn client_certificate(
-        &self,
-        csr_pem: &str,
-        common_name: &str,
-        organizations: &[String],
-        days: i64,
-    ) -> Result<String, PkiError> {
+    /// A certificate for the key of a PKCS#10 request (PEM) as `profile`
+    /// says: subject, usages and names come from the profile, only the
+    /// public key from the request, whose own signature is verified first.
+    pub fn sign(&self, csr_pem: &str, profile: &Profile) -> Result<String, PkiError> {
         let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)?;
         let key = KeyPair::from_pem(&self.ca_key_pem)?;
         let issuer = Issuer::new(ca_params()?, key);
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, common_name);
-        for o in organizations {
+        dn.push(DnType::CommonName, profile.common_name.as_str());
+        for o in &profile.organizations {
             dn.push(DnType::OrganizationName, o.as_str());
         }
         params.distinguished_name = dn;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![if profile.server {
+            ExtendedKeyUsagePurpose::ServerAuth
+        } else {
+            ExtendedKeyUsagePurpose::ClientAuth
+        }];
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        let day = |d: chrono::DateTime<chrono::Utc>| {
-            use chrono::Datelike;
-            rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
-        };
-        let now = chrono::Utc::now();
-        params.not_before = day(now - chrono::Duration::days(1));
-        params.not_after = day(now + chrono::Duration::days(days));
+        for ip in &profile.ips {
+            params.subject_alt_names.push(SanType::IpAddress(*ip));
+        }
+        for d in &profile.dns_names {
+            params
+                .subject_alt_names
+                .push(SanType::DnsName(d.as_str().try_into()?));
+        }
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let now = rcgen::date_time_ymd(1970, 1, 1) + since_epoch;
+        params.not_before = now - BACKDATE;
+        params.not_after = now + profile.lifetime;
         let signed = rcgen::CertificateSigningRequestParams {
             params,
             public_key: csr.public_key,
@@ -220,12 +244,8 @@ impl Pki {
         // Client certificates signed by the cluster CA authenticate their
         // subject (nodes joined with a token get one); clients without one
         // use bearer tokens.
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(self.ca_pem.as_bytes()) {
-            roots.add(c.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
-        }
         let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots),
+            Arc::new(ca_roots(&self.ca_pem)?),
             provider.clone(),
         )
         .allow_unauthenticated()
@@ -257,12 +277,10 @@ impl Pki {
         ca_cert_hash(&self.ca_pem).map_err(PkiError::Tls)
     }
 
-    /// A rustls client configuration for talking to node agents: presents
-    /// the node client certificate. Node serving certificates are
-    /// self-signed, so the handshake's signatures are checked against the
-    /// certificate the node presents, not its issuer (the node is found
-    /// through its own Node object).
-    pub fn node_client_config(&self) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+    /// What the API server talks to node agents with: its node client
+    /// certificate, and the cluster CA to verify the nodes' serving
+    /// certificates against.
+    pub fn node_client(&self) -> Result<NodeClient, PkiError> {
         let tls = |e: &dyn std::fmt::Display| PkiError::Tls(e.to_string());
         let certs: Vec<CertificateDer<'static>> =
             CertificateDer::pem_slice_iter(self.node_client_cert_pem.as_bytes())
@@ -271,31 +289,145 @@ impl Pki {
         let key = PrivateKeyDer::from_pem_slice(self.node_client_key_pem.as_bytes())
             .map_err(|e| tls(&e))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(ca_roots(&self.ca_pem)?),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| tls(&e))?;
+        Ok(NodeClient {
+            certs,
+            key,
+            provider,
+            webpki,
+        })
+    }
+}
+
+/// The cluster CA as a rustls root store.
+fn ca_roots(ca_pem: &str) -> Result<rustls::RootCertStore, PkiError> {
+    let tls = |e: &dyn std::fmt::Display| PkiError::Tls(e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(c.map_err(|e| tls(&e))?).map_err(|e| tls(&e))?;
+    }
+    Ok(roots)
+}
+
+/// The API server's side of its connections to node agents (logs, exec),
+/// as kube-apiserver's `--kubelet-client-certificate` and
+/// `--kubelet-certificate-authority`: it presents the node client
+/// certificate and accepts a node only if its serving certificate chains to
+/// the cluster CA, names the address dialed, and is `system:node:NAME` for
+/// the Node being reached. A node's address comes from its own Node object,
+/// so the name check is what stops one node from answering for another.
+pub struct NodeClient {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+impl NodeClient {
+    /// A TLS client configuration for reaching the agent of Node `node`.
+    pub fn config(&self, node: &str) -> Result<Arc<rustls::ClientConfig>, PkiError> {
+        let tls = |e: &dyn std::fmt::Display| PkiError::Tls(e.to_string());
+        let verifier = NodeCertificate {
+            node: node.to_string(),
+            webpki: self.webpki.clone(),
+        };
+        let cfg = rustls::ClientConfig::builder_with_provider(self.provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| tls(&e))?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NodeCertificate(provider)))
-            .with_client_auth_cert(certs, key)
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_client_auth_cert(self.certs.clone(), self.key.clone_key())
             .map_err(|e| tls(&e))?;
         Ok(Arc::new(cfg))
     }
 }
 
-/// Accepts the node's self-signed certificate but still verifies the
-/// handshake signatures against it.
+/// Why a node's serving certificate was refused, in words for a person.
 #[derive(Debug)]
-struct NodeCertificate(Arc<rustls::crypto::CryptoProvider>);
+pub struct UntrustedNode(pub String);
+
+impl std::fmt::Display for UntrustedNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UntrustedNode {}
+
+/// Verifies a node's serving certificate: webpki's checks against the
+/// cluster CA (chain, validity, usage, the dialed address), then the
+/// subject `CN=system:node:NAME` of the Node being reached.
+#[derive(Debug)]
+struct NodeCertificate {
+    node: String,
+    webpki: Arc<rustls::client::WebPkiServerVerifier>,
+}
+
+fn untrusted(why: String) -> rustls::Error {
+    rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(
+        Arc::new(UntrustedNode(why)),
+    )))
+}
+
+/// The subject and issuer common names of a DER certificate.
+fn subject_and_issuer(der: &[u8]) -> (String, String) {
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return (String::new(), String::new());
+    };
+    let cn = |n: &x509_parser::x509::X509Name<'_>| {
+        n.iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    (cn(cert.subject()), cn(cert.issuer()))
+}
 
 impl rustls::client::danger::ServerCertVerifier for NodeCertificate {
     fn verify_server_cert(
         &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &rustls_pki_types::ServerName<'_>,
-        _ocsp: &[u8],
-        _now: rustls_pki_types::UnixTime,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp: &[u8],
+        now: rustls_pki_types::UnixTime,
     ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let (subject, issuer) = subject_and_issuer(end_entity);
+        let want = format!("system:node:{}", self.node);
+        match self
+            .webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Ok(_) => {}
+            Err(rustls::Error::InvalidCertificate(e)) => {
+                let why = match e {
+                    _ if subject == issuer => format!(
+                        "a self-signed certificate (CN={subject}) that the cluster CA did not sign"
+                    ),
+                    rustls::CertificateError::UnknownIssuer
+                    | rustls::CertificateError::BadSignature => format!(
+                        "a certificate (CN={subject}, issuer CN={issuer}) that the cluster CA did not sign"
+                    ),
+                    rustls::CertificateError::Other(o) => {
+                        format!("a certificate (CN={subject}) that is not valid here: {}", o.0)
+                    }
+                    e => format!("a certificate (CN={subject}) that is not valid here: {e}"),
+                };
+                return Err(untrusted(why));
+            }
+            Err(e) => return Err(e),
+        }
+        if subject != want {
+            return Err(untrusted(format!(
+                "a certificate for CN={subject}, not {want}"
+            )));
+        }
         Ok(rustls::client::danger::ServerCertVerified::assertion())
     }
 
@@ -305,12 +437,7 @@ impl rustls::client::danger::ServerCertVerifier for NodeCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.webpki.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -319,16 +446,11 @@ impl rustls::client::danger::ServerCertVerifier for NodeCertificate {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.webpki.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.webpki.supported_verify_schemes()
     }
 }
 
@@ -402,5 +524,67 @@ mod tests {
         verifier
             .verify_server_cert(&cert, &[], &name, &[], rustls_pki_types::UnixTime::now())
             .expect("server cert verifies for its listen address");
+    }
+    /// A serving certificate from `pki`'s CA through the CSR path, for
+    /// `cn` at `ip`, and its key.
+    fn node_cert(pki: &Pki, cn: &str, ip: &str) -> (String, KeyPair) {
+        let key = KeyPair::generate().expect("key");
+        let csr = CertificateParams::new(Vec::<String>::new())
+            .expect("params")
+            .serialize_request(&key)
+            .and_then(|r| r.pem())
+            .expect("csr");
+        let profile = Profile {
+            common_name: cn.into(),
+            organizations: vec!["system:nodes".into()],
+            server: true,
+            ips: vec![ip.parse().expect("ip")],
+            dns_names: vec![],
+            lifetime: std::time::Duration::from_secs(3600),
+        };
+        (pki.signer().sign(&csr, &profile).expect("sign"), key)
+    }
+
+    fn verify(pki: &Pki, node: &str, cert_pem: &str, dialed: &str) -> Result<(), String> {
+        let nc = pki.node_client().expect("node client");
+        let verifier = NodeCertificate {
+            node: node.into(),
+            webpki: nc.webpki.clone(),
+        };
+        let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("pem");
+        let name = rustls_pki_types::ServerName::try_from(dialed.to_string()).expect("name");
+        verifier
+            .verify_server_cert(&der, &[], &name, &[], rustls_pki_types::UnixTime::now())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_api_server_accepts_only_the_nodes_own_certificate_from_the_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::load_or_create(dir.path(), &[]).expect("pki");
+        let (good, _) = node_cert(&pki, "system:node:n1", "10.0.0.5");
+        verify(&pki, "n1", &good, "10.0.0.5").expect("its own certificate");
+        // Another node's certificate, even from the CA and for this address.
+        let (other, _) = node_cert(&pki, "system:node:n2", "10.0.0.5");
+        let e = verify(&pki, "n1", &other, "10.0.0.5").expect_err("another node's");
+        assert!(e.contains("CN=system:node:n2, not system:node:n1"), "{e}");
+        // Its own name, but not the address dialed.
+        let e = verify(&pki, "n1", &good, "10.0.0.6").expect_err("wrong address");
+        assert!(e.contains("not valid") && e.contains("10.0.0.6"), "{e}");
+        // Self-signed, as nodes served before.
+        let own = rcgen::generate_simple_self_signed(vec!["n1".into(), "10.0.0.5".into()])
+            .expect("self-signed");
+        let e = verify(&pki, "n1", &own.cert.pem(), "10.0.0.5").expect_err("self-signed");
+        assert!(
+            e.contains("a self-signed certificate") && e.contains("the cluster CA did not sign"),
+            "{e}"
+        );
+        // From another CA.
+        let elsewhere = tempfile::tempdir().expect("tempdir");
+        let other_ca = Pki::load_or_create(elsewhere.path(), &[]).expect("pki");
+        let (foreign, _) = node_cert(&other_ca, "system:node:n1", "10.0.0.5");
+        let e = verify(&pki, "n1", &foreign, "10.0.0.5").expect_err("another CA");
+        assert!(e.contains("the cluster CA did not sign"), "{e}");
     }
 }

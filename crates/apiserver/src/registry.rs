@@ -144,6 +144,20 @@ pub fn prepare_update(r: &Resource, old: &Value, new: &mut Value, subresource: O
             }
             return;
         }
+        Some("approval") => {
+            // A CertificateSigningRequest's decision: its conditions only.
+            let conditions = new["status"].get("conditions").cloned();
+            *new = old.clone();
+            match conditions {
+                Some(c) => new["status"]["conditions"] = c,
+                None => {
+                    if let Some(s) = new.get_mut("status").and_then(Value::as_object_mut) {
+                        s.remove("conditions");
+                    }
+                }
+            }
+            return;
+        }
         _ if has_status(r) && r.kind != "Node" => match old.get("status") {
             Some(s) => new["status"] = s.clone(),
             None => {

@@ -162,7 +162,7 @@ pub async fn start(cfg: Config) -> Result<Running, ServerError> {
         rbac,
         nodes,
         static_tokens,
-        node_client: pki.node_client_config()?,
+        node_client: Arc::new(pki.node_client()?),
         signer: Arc::new(pki.signer()),
         ca_pem: pki.ca_pem.clone(),
     });

@@ -42,9 +42,10 @@ pub struct ApiServer {
     pub nodes: Arc<crate::nodeauthz::NodeGraph>,
     /// Users of `--token-auth-file`.
     pub static_tokens: crate::authn::StaticTokens,
-    /// TLS to node agents, with the node client certificate.
-    pub node_client: Arc<rustls::ClientConfig>,
-    /// Signs node client certificates (CertificateSigningRequests).
+    /// TLS to node agents: the node client certificate, and the cluster
+    /// CA their serving certificates must chain to.
+    pub node_client: Arc<crate::pki::NodeClient>,
+    /// Signs node certificates (CertificateSigningRequests).
     pub signer: Arc<crate::pki::Signer>,
     /// The cluster CA (PEM), published in every namespace's
     /// `kube-root-ca.crt`.

@@ -2,10 +2,11 @@
 //! node agent running the pod, as kube-apiserver proxies to the kubelet.
 //!
 //! The node endpoint is HTTPS, and the API server presents its node client
-//! certificate (see [`crate::pki::Pki::node_client_config`]); nodes serve
-//! no one else. Until nodes get serving certificates from the cluster CA,
-//! the API server checks the TLS handshake's signatures but not the node
-//! certificate's issuer: the node is found through its own Node object.
+//! certificate (see [`crate::pki::NodeClient`]); nodes serve no one else.
+//! The node must present a serving certificate from the cluster CA for
+//! `system:node:NAME` and the address dialed (nodes ask for one with a
+//! CertificateSigningRequest, see [`crate::csr`]); anything else ends the
+//! request with a message saying what the node presented.
 //!
 //! Exec is a connection upgrade (WebSocket, `v5.channel.k8s.io`): the
 //! client's upgrade request goes to the node as it is, and once the node
@@ -86,8 +87,16 @@ fn check_started(pod: &Value, pod_name: &str, container: &str, previous: bool) -
     }
 }
 
+/// Where a node agent serves, and which Node it must prove to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Endpoint {
+    node: String,
+    ip: String,
+    port: u16,
+}
+
 /// Where the node agent of `node` serves.
-fn node_endpoint(node: &Value) -> ApiResult<(String, u16)> {
+fn node_endpoint(node: &Value) -> ApiResult<Endpoint> {
     let name = node["metadata"]["name"].as_str().unwrap_or("");
     let addrs = node["status"]["addresses"]
         .as_array()
@@ -112,7 +121,11 @@ fn node_endpoint(node: &Value) -> ApiResult<(String, u16)> {
         .ok_or_else(|| {
             ApiError::bad_request(format!("node {name} reports no agent endpoint port"))
         })?;
-    Ok((ip.to_string(), port as u16))
+    Ok(Endpoint {
+        node: name.to_string(),
+        ip: ip.to_string(),
+        port: port as u16,
+    })
 }
 
 impl ApiServer {
@@ -122,7 +135,7 @@ impl ApiServer {
         let container = pick_container(&pod.value, &name, ctx.query.get("container"))?;
         let previous = ctx.query.flag("previous");
         check_started(&pod.value, &name, &container, previous)?;
-        let (ip, port) = self.pod_node(&pod.value)?;
+        let endpoint = self.pod_node(&pod.value)?;
         let mut query = Vec::new();
         for k in ["follow", "previous", "timestamps"] {
             if ctx.query.flag(k) {
@@ -136,7 +149,7 @@ impl ApiServer {
         }
         let ns = ctx.info.namespace.clone().unwrap_or_default();
         let path = format!("/containerLogs/{ns}/{name}/{container}?{}", query.join("&"));
-        self.proxy_to_node(&ip, port, &path).await
+        self.proxy_to_node(&endpoint, &path).await
     }
 
     /// `pods/NAME/exec`, already authorized (`create` on `pods/exec`):
@@ -156,14 +169,15 @@ impl ApiServer {
             )));
         }
         let container = pick_container(&pod.value, &name, query.get("container"))?;
-        let (ip, port) = self.pod_node(&pod.value)?;
+        let endpoint = self.pod_node(&pod.value)?;
+        let (ip, port) = (endpoint.ip.as_str(), endpoint.port);
         let ns = info.namespace.clone().unwrap_or_default();
         let uid = pod.value["metadata"]["uid"].as_str().unwrap_or("");
         let path = format!(
             "/exec/{ns}/{name}/{uid}/{container}?{}",
             req.uri().query().unwrap_or("")
         );
-        let mut sender = self.node_connection(&ip, port).await?;
+        let mut sender = self.node_connection(&endpoint).await?;
         let mut upstream = Request::builder()
             .method(req.method())
             .uri(path)
@@ -185,7 +199,7 @@ impl ApiServer {
         let resp = sender
             .send_request(upstream)
             .await
-            .map_err(|e| unreachable(&ip, port, &e))?;
+            .map_err(|e| unreachable(ip, port, &e))?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             return Err(node_error(resp).await);
         }
@@ -223,7 +237,7 @@ impl ApiServer {
     }
 
     /// The endpoint of the node agent running a pod.
-    fn pod_node(&self, pod: &Value) -> ApiResult<(String, u16)> {
+    fn pod_node(&self, pod: &Value) -> ApiResult<Endpoint> {
         let name = pod["metadata"]["name"].as_str().unwrap_or("");
         let node_name = pod["spec"]["nodeName"].as_str().unwrap_or("");
         if node_name.is_empty() {
@@ -238,13 +252,17 @@ impl ApiServer {
     }
 
     /// An HTTP/1.1 connection to a node agent, authenticated with the node
-    /// client certificate.
+    /// client certificate, once the node has proven to be the Node it is.
     async fn node_connection(
         &self,
-        ip: &str,
-        port: u16,
+        to: &Endpoint,
     ) -> ApiResult<hyper::client::conn::http1::SendRequest<Empty<bytes::Bytes>>> {
+        let (ip, port) = (to.ip.as_str(), to.port);
         let fail = |e: &dyn std::fmt::Display| unreachable(ip, port, e);
+        let tls_config = self
+            .node_client
+            .config(&to.node)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
         let tcp = tokio::net::TcpStream::connect((ip, port))
             .await
             .map_err(|e| fail(&e))?;
@@ -252,10 +270,13 @@ impl ApiServer {
             Ok(addr) => ServerName::IpAddress(addr.into()),
             Err(_) => ServerName::try_from(ip.to_string()).map_err(|e| fail(&e))?,
         };
-        let tls = tokio_rustls::TlsConnector::from(self.node_client.clone())
+        let tls = tokio_rustls::TlsConnector::from(tls_config)
             .connect(server_name, tcp)
             .await
-            .map_err(|e| fail(&e))?;
+            .map_err(|e| match untrusted_node(&e) {
+                Some(why) => untrusted(to, why),
+                None => fail(&e),
+            })?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| fail(&e))?;
@@ -265,8 +286,9 @@ impl ApiServer {
         Ok(sender)
     }
 
-    async fn proxy_to_node(&self, ip: &str, port: u16, path: &str) -> ApiResult<Response<Body>> {
-        let mut sender = self.node_connection(ip, port).await?;
+    async fn proxy_to_node(&self, to: &Endpoint, path: &str) -> ApiResult<Response<Body>> {
+        let (ip, port) = (to.ip.as_str(), to.port);
+        let mut sender = self.node_connection(to).await?;
         let req = Request::get(path)
             .header("host", format!("{ip}:{port}"))
             .body(Empty::<bytes::Bytes>::new())
@@ -286,6 +308,32 @@ impl ApiServer {
         );
         Ok(out)
     }
+}
+
+/// Why the node's certificate was refused, when that is why TLS failed.
+fn untrusted_node(e: &std::io::Error) -> Option<String> {
+    match e.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(o)) => {
+            Some(o.0.to_string())
+        }
+        rustls::Error::InvalidCertificate(c) => Some(c.to_string()),
+        _ => None,
+    }
+}
+
+/// A node that did not prove to be the Node it was reached as: the
+/// request fails, and the message says how the node gets a certificate
+/// the API server accepts. Nodes from before serving certificates came
+/// from the cluster CA present self-signed ones until their next start.
+fn untrusted(to: &Endpoint, why: String) -> ApiError {
+    ApiError::new(
+        502,
+        "ServiceUnavailable",
+        format!(
+            "the node {:?} at {}:{} presented {why}; nodes get a serving certificate from the cluster CA (a CertificateSigningRequest for {}) when their agent starts: restart the node agent, and if `kubectl get csr` shows its request Pending, approve it with `kubectl certificate approve`",
+            to.node, to.ip, to.port, crate::csr::KUBELET_SERVING_SIGNER
+        ),
+    )
 }
 
 /// A node agent that could not be reached.
@@ -360,7 +408,11 @@ mod tests {
         let node = json!({"metadata": {"name": "n"}, "status": {"addresses": [{"type": "Hostname", "address": "n"}, {"type": "InternalIP", "address": "10.0.0.2"}], "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}}}});
         assert_eq!(
             node_endpoint(&node).expect("endpoint"),
-            ("10.0.0.2".to_string(), 10250)
+            Endpoint {
+                node: "n".into(),
+                ip: "10.0.0.2".into(),
+                port: 10250
+            }
         );
         assert!(node_endpoint(&json!({"metadata": {"name": "n"}, "status": {}})).is_err());
     }

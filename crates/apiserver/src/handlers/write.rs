@@ -269,7 +269,13 @@ impl ApiServer {
         }
         registry::prepare_create(r, &mut obj);
         if r.group == "certificates.k8s.io" && r.kind == "CertificateSigningRequest" {
-            crate::csr::admit(r, &ctx.user, &mut obj, &self.signer)?;
+            let node = |name: &str| {
+                let nodes = crate::resources::by_kind("", "v1", "Node")?;
+                self.load(nodes, None, name)
+                    .ok()
+                    .map(|s| (*s.value).clone())
+            };
+            crate::csr::admit(r, &ctx.user, &mut obj, &self.signer, &node)?;
         }
         // Admission webhooks (webhook.rs): mutating, after built-in admission.
         self.mutating_webhooks(ctx, Operation::Create, &name, Some(&mut obj), None)
@@ -428,6 +434,12 @@ impl ApiServer {
         registry::prepare_update(r, &old.value, &mut new, sub);
         if sub.is_none() {
             registry::default_and_validate_update(r, &old.value, &mut new)?;
+        }
+        if sub == Some("approval") && r.kind == "CertificateSigningRequest" {
+            if crate::csr::decides(&old.value, &new) {
+                self.authorize_approval(&ctx.user, &new)?;
+            }
+            crate::csr::approval(r, &old.value, &mut new, &self.signer)?;
         }
         let sub_of_request = ctx.info.subresource.as_deref();
         crate::podsecurity::admit(
@@ -969,6 +981,37 @@ impl ApiServer {
             }
         }
         Err(retries_exhausted(r, &name))
+    }
+}
+
+impl ApiServer {
+    /// Deciding a CertificateSigningRequest needs `approve` on `signers`
+    /// named for its signer (or for `DOMAIN/*`), as Kubernetes'
+    /// CertificateApproval admission checks.
+    fn authorize_approval(&self, user: &crate::authn::User, csr: &Value) -> ApiResult<()> {
+        let signer = csr["spec"]["signerName"].as_str().unwrap_or("");
+        let wildcard = signer
+            .split_once('/')
+            .map(|(domain, _)| format!("{domain}/*"));
+        for name in std::iter::once(signer).chain(wildcard.as_deref()) {
+            let a = crate::rbac::Attributes {
+                verb: "approve",
+                group: "certificates.k8s.io",
+                resource: "signers",
+                subresource: None,
+                namespace: None,
+                name: Some(name),
+            };
+            match crate::rbac::allowed_cached(&self.rbac, &*self.store, user, &a) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => return Err(ApiError::internal(format!("authorizing: {e}"))),
+            }
+        }
+        Err(ApiError::forbidden(format!(
+            "certificatesigningrequests.certificates.k8s.io \"{}\" is forbidden: user not permitted to approve requests with signerName {signer:?}",
+            name_of(csr)
+        )))
     }
 }
 

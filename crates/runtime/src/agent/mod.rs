@@ -16,6 +16,8 @@
 //! - [`sandbox`]: a Linux pod's network namespace and veth.
 //! - [`env`](mod@env): command/args, env and volumes resolved into a [`ContainerConfig`].
 //! - [`server`]: the node endpoint (HTTPS) the API server proxies `pods/log` to.
+//! - [`certs`]: its serving certificate from the cluster CA (a
+//!   CertificateSigningRequest), renewed as it nears its end.
 //! - [`network`]: pod addresses on the node's bridge, routes to other nodes.
 //!
 //! Beside them run the built-in gateway ([`crate::gateway`]) and the
@@ -24,6 +26,7 @@
 //! [`ContainerConfig`]: crate::cri::ContainerConfig
 
 pub mod activity;
+pub mod certs;
 pub mod container;
 pub mod env;
 pub mod events;
@@ -111,6 +114,10 @@ pub struct AgentConfig {
     /// server's node client certificate, signed by it; without it, anyone
     /// who reaches the port reads logs and `kubectl exec` is refused.
     pub api_ca_pem: Option<String>,
+    /// Where the node keeps its serving certificate and key
+    /// ([`certs::SERVING_FILE`]); None keeps them in memory only, and the
+    /// node asks for a new one at each start.
+    pub pki_dir: Option<PathBuf>,
     /// The node endpoint's port (`daemonEndpoints.kubeletEndpoint.Port`);
     /// 0 picks a free one.
     pub port: u16,
@@ -182,6 +189,7 @@ impl AgentConfig {
             data_dir: data_dir.into(),
             internal_ip: None,
             api_ca_pem: None,
+            pki_dir: None,
             port: 10250,
             max_pods: 110,
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -293,7 +301,16 @@ pub async fn run(
     let mut cfg = cfg;
     let node_ip = cfg.internal_ip.unwrap_or_else(node::first_ipv4);
     let handlers: Vec<&'static str> = runtimes.iter().map(|r| r.handler()).collect();
-    let listener = server::bind(&cfg, node_ip).await?;
+    let serving = Arc::new(
+        certs::Serving::load(
+            &cfg.node_name,
+            vec![node_ip],
+            cfg.api_ca_pem.clone(),
+            cfg.pki_dir.as_deref(),
+        )
+        .map_err(|e| AgentError::Server(format!("the serving certificate: {e}")))?,
+    );
+    let listener = server::bind(&cfg, serving.clone()).await?;
     cfg.port = listener.port();
     let gateway_listeners = match cfg.gateway_port {
         Some(port) => gateway_on(node_ip, port, GATEWAY_ANNOTATION, &mut cfg.annotations).await,
@@ -315,6 +332,23 @@ pub async fn run(
         dns_sockets.push(s);
     }
     let node_uid = node::register(&client, &cfg, node_ip, &handlers).await?;
+    // The serving certificate is asked for once the Node reports the
+    // addresses it names; the API server checks them against it.
+    // The tasks are owned: cancelling `run` (dropping its future) stops
+    // the whole agent, pods included, as a process exit would.
+    let mut tasks = tokio::task::JoinSet::new();
+    let (issued_tx, issued) = tokio::sync::oneshot::channel();
+    let c = client.clone();
+    tasks.spawn(async move {
+        serving.keep_current(c, issued_tx).await;
+        "serving certificate"
+    });
+    if tokio::time::timeout(std::time::Duration::from_secs(15), issued)
+        .await
+        .is_err()
+    {
+        tracing::warn!("still waiting for the node's serving certificate; carrying on");
+    }
     let recorder = events::Recorder::new(client.clone(), cfg.node_name.clone());
     let network = match network::pod_cidr(&client, &cfg.node_name, cfg.pod_cidr_wait).await {
         Some(range) => {
@@ -392,9 +426,6 @@ pub async fn run(
         execs: execs.clone(),
         reconnected: tokio::sync::Notify::new(),
     });
-    // The tasks are owned: cancelling `run` (dropping its future) stops
-    // the whole agent, pods included, as a process exit would.
-    let mut tasks = tokio::task::JoinSet::new();
     let c = ctx.clone();
     tasks.spawn(async move {
         lease::run(c, node_uid).await;
@@ -410,6 +441,7 @@ pub async fn run(
         server::serve(listener, dir, execs).await;
         "node endpoint"
     });
+
     let c = ctx.clone();
     tasks.spawn(async move {
         pods::run(c).await;

@@ -6,8 +6,10 @@
 //! a WebSocket upgrade of `GET /exec/{namespace}/{pod}/{uid}/{container}`
 //! (see [`super::exec`]). `/healthz` answers `ok`.
 //!
-//! The serving certificate is self-signed and made at each start; the API
-//! server finds the node through its Node object. With the cluster CA
+//! The serving certificate comes from the cluster CA ([`super::certs`]):
+//! the API server accepts the endpoint only with a certificate for
+//! `system:node:NAME` and the node's address; until one is issued it is
+//! self-signed, and refused. With the cluster CA
 //! ([`AgentConfig::api_ca_pem`], always set by `skiff up` and `skiff
 //! node`) the endpoint completes TLS only with a client certificate signed
 //! by it and serves only the API server's
@@ -49,17 +51,13 @@ impl Listener {
     }
 }
 
-/// Bind `cfg.port` on every address, with a fresh self-signed certificate
-/// for the node's name and addresses.
-pub async fn bind(cfg: &AgentConfig, ip: std::net::IpAddr) -> Result<Listener, AgentError> {
+/// Bind `cfg.port` on every address, serving `cert` (which may change
+/// while it serves).
+pub async fn bind(
+    cfg: &AgentConfig,
+    cert: Arc<super::certs::Serving>,
+) -> Result<Listener, AgentError> {
     let err = |e: &dyn std::fmt::Display| AgentError::Server(e.to_string());
-    let names = vec![
-        cfg.node_name.clone(),
-        ip.to_string(),
-        "localhost".to_string(),
-    ];
-    let cert = rcgen::generate_simple_self_signed(names).map_err(|e| err(&e))?;
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -81,9 +79,7 @@ pub async fn bind(cfg: &AgentConfig, ip: std::net::IpAddr) -> Result<Listener, A
         }
         None => builder.with_no_client_auth(),
     };
-    let tls = builder
-        .with_single_cert(vec![cert.cert.der().clone()], key)
-        .map_err(|e| err(&e))?;
+    let tls = builder.with_cert_resolver(cert);
     let tcp = TcpListener::bind(("0.0.0.0", cfg.port))
         .await
         .map_err(|e| AgentError::Server(format!("binding port {}: {e}", cfg.port)))?;

@@ -178,6 +178,8 @@ struct Cluster {
     agent_client: kube::Client,
     api_addr: std::net::SocketAddr,
     kubeconfig: Box<dyn Fn(std::net::SocketAddr) -> String + Send + Sync>,
+    /// The cluster CA: agents get their serving certificates from it.
+    ca_pem: String,
     images: PathBuf,
     data: PathBuf,
     _dir: tempfile::TempDir,
@@ -202,6 +204,7 @@ async fn cluster() -> Cluster {
     let dir = tempfile::tempdir().expect("tmp");
     let (running, client) = api_server(dir.path()).await;
     let (ca, token) = (running.ca_pem.clone(), running.admin_token.clone());
+    let ca_pem = ca.clone();
     let kubeconfig = Box::new(move |addr| apiserver::server::kubeconfig_yaml(addr, &ca, &token));
     let images = dir.path().join("images");
     std::fs::create_dir_all(&images).expect("mkdir");
@@ -217,6 +220,7 @@ async fn cluster() -> Cluster {
         api_addr: running.addr,
         agent_client: client.clone(),
         kubeconfig,
+        ca_pem,
         client,
         images,
         data,
@@ -243,6 +247,7 @@ impl Cluster {
         cfg.port = 0;
         cfg.internal_ip = Some("127.0.0.1".parse().expect("ip"));
         cfg.labels.insert("wasm".into(), "yes".into());
+        cfg.api_ca_pem = Some(self.ca_pem.clone());
         tune(&mut cfg);
         let runtimes: Vec<Arc<dyn cri::ContainerRuntime>> = vec![runtime];
         tokio::spawn(run(
