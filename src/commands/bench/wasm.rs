@@ -66,6 +66,10 @@ pub struct WasmArgs {
     /// Replicas of the Deployment (0 skips it).
     #[arg(long, default_value_t = 1000)]
     replicas: usize,
+    /// The Deployment's pods opt out of the ServiceAccount token volume
+    /// (automountServiceAccountToken: false), to see what the token costs.
+    #[arg(long)]
+    no_service_account_token: bool,
     /// Creates in flight at once in the density phase.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -142,11 +146,19 @@ async fn watch_running(pods: Api<Pod>, seen: Arc<Seen>) {
 }
 
 fn pod(name: &str, node: &str) -> Pod {
+    pod_with_token(name, node, true)
+}
+
+/// A bench pod; `token: false` opts out of the ServiceAccount token volume
+/// (`automountServiceAccountToken: false`), whose TokenRequest and
+/// `kube-root-ca.crt` read every other pod's start waits for.
+fn pod_with_token(name: &str, node: &str, token: bool) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"bench": "wasm"}},
         "spec": {
             "nodeName": node, "runtimeClassName": "wasmtime",
             "terminationGracePeriodSeconds": 0,
+            "automountServiceAccountToken": token,
             "containers": [{"name": "idle", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
                             "resources": {"limits": {"memory": "1Mi"}}}],
         }
@@ -257,12 +269,13 @@ async fn sequential(
     n: usize,
     node: &str,
     mark: bool,
+    token: bool,
 ) -> Result<Latency> {
     let mut lat = Vec::new();
     for i in 0..n {
         let name = format!("{prefix}{i}");
         let t = Instant::now();
-        pods.create(&PostParams::default(), &pod(&name, node))
+        pods.create(&PostParams::default(), &pod_with_token(&name, node, token))
             .await?;
         if mark {
             let status = json!({"status": {"phase": "Running"}});
@@ -333,8 +346,18 @@ pub async fn run(a: WasmArgs) -> Result<()> {
     println!("skiff bench wasm: node process RSS idle {idle_rss} KiB, {idle_maps} mappings");
 
     // Start latency, skiff beside the floor.
-    let floor = sequential(&pods, &seen, "floor-", a.latency_pods, "no-such-node", true).await?;
-    let skiff = sequential(&pods, &seen, "start-", a.latency_pods, NODE, false).await?;
+    let floor = sequential(
+        &pods,
+        &seen,
+        "floor-",
+        a.latency_pods,
+        "no-such-node",
+        true,
+        true,
+    )
+    .await?;
+    let skiff = sequential(&pods, &seen, "start-", a.latency_pods, NODE, false, true).await?;
+    let tokenless = sequential(&pods, &seen, "bare-", a.latency_pods, NODE, false, false).await?;
     println!();
     println!("| Wasm pod create → Running seen by a watch, image cached ({} pods, one at a time) | p50 ms | p99 ms |", a.latency_pods);
     println!("|---|---:|---:|");
@@ -342,6 +365,11 @@ pub async fn run(a: WasmArgs) -> Result<()> {
         "| skiff node agent (wasmtime) | {:.2} | {:.2} |",
         ms(skiff.p50),
         ms(skiff.p99)
+    );
+    println!(
+        "| skiff node agent, `automountServiceAccountToken: false` | {:.2} | {:.2} |",
+        ms(tokenless.p50),
+        ms(tokenless.p99)
     );
     println!(
         "| floor: the benchmark marks the pod Running itself (peer) | {:.2} | {:.2} |",
@@ -358,7 +386,7 @@ pub async fn run(a: WasmArgs) -> Result<()> {
         density(&a, &pods, &seen, &node, idle_rss, idle_maps).await?;
     }
     if a.replicas > 0 {
-        deployment(&client, &seen, a.replicas).await?;
+        deployment(&client, &seen, a.replicas, !a.no_service_account_token).await?;
     }
     drop(node);
     Ok(())
@@ -417,7 +445,12 @@ async fn density(
     delete_all(pods).await
 }
 
-async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Result<()> {
+async fn deployment(
+    client: &kube::Client,
+    seen: &Seen,
+    replicas: usize,
+    token: bool,
+) -> Result<()> {
     let c = client.clone();
     let controllers =
         tokio::spawn(async move { controllers::run_all(c, Default::default()).await });
@@ -430,7 +463,7 @@ async fn deployment(client: &kube::Client, seen: &Seen, replicas: usize) -> Resu
             "selector": {"matchLabels": {"app": "fleet"}},
             "template": {
                 "metadata": {"labels": {"app": "fleet", "bench": "wasm"}},
-                "spec": {"runtimeClassName": "wasmtime", "terminationGracePeriodSeconds": 0,
+                "spec": {"runtimeClassName": "wasmtime", "terminationGracePeriodSeconds": 0, "automountServiceAccountToken": token,
                          "containers": [{"name": "idle", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
                                          "env": [{"name": "REVISION", "value": "1"}],
                                          "resources": {"limits": {"memory": "1Mi"}}}]}
