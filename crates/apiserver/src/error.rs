@@ -51,6 +51,12 @@ impl ApiError {
         .with_details(json!({"name": name, "group": group, "kind": plural}))
     }
 
+    /// A 409 from the store's optimistic concurrency (someone wrote the
+    /// object after it was read), as opposed to a failed precondition.
+    pub fn is_write_conflict(&self) -> bool {
+        self.code == 409 && self.message.ends_with(&StoreError::Conflict.to_string())
+    }
+
     pub fn conflict(resource: &str, name: &str, why: &str) -> Self {
         let (plural, group) = split_group(resource);
         Self::new(

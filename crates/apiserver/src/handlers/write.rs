@@ -692,7 +692,37 @@ impl ApiServer {
         let name = ctx.info.name.clone().unwrap_or_default();
         let opts = delete_options(ctx, bytes)?;
         let old = self.load(r, ctx.info.namespace.as_deref(), &name)?;
-        self.delete_one(ctx, r, old, &opts).await
+        self.delete_retrying(ctx, r, old, &opts).await
+    }
+
+    /// [`Self::delete_one`], read again and retried when another write
+    /// landed between the read and the delete (a node's status patch, a
+    /// controller's update) — unless the client made the resourceVersion
+    /// a precondition. Kubernetes' registry retries the same way, so a
+    /// delete is refused with 409 only for a failed precondition.
+    async fn delete_retrying(
+        &self,
+        ctx: &Ctx,
+        r: &Resource,
+        mut old: Stored,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Response<Body>> {
+        let name = name_of(&old.value).to_string();
+        let ns = old.value["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string);
+        let mut attempts = 0;
+        loop {
+            match self.delete_one(ctx, r, old, opts).await {
+                Err(e)
+                    if e.is_write_conflict() && opts.resource_version.is_none() && attempts < 8 =>
+                {
+                    attempts += 1;
+                    old = self.load(r, ns.as_deref(), &name)?;
+                }
+                done => return done,
+            }
+        }
     }
 
     async fn delete_one(
@@ -842,7 +872,7 @@ impl ApiServer {
         let mut deleted = Vec::new();
         for s in listing.items.into_iter().filter(|s| sel.matches(&s.value)) {
             let v = s.value.clone();
-            match self.delete_one(ctx, r, s, &opts).await {
+            match self.delete_retrying(ctx, r, s, &opts).await {
                 Ok(_) => deleted.push(versioned(r, &v)),
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),

@@ -646,8 +646,23 @@ async fn confirm_deletion(ctx: &Ctx, pod: &Pod) {
     loop {
         match api.delete(&name, &params).await {
             Ok(_) => return,
-            // Gone already, or the name now belongs to a new pod.
-            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => return,
+            // Gone already.
+            Err(kube::Error::Api(s)) if s.code == 404 => return,
+            // The name now belongs to a new pod — or, from an API server
+            // that does not retry its own write conflicts, the pod was
+            // written meanwhile: then it is still ours, so try again.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let ours = api
+                    .get_opt(&name)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|p| p.metadata.uid == pod.metadata.uid);
+                if !ours {
+                    return;
+                }
+                tokio::time::sleep(delay).await;
+            }
             Err(e) => {
                 tracing::warn!(pod = %name, error = %e, "confirming pod deletion; retrying");
                 tokio::time::sleep(delay).await;

@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Node, Pod};
 use k8s_openapi::api::node::v1::RuntimeClass;
-use kube::api::{Api, DeleteParams, LogParams, PostParams};
+use kube::api::{Api, DeleteParams, LogParams, Patch, PatchParams, PostParams};
 use serde_json::{json, Value};
 use sha2::Digest;
 use tokio::io::AsyncWriteExt;
@@ -1211,4 +1211,55 @@ async fn projected_tokens_are_renewed_in_place_with_a_new_bound_token() {
         (listing_pods_as(second.clone()).await == 401).then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_node_confirming_a_deletion_is_not_refused_for_a_concurrent_status_write() {
+    // The node's final delete names only the pod's uid; a status patch
+    // landing between the API server's read and its delete must not turn
+    // it into a 409 (the pod would stay Terminating for good).
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_running, client) = api_server(dir.path()).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    for i in 0..30 {
+        let name = format!("racy-{i}");
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"nodeName": "n1", "automountServiceAccountToken": false,
+                     "containers": [{"name": "c", "image": "x"}]},
+        }))
+        .expect("pod");
+        let pod = pods
+            .create(&PostParams::default(), &pod)
+            .await
+            .expect("create");
+        let writer = {
+            let (pods, name) = (pods.clone(), name.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let status = json!({"status": {"message": format!("write {n}")}});
+                    if pods
+                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(kube::api::Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        pods.delete(&name, &params)
+            .await
+            .unwrap_or_else(|e| panic!("deleting {name} during status writes: {e}"));
+        writer.await.expect("writer");
+    }
 }
