@@ -1277,22 +1277,27 @@ impl ApiServer {
             .filter_map(Value::as_str)
             .map(str::to_string)
             .collect();
-        let asked = req["spec"]["expirationSeconds"].as_i64();
-        let mut seconds = asked.unwrap_or(3600).clamp(600, 86_400);
+        // The lifetime granted, which the answer's spec shows; a pod's
+        // projected token then lives longer than it says, as in Kubernetes.
+        let seconds = req["spec"]["expirationSeconds"]
+            .as_i64()
+            .unwrap_or(3600)
+            .clamp(600, 86_400);
         let bound = self.token_binding(ctx, ns, name, &req["spec"]["boundObjectRef"])?;
+        let mut lifetime = seconds;
         if let Some(b) = &bound {
-            if b.kind == "Pod" && asked == Some(crate::admission::PROJECTED_TOKEN_SECONDS) {
-                seconds = EXTENDED_TOKEN_SECONDS;
+            if b.kind == "Pod" && seconds == crate::admission::PROJECTED_TOKEN_SECONDS {
+                lifetime = EXTENDED_TOKEN_SECONDS;
             }
             req["spec"]["boundObjectRef"]["uid"] = json!(b.uid);
         }
         let (token, exp) =
             self.tokens
-                .issue_bound(ns, name, &uid, &audiences, seconds, bound.as_ref());
+                .issue_bound(ns, name, &uid, &audiences, lifetime, bound.as_ref());
         req["apiVersion"] = json!("authentication.k8s.io/v1");
         req["kind"] = json!("TokenRequest");
         req["metadata"] = json!({"name": name, "namespace": ns, "creationTimestamp": null});
-        req["spec"]["expirationSeconds"] = json!(asked.map_or(seconds, |a| a.max(600)));
+        req["spec"]["expirationSeconds"] = json!(seconds);
         if audiences.is_empty() {
             req["spec"]["audiences"] = json!([crate::authn::ISSUER]);
         }
